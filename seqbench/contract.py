@@ -1,0 +1,211 @@
+"""The backend contract: what a plugin implements and the values that cross it.
+
+Only Python scalars and NumPy arrays cross this boundary; no tensor or
+framework model ever reaches the harness.  The harness owns the algorithm
+(data, initial weights, batch order, epochs, timing, metrics); a backend
+fills a small surface:
+
+* :class:`Backend` describes itself without importing its framework and
+  builds a :class:`Model` from a :class:`ModelSpec` and canonical weights;
+* :class:`Model` trains one epoch on the batch order it is given, predicts,
+  exports its weights in the canonical layout and reports what it ran.
+
+The contract changes only by adding: new methods and fields are optional,
+have defaults, and carry a ``versionadded`` note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+ModelKind = Literal["rnn", "lstm"]
+MODEL_KINDS: tuple[str, ...] = ("rnn", "lstm")
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
+DEVICES: tuple[str, ...] = ("cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Adam as DESIGN.md fixes it (Keras's defaults).
+
+    The update every backend must apply, per parameter ``w`` with gradient
+    ``g`` at step ``t`` (1-based)::
+
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)
+        w -= lr_t * m / (sqrt(v) + epsilon)
+    """
+
+    name: str = "adam"
+    learning_rate: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-7
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One recurrent layer of ``units`` followed by ``Dense(1)``.
+
+    ``activation`` applies to the RNN update and, for the LSTM, to the
+    candidate and the cell output; LSTM gates use sigmoid.  The loss is the
+    mean squared error of the single output against the target.
+    """
+
+    kind: ModelKind
+    units: int
+    steps: int
+    features: int = 1
+    activation: str = "relu"
+    dtype: str = "float32"
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+
+    @property
+    def gates(self) -> int:
+        return 4 if self.kind == "lstm" else 1
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Canonical (Keras) shapes, in :class:`Weights` field order."""
+        g, h = self.gates, self.units
+        return {
+            "kernel": (self.features, g * h),
+            "recurrent_kernel": (h, g * h),
+            "bias": (g * h,),
+            "dense_kernel": (h, 1),
+            "dense_bias": (1,),
+        }
+
+    @property
+    def param_count(self) -> int:
+        """Trainable parameters in the canonical layout (RNN 131, LSTM 491 for the seed)."""
+        return sum(int(np.prod(s)) for s in self.weight_shapes().values())
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Canonical weights (Keras layout).
+
+    RNN: ``kernel (in, h)``, ``recurrent_kernel (h, h)``, ``bias (h,)``.
+    LSTM: ``kernel (in, 4h)``, ``recurrent_kernel (h, 4h)``, ``bias (4h,)``
+    with gates in the order input, forget, candidate, output.
+    Head: ``dense_kernel (h, 1)``, ``dense_bias (1,)``.
+    """
+
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray
+    dense_kernel: np.ndarray
+    dense_bias: np.ndarray
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def copy(self) -> Weights:
+        return Weights(**{k: np.array(v, copy=True) for k, v in self.arrays().items()})
+
+    def check(self, spec: ModelSpec) -> None:
+        """Raise ``ValueError`` naming the first array whose shape is wrong."""
+        for name, shape in spec.weight_shapes().items():
+            got = tuple(np.shape(getattr(self, name)))
+            if got != shape:
+                raise ValueError(f"weight {name!r} has shape {got}, expected {shape}")
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run here, and if not why and how to fix it."""
+
+    available: bool
+    reason: str = ""
+    install_hint: str = ""
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A built model, owned by one worker process.
+
+    The harness calls, in order: :meth:`set_train_data` once, then per epoch
+    :meth:`train_epoch` and :meth:`synchronize` inside the timed region and
+    :meth:`epoch_gpu_seconds` after it, then :meth:`predict`.
+    """
+
+    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Keep the training set (``x (n, steps, features)``, ``y (n,)``, float32).
+
+        Called before any timing: copy it to the device here, so that a
+        batch is an index slice of data already in place.
+        """
+
+    def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
+        """Train one epoch and return its loss.
+
+        Batches are ``order[i:i + batch_size]`` for ``i = 0, batch_size, ...``
+        (the last one may be short), one Adam step each.  The returned loss
+        is the sample-weighted mean of the batch losses, each measured
+        before its step: ``sum(loss_b * len_b) / len(order)``.
+        """
+
+    def synchronize(self) -> None:
+        """Return only when all queued device work has finished."""
+
+    def epoch_gpu_seconds(self) -> float | None:
+        """Device time of the last :meth:`train_epoch`, or None if not measured."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Return predictions of shape ``(n,)`` as a float NumPy array."""
+
+    def get_weights(self) -> Weights:
+        """Return the current weights in the canonical layout, as NumPy arrays."""
+
+    def trainable_params(self) -> int:
+        """Count the parameters the framework itself will train."""
+
+    def implementation_path(self) -> str:
+        """Name what actually ran (e.g. ``"numpy-bptt"``, ``"cudnn"``)."""
+
+    def describe(self) -> dict[str, str]:
+        """Free-form facts worth recording with the cell, as strings.
+
+        For example the device the framework placed the ops on, whether TF32
+        is enabled, or how long compilation took.  May be empty.
+        """
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A registered backend.  Cheap to construct: no framework import.
+
+    Attributes:
+        name: unique, lower case, used on the command line (``--backends``).
+        implementations: the named ways it can run a model; the first one
+            that :meth:`supports` a spec is the default.
+        devices: a subset of :data:`DEVICES`.
+    """
+
+    name: str
+    implementations: Sequence[str]
+    devices: Sequence[str]
+
+    def availability(self) -> Availability:
+        """Tell whether the framework is installed, without importing it."""
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the packages this backend runs on (no framework import)."""
+
+    def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
+        """Return None if the combination can run, else the reason it cannot."""
+
+    def configure(self, device: str, threads: int) -> None:
+        """Prepare the worker process once: thread pools, device, log level.
+
+        Called in the worker before the first model is built; this is where
+        the framework is imported.
+        """
+
+    def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
+        """Return a model of ``spec`` holding exactly ``weights``."""

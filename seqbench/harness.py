@@ -1,0 +1,171 @@
+"""The only epoch loop: seeding, initial weights, batch order, timing, records.
+
+Every backend is driven from here, so what is timed and how is the same for
+all of them: an epoch's wall clock runs from just before ``train_epoch`` to
+just after ``synchronize`` (device work included); CPU time is this
+process's; GPU time is whatever the model measured on its device.  Epoch 1
+carries the warm-up (tracing, compilation, allocation) and is reported apart.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from seqbench.contract import Backend, ModelSpec, Weights
+from seqbench.results import (
+    STATUS_DIVERGED,
+    STATUS_OK,
+    CellConfig,
+    CellRecord,
+    EpochRecord,
+    _identity,
+)
+from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng
+
+
+def model_spec(cell: CellConfig, data: TaskData) -> ModelSpec:
+    return ModelSpec(
+        kind=cell.model,  # type: ignore[arg-type]
+        units=cell.units,
+        steps=data.steps,
+        features=data.features,
+        activation=cell.activation,
+    )
+
+
+def glorot_uniform(gen: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    limit = math.sqrt(6.0 / (shape[0] + shape[1]))
+    return gen.uniform(-limit, limit, size=shape)
+
+
+def orthogonal(gen: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Keras's Orthogonal: orthonormal rows or columns, whichever are fewer."""
+    rows, cols = shape
+    a = gen.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))  # makes the decomposition unique
+    return q.T if rows < cols else q
+
+
+def initial_weights(spec: ModelSpec, seed: int) -> Weights:
+    """Canonical initial weights for ``spec``, drawn from ``seed``.
+
+    Glorot-uniform kernels, orthogonal recurrent kernel, zero biases and, for
+    the LSTM, a forget-gate bias of one (Keras's ``unit_forget_bias``).
+    """
+    gen = rng(seed, STREAM_WEIGHTS)
+    shapes = spec.weight_shapes()
+    h = spec.units
+    bias = np.zeros(shapes["bias"])
+    if spec.kind == "lstm":
+        bias[h : 2 * h] = 1.0
+    w = Weights(
+        kernel=glorot_uniform(gen, shapes["kernel"]),
+        recurrent_kernel=orthogonal(gen, shapes["recurrent_kernel"]),
+        bias=bias,
+        dense_kernel=glorot_uniform(gen, shapes["dense_kernel"]),
+        dense_bias=np.zeros(shapes["dense_bias"]),
+    )
+    return Weights(**{k: v.astype(spec.dtype) for k, v in w.arrays().items()})
+
+
+def batch_orders(seed: int, n: int, epochs: int) -> list[np.ndarray]:
+    """The sample order of every epoch: one seeded permutation each."""
+    gen = rng(seed, STREAM_ORDER)
+    return [gen.permutation(n) for _ in range(epochs)]
+
+
+def _reset_peak_rss() -> None:
+    # Linux lets a process reset its own high-water mark, so a worker that runs
+    # several cells reports each cell's peak rather than the process's.
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def run_cell(
+    backend: Backend,
+    cell: CellConfig,
+    task: Task,
+    on_epoch: Callable[[EpochRecord], None] = lambda record: None,
+) -> CellRecord:
+    """Train and score one cell in this process; ``backend.configure`` already ran.
+
+    Exceptions from the backend propagate: the worker records them.
+    """
+    _reset_peak_rss()
+    data = task.make(cell.seed, **cell.task_params)
+    spec = model_spec(cell, data)
+    t0 = time.perf_counter()
+    model = backend.build(cell.implementation, spec, initial_weights(spec, cell.seed), cell.device)
+    model.set_train_data(data.x_train, data.y_train)
+    build_s = time.perf_counter() - t0
+
+    n = len(data.y_train)
+    epochs: list[EpochRecord] = []
+    status = STATUS_OK
+    for epoch, order in enumerate(batch_orders(cell.seed, n, cell.epochs), 1):
+        w0, c0 = time.perf_counter(), time.process_time()
+        loss = model.train_epoch(order, cell.batch_size)
+        model.synchronize()
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        record = EpochRecord(
+            cell.task, cell.model, cell.backend, cell.implementation, cell.device, cell.seed,
+            epoch, float(loss), wall, cpu, model.epoch_gpu_seconds(),
+        )  # fmt: skip
+        epochs.append(record)
+        on_epoch(record)
+        if not math.isfinite(record.loss):
+            status = STATUS_DIVERGED
+            break
+
+    metrics = task.metrics(model.predict(data.x_test), data.y_test)
+    probe = float(np.asarray(model.predict(data.probe_x)).reshape(-1)[0])
+    steady = epochs[1:]
+    steady_s = _median([e.wall_s for e in steady])
+    gpu = [e.gpu_s for e in steady if e.gpu_s is not None]
+    return CellRecord(
+        **_identity(cell),
+        status=status,
+        implementation_path=model.implementation_path(),
+        epochs_run=len(epochs),
+        params=int(model.trainable_params()),
+        final_loss=epochs[-1].loss,
+        accuracy=metrics.get("accuracy"),
+        mse=metrics.get("mse"),
+        mae=metrics.get("mae"),
+        probe_prediction=probe,
+        probe_target=data.probe_y,
+        first_epoch_s=epochs[0].wall_s,
+        steady_epoch_s=steady_s,
+        cpu_s=_median([e.cpu_s for e in steady]),
+        gpu_s=_median(gpu),
+        samples_per_s=n / steady_s if steady_s else None,
+        peak_rss_mb=_peak_rss_mb(),
+        build_s=build_s,
+        details={str(k): str(v) for k, v in model.describe().items()},
+    )

@@ -1,0 +1,227 @@
+"""Expand a run configuration into cells, run them, and record everything.
+
+``plan`` validates and expands (raising :class:`UsageError` before any work);
+``execute`` runs the groups one after another, each in its own worker, and
+streams every record to the run directory as it arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import seqbench
+from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend
+from seqbench.errors import UsageError
+from seqbench.harness import model_spec
+from seqbench.machine import git_commit, machine_info, package_versions
+from seqbench.plugins import Registry
+from seqbench.results import (
+    COMPLETED,
+    FORMAT_VERSION,
+    CellConfig,
+    CellRecord,
+    EpochRecord,
+    RunWriter,
+)
+from seqbench.worker import Callbacks, Group, run_group
+
+DEVICE_CHOICES = ("cpu", "gpu", "auto")
+RUN_COMPLETE, RUN_INTERRUPTED, RUN_RUNNING, RUN_FAILED = "complete", "interrupted", "running", "failed"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    backends: tuple[str, ...] = ("all",)
+    models: tuple[str, ...] = ("rnn", "lstm")
+    task: str = "arithmetic"
+    task_params: dict[str, int] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 32
+    units: int = 10
+    activation: str = "relu"
+    seeds: int = 3
+    device: str = "cpu"
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    timeout: float = 600.0
+    results_dir: str = "results"
+
+
+class Progress(Protocol):
+    def note(self, message: str) -> None: ...
+    def cell_started(self, cell: CellConfig, done: int, total: int) -> None: ...
+    def epoch(self, record: EpochRecord) -> None: ...
+    def cell_finished(self, record: CellRecord, done: int, total: int) -> None: ...
+
+
+@dataclass
+class RunResult:
+    path: Path
+    status: str
+    cells: list[CellRecord]
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == RUN_INTERRUPTED:
+            return 130
+        return 0 if all(c.status in COMPLETED for c in self.cells) else 1
+
+
+def _check_choices(kind: str, values: tuple[str, ...], valid: tuple[str, ...]) -> None:
+    for value in values:
+        if value not in valid:
+            raise UsageError(f"unknown {kind} {value!r}; valid: {', '.join(valid)}")
+
+
+def validate(config: RunConfig) -> None:
+    for name in ("epochs", "batch_size", "units", "seeds", "threads", "timeout"):
+        value = getattr(config, name)
+        if value <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if not config.models:
+        raise UsageError(f"no model given; valid: {', '.join(MODEL_KINDS)}")
+    _check_choices("model", config.models, MODEL_KINDS)
+    _check_choices("activation", (config.activation,), ACTIVATIONS)
+    _check_choices("device", (config.device,), DEVICE_CHOICES)
+
+
+def _install_note(backend: Backend) -> str:
+    a = backend.availability()
+    hint = f" (install: {a.install_hint})" if a.install_hint else ""
+    return f"backend {backend.name!r} is not available: {a.reason}{hint}"
+
+
+def _requested(config: RunConfig, registry: Registry) -> list[tuple[Backend, str | None, bool]]:
+    """(backend, implementation or None for its default, explicitly asked for)."""
+    chosen = []
+    for item in config.backends:
+        if item == "all":
+            chosen += [(b, None, False) for _, b in sorted(registry.backends.items())]
+            continue
+        name, _, impl = item.partition(":")
+        backend = registry.backend(name)
+        if impl and impl not in backend.implementations:
+            raise UsageError(
+                f"backend {name!r} has no implementation {impl!r}; valid: {', '.join(backend.implementations)}"
+            )
+        chosen.append((backend, impl or None, True))
+    return chosen
+
+
+def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]:
+    """Expand ``config`` into worker groups; return them and notes on what was skipped."""
+    validate(config)
+    task = registry.task(config.task)
+    unknown = sorted(set(config.task_params) - set(task.defaults))
+    if unknown:
+        raise UsageError(
+            f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(task.defaults)}"
+        )
+    try:
+        data = task.make(0, **config.task_params)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+    notes: list[str] = []
+    groups: dict[tuple[str, str, str], list[CellConfig]] = {}
+    for backend, impl, explicit in _requested(config, registry):
+        if not backend.availability().available:
+            if explicit:
+                raise UsageError(_install_note(backend))
+            notes.append(_install_note(backend) + ": skipped")
+            continue
+        for model in config.models:
+            probe = CellConfig(config.task, model, backend.name, "", "", 0, config.units, config.activation,
+                               config.epochs, config.batch_size, config.threads, config.task_params)  # fmt: skip
+            spec = model_spec(probe, data)
+            devices = ["gpu", "cpu"] if config.device == "auto" else [config.device]
+            choice, reasons = None, []
+            for device in devices:
+                if device not in backend.devices:
+                    reasons.append(f"{device}: not supported")
+                    continue
+                for candidate in [impl] if impl else list(backend.implementations):
+                    why = backend.supports(candidate, spec, device)
+                    if why is None:
+                        choice = (candidate, device)
+                        break
+                    reasons.append(f"{candidate}/{device}: {why}")
+                if choice:
+                    break
+            if choice is None:
+                message = (
+                    f"{backend.name}{':' + impl if impl else ''} cannot run {model} "
+                    f"({config.activation}, {config.units} units): {'; '.join(reasons)}"
+                )
+                if explicit:
+                    raise UsageError(message)
+                notes.append(message + ": skipped")
+                continue
+            key = (backend.name, *choice)
+            for seed in range(config.seeds):
+                cell = CellConfig(**{**asdict(probe), "implementation": choice[0], "device": choice[1], "seed": seed})
+                if cell not in groups.setdefault(key, []):
+                    groups[key].append(cell)
+    if not groups:
+        raise UsageError("nothing to run: " + ("; ".join(notes) or "no backend selected"))
+    return [Group(b, i, d, tuple(cells)) for (b, i, d), cells in groups.items()], notes
+
+
+def run_metadata(config: RunConfig, registry: Registry, groups: list[Group]) -> dict[str, object]:
+    versions = package_versions(["seqbench", "numpy", "pandas", "pluggy"])
+    for name in dict.fromkeys(g.backend for g in groups):
+        versions.update(registry.backend(name).versions())
+    return {
+        "format_version": FORMAT_VERSION,
+        "seqbench_version": seqbench.__version__,
+        "status": RUN_RUNNING,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "ended": None,
+        "config": asdict(config),
+        "machine": machine_info(),
+        "packages": versions,
+        "git": git_commit(Path(seqbench.__file__).parent),
+        "cells_planned": sum(len(g.cells) for g in groups),
+        "cells_done": 0,
+    }
+
+
+def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunResult:
+    """Run the plan.  Ctrl-C stops cleanly: finished cells are kept, the run is marked interrupted."""
+    groups, notes = plan(config, registry)
+    for note in notes:
+        progress.note(note)
+    writer = RunWriter(config.results_dir)  # fails before any work if it cannot write
+    meta = run_metadata(config, registry, groups)
+    writer.write_meta(meta)
+    total = meta["cells_planned"]
+    cells: list[CellRecord] = []
+
+    def finished(record: CellRecord) -> None:
+        writer.add_cell(record)
+        cells.append(record)
+        progress.cell_finished(record, len(cells), total)  # type: ignore[arg-type]
+
+    def epoch(record: EpochRecord) -> None:
+        writer.add_epoch(record)
+        progress.epoch(record)
+
+    def started(cell: CellConfig) -> None:
+        progress.cell_started(cell, len(cells), total)  # type: ignore[arg-type]
+
+    status = RUN_FAILED
+    try:
+        for group in groups:
+            run_group(group, config.threads, config.timeout, writer.log_path(group.name),
+                      Callbacks(started, epoch, finished))  # fmt: skip
+        status = RUN_COMPLETE
+    except KeyboardInterrupt:
+        status = RUN_INTERRUPTED
+    finally:  # whatever happened, the record says how far the run got
+        meta.update(status=status, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cells_done=len(cells))
+        writer.write_meta(meta)
+        writer.close()
+    return RunResult(writer.path, status, cells)
