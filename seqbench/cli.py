@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ run
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 class _ConsoleProgress:
     """Progress on stderr: one line per cell, and epochs as they pass on a terminal."""
 
@@ -116,9 +120,10 @@ class _ConsoleProgress:
             print("\r\033[K", end="", file=sys.stderr)
         line = f"[{done}/{total}] {record.backend}:{record.implementation}/{record.device} " \
                f"{record.model} seed={record.seed}  {record.status}"
-        if record.status in ("ok", "diverged") and record.steady_epoch_s is not None:
-            line += f"  acc {record.accuracy:.2f}  loss {record.final_loss:.4g}  " \
-                    f"steady {record.steady_epoch_s * 1e3:.1f} ms/epoch"
+        if record.status in ("ok", "diverged"):
+            steady_ms = None if record.steady_epoch_s is None else record.steady_epoch_s * 1e3
+            line += f"  acc {_fmt(record.accuracy, '.2f')}  loss {_fmt(record.final_loss, '.4g')}  " \
+                    f"steady {_fmt(steady_ms, '.1f')} ms/epoch"
         elif record.error:
             line += ": " + record.error.strip().splitlines()[-1]
         self._print(line)

@@ -1,0 +1,68 @@
+"""Backends that fail in the ways the runner must survive.
+
+Each wraps the NumPy reference model and breaks it in one way:
+
+* ``crashy``: raises in ``train_epoch`` of an LSTM (RNNs run);
+* ``dying``: the worker process exits abruptly in an LSTM's first epoch;
+* ``hangy``: an LSTM's ``train_epoch`` never returns;
+* ``nanny``: the loss becomes NaN at epoch 2;
+* ``sleepy``: each epoch takes 0.2 s (for Ctrl-C tests);
+* ``absent``: never available, with an install hint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import seqbench
+from seqbench.contract import Availability
+from seqbench_numpy import NumpyBackend
+from seqbench_numpy.model import NumpyModel
+
+
+class _Faulty(NumpyModel):
+    def __init__(self, fault: str, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fault = fault
+        self.epoch = 0
+
+    def train_epoch(self, order, batch_size):
+        self.epoch += 1
+        lstm = self.spec.kind == "lstm"
+        if self.fault == "crashy" and lstm:
+            raise RuntimeError("crashy backend failed on purpose")
+        if self.fault == "dying" and lstm:
+            os._exit(3)
+        if self.fault == "hangy" and lstm:
+            while True:
+                time.sleep(1)
+        if self.fault == "sleepy":
+            time.sleep(0.2)
+        loss = super().train_epoch(order, batch_size)
+        if self.fault == "nanny" and self.epoch >= 2:
+            return math.nan
+        return loss
+
+
+class FaultyBackend(NumpyBackend):
+    implementations = ("broken",)
+
+    def __init__(self, fault: str) -> None:
+        self.name = fault
+        self.fault = fault
+
+    def availability(self) -> Availability:
+        if self.fault == "absent":
+            return Availability(False, "the absent framework is not installed", "pip install absent-framework")
+        return Availability(True)
+
+    def build(self, implementation, spec, weights, device):
+        return _Faulty(self.fault, spec, weights)
+
+
+@seqbench.hookimpl
+def seqbench_register_backends(register):
+    for fault in ("crashy", "dying", "hangy", "nanny", "sleepy", "absent"):
+        register(FaultyBackend(fault))
