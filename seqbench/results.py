@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 # Format history (bump on any change a reader must know about):
 #   1  run.json + cells.jsonl + epochs.jsonl (seqbench 0.1)
+#      compatible additions (older readers ignore them, newer readers accept
+#      files without them): cells.machine; run.json machine_id, calibration,
+#      shard, and for merged runs machines and merged_from.
+#      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
 RUN_FILE, CELLS_FILE, EPOCHS_FILE, LOGS_DIR = "run.json", "cells.jsonl", "epochs.jsonl", "logs"
@@ -108,10 +112,13 @@ class CellRecord:
     peak_rss_mb: float | None = None
     build_s: float | None = None
     details: dict[str, str] | None = None
+    machine: str | None = None  # id of the machine it ran on: a key of run.json's machines
 
 
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
 EPOCH_COLUMNS = [f.name for f in fields(EpochRecord)]
+# Columns added to format 1 after its first files were written: read as null when absent.
+ADDED_COLUMNS = frozenset({"machine"})
 
 
 def failed_cell(cell: CellConfig, status: str, error: str, **extra: Any) -> CellRecord:
@@ -249,7 +256,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     frames = {}
     for name, columns in ((CELLS_FILE, CELL_COLUMNS), (EPOCHS_FILE, EPOCH_COLUMNS)):
         rows = list(_read_jsonl(path / name))
-        missing = sorted({c for row in rows for c in columns if c not in row})
+        missing = sorted({c for row in rows for c in columns if c not in row} - ADDED_COLUMNS)
         if missing:
             raise ResultsError(f"{path / name}: rows lack column(s) {', '.join(missing)}")
         frames[name] = pd.DataFrame(rows, columns=columns)

@@ -110,3 +110,14 @@ def test_training_reduces_the_loss_on_the_seed_task():
     model.set_train_data(data.x_train, data.y_train)
     losses = [model.train_epoch(np.random.default_rng(e).permutation(1000), 32) for e in range(5)]
     assert losses[-1] < losses[0] / 2
+
+
+def test_training_never_mutates_the_weights_it_was_built_from():
+    spec = ModelSpec("rnn", 4, steps=2)
+    w = initial_weights(spec, 0)
+    before = w.copy()
+    model = NumpyModel(spec, w)
+    model.set_train_data(np.ones((4, 2, 1), np.float32), np.ones(4, np.float32))
+    model.train_epoch(np.arange(4), 2)
+    for name, array in before.arrays().items():
+        np.testing.assert_array_equal(getattr(w, name), array, err_msg=name)

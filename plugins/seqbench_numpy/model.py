@@ -73,7 +73,8 @@ class NumpyModel:
         self.lstm = spec.kind == "lstm"
         self.gates = spec.gates
         self.relu = spec.activation == "relu"
-        self.params = [np.ascontiguousarray(a, dtype=self.dtype) for a in self._to_internal(weights)]
+        # copies, never views: training updates the parameters in place
+        self.params = [np.array(a, dtype=self.dtype, order="C") for a in self._to_internal(weights)]
         self.grads = [np.zeros_like(p) for p in self.params]
         self.m = [np.zeros_like(p) for p in self.params]
         self.v = [np.zeros_like(p) for p in self.params]
