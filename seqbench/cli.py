@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 import seqbench
+from seqbench.cli_reports import add_commands, parse_shard  # light: pandas only inside its handlers
 from seqbench.errors import SeqbenchError, UsageError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -78,9 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", default="results", metavar="DIR",
                      help="where run directories go (default: results)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
+    run.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+                     help="run only the I-th of N deterministic parts of the matrix (for a CI job matrix; "
+                     "combine the parts with 'seqbench merge')")
+    run.add_argument("--no-calibration", action="store_true",
+                     help="skip the short calibration workload measured before the cells")
 
     sub.add_parser("list", help="list backends (with availability), implementations, devices and tasks",
                    description="List every registered backend and task. Imports no framework.")
+    COMMANDS.update(add_commands(sub))  # report, compare, history, merge, export
     return parser
 
 
@@ -139,6 +146,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         backends=args.backends, models=args.models, task=args.task, task_params=dict(args.task_param),
         epochs=args.epochs, batch_size=args.batch_size, units=args.units, activation=args.activation,
         seeds=args.seeds, device=args.device, timeout=args.timeout, results_dir=args.results_dir,
+        shard=args.shard, calibrate=not args.no_calibration,
         **({"threads": args.threads} if args.threads is not None else {}),
     )  # fmt: skip
     result = execute(config, registry, _ConsoleProgress(args.quiet))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import seqbench
+from seqbench.calibration import machine_id, run_calibration
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend
 from seqbench.errors import UsageError
 from seqbench.harness import model_spec
@@ -48,6 +49,8 @@ class RunConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout: float = 600.0
     results_dir: str = "results"
+    shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N deterministic parts (1-based)
+    calibrate: bool = True  # measure the calibration workload before the cells
 
 
 class Progress(Protocol):
@@ -86,6 +89,10 @@ def validate(config: RunConfig) -> None:
     _check_choices("model", config.models, MODEL_KINDS)
     _check_choices("activation", (config.activation,), ACTIVATIONS)
     _check_choices("device", (config.device,), DEVICE_CHOICES)
+    if config.shard is not None:
+        index, count = config.shard
+        if not 1 <= index <= count:
+            raise UsageError(f"--shard must be I/N with 1 <= I <= N, got {index}/{count}")
 
 
 def _install_note(backend: Backend) -> str:
@@ -111,6 +118,20 @@ def _requested(config: RunConfig, registry: Registry) -> list[tuple[Backend, str
     return chosen
 
 
+def select_shard(rows: list[tuple[str, str, str]], shard: tuple[int, int] | None) -> set[tuple[str, str, str]]:
+    """The rows (backend, implementation asked for, model) that shard ``(I, N)`` runs.
+
+    Round-robin over the sorted rows of the requested matrix, before anything is
+    dropped as unavailable: every job of a CI matrix computes the same split, and
+    all seeds of a row run on one machine, so their spread stays meaningful.
+    """
+    ordered = sorted(set(rows))
+    if shard is None:
+        return set(ordered)
+    index, count = shard
+    return {row for position, row in enumerate(ordered) if position % count == index - 1}
+
+
 def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]:
     """Expand ``config`` into worker groups; return them and notes on what was skipped."""
     validate(config)
@@ -127,13 +148,17 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
 
     notes: list[str] = []
     groups: dict[tuple[str, str, str], list[CellConfig]] = {}
-    for backend, impl, explicit in _requested(config, registry):
+    requested = _requested(config, registry)
+    owned = select_shard([(b.name, i or "", m) for b, i, _ in requested for m in config.models], config.shard)
+    for backend, impl, explicit in requested:
         if not backend.availability().available:
             if explicit:
                 raise UsageError(_install_note(backend))
             notes.append(_install_note(backend) + ": skipped")
             continue
         for model in config.models:
+            if (backend.name, impl or "", model) not in owned:
+                continue
             probe = CellConfig(config.task, model, backend.name, "", "", 0, config.units, config.activation,
                                config.epochs, config.batch_size, config.threads, config.task_params)  # fmt: skip
             spec = model_spec(probe, data)
@@ -166,7 +191,8 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
                 if cell not in groups.setdefault(key, []):
                     groups[key].append(cell)
     if not groups:
-        raise UsageError("nothing to run: " + ("; ".join(notes) or "no backend selected"))
+        where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
+        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected"))
     return [Group(b, i, d, tuple(cells)) for (b, i, d), cells in groups.items()], notes
 
 
@@ -181,7 +207,10 @@ def run_metadata(config: RunConfig, registry: Registry, groups: list[Group]) -> 
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ended": None,
         "config": asdict(config),
-        "machine": machine_info(),
+        "machine": (machine := machine_info()),
+        "machine_id": machine_id(machine),
+        "shard": {"index": config.shard[0], "count": config.shard[1]} if config.shard else None,
+        "calibration": None,
         "packages": versions,
         "git": git_commit(Path(seqbench.__file__).parent),
         "cells_planned": sum(len(g.cells) for g in groups),
@@ -197,10 +226,14 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     writer = RunWriter(config.results_dir)  # fails before any work if it cannot write
     meta = run_metadata(config, registry, groups)
     writer.write_meta(meta)
+    if config.calibrate:  # before any cell, in its own process, so that it measures an idle machine
+        meta["calibration"] = run_calibration()
+        writer.write_meta(meta)
     total = meta["cells_planned"]
     cells: list[CellRecord] = []
 
     def finished(record: CellRecord) -> None:
+        record = replace(record, machine=meta["machine_id"])
         writer.add_cell(record)
         cells.append(record)
         progress.cell_finished(record, len(cells), total)  # type: ignore[arg-type]
