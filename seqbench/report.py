@@ -47,8 +47,13 @@ SUMMARY_COLUMNS = [
 LEGEND = (
     "accuracy: median (min-max) over seeds; first: first epoch (compile/trace/warm-up), median (min-max) over "
     "seeds; steady: epochs 2..N of every seed, median (interquartile range); cpu/gpu: process CPU and device "
-    "time per steady epoch; steady/cal: steady epoch in calibration units (see docs/reports.md)"
+    "time per steady epoch"
 )
+LEGEND_CAL = "; steady/cal: steady epoch in calibration units (see docs/reports.md)"
+
+
+def legend(table: pd.DataFrame) -> str:
+    return LEGEND + (LEGEND_CAL if table["steady_cal"].notna().any() else "")
 
 
 # ------------------------------------------------------------------ views
@@ -121,11 +126,11 @@ def summary(cells: pd.DataFrame, epochs: pd.DataFrame | None = None) -> pd.DataF
     rows = []
     for key, group in cells.groupby(KEYS, sort=True, dropna=False):
         ok = group[group["status"].isin(COMPLETED)]
-        row: dict[str, Any] = dict(zip(KEYS, key))
+        row: dict[str, Any] = dict(zip(KEYS, key, strict=True))
         steady = None
         if samples is not None and not ok.empty:
             mask = np.ones(len(samples), dtype=bool)
-            for column, value in zip(KEYS, key):
+            for column, value in zip(KEYS, key, strict=True):
                 mask &= (samples[column] == value).to_numpy()
             steady = samples[mask]
         if steady is None or steady.empty:  # no per-epoch records: each seed's own median
@@ -179,7 +184,7 @@ def failures(cells: pd.DataFrame) -> pd.DataFrame:
     bad = cells[cells["status"] != STATUS_OK].copy()
     bad["reason"] = [
         _reason(e) or (f"loss became non-finite at epoch {int(n)}" if s == "diverged" and pd.notna(n) else "")
-        for e, s, n in zip(bad["error"], bad["status"], pd.to_numeric(bad["epochs_run"], errors="coerce"))
+        for e, s, n in zip(bad["error"], bad["status"], pd.to_numeric(bad["epochs_run"], errors="coerce"), strict=True)
     ]
     return bad[columns].sort_values(SEED_KEYS).reset_index(drop=True)
 
@@ -320,7 +325,7 @@ def text_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
     widths = [max([len(str(c))] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
 
     def line(values: list[str]) -> str:
-        out = [v.rjust(w) if c in right else v.ljust(w) for v, w, c in zip(values, widths, columns)]
+        out = [v.rjust(w) if c in right else v.ljust(w) for v, w, c in zip(values, widths, columns, strict=True)]
         return "  ".join(out).rstrip()
 
     return "\n".join([line([str(c) for c in columns])] + [line(r) for r in cells])
@@ -345,7 +350,7 @@ def html_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
     for row in frame.itertuples(index=False):
         tds = "".join(
             f'<td class="num">{html.escape(str(v))}</td>' if c in right else f"<td>{html.escape(str(v))}</td>"
-            for c, v in zip(frame.columns, row)
+            for c, v in zip(frame.columns, row, strict=True)
         )
         body.append(f"<tr>{tds}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -366,23 +371,25 @@ def _failure_lines(bad: pd.DataFrame) -> list[str]:
     ]
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):
-        return _jsonable(float(value))
+        return jsonable(float(value))
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A DataFrame as JSON-ready rows (NaN becomes null)."""
-    return [_jsonable(r) for r in frame.astype(object).to_dict("records")]
+    return [jsonable(r) for r in frame.astype(object).to_dict("records")]
 
 
 # ------------------------------------------------------------------ rendering
@@ -409,7 +416,7 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
     if fmt == "json":
         doc = {"report_version": REPORT_VERSION, "run": info, "summary": records(table),
                "failures": records(bad)}  # fmt: skip
-        return json.dumps(_jsonable(doc), indent=2) + "\n"
+        return json.dumps(jsonable(doc), indent=2) + "\n"
     config = info["config"]
     if fmt == "text":
         out = _info_lines(info)
@@ -420,7 +427,7 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
         if not bad.empty:
             out += ["", "cells that did not end ok:"] + ["  " + line for line in _failure_lines(bad)]
         if not table.empty:
-            out += ["", LEGEND]
+            out += ["", legend(table)]
         return "\n".join(out)
     if fmt == "md":
         out = [f"## seqbench run `{info['run_id']}`", ""]
@@ -433,7 +440,7 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
         if not bad.empty:
             out += ["", "**Cells that did not end ok:**", ""] + [f"- {line}" for line in _failure_lines(bad)]
         if not table.empty:
-            out += ["", f"<sub>{LEGEND}</sub>"]
+            out += ["", f"<sub>{legend(table)}</sub>"]
         return "\n".join(out) + "\n"
     return _render_html(run, info, table, bad, plots)
 
@@ -475,11 +482,16 @@ def _render_html(run: Run, info: dict[str, Any], table: pd.DataFrame, bad: pd.Da
         items = "".join(f"<li>{html.escape(line)}</li>" for line in _failure_lines(bad))
         parts.append(f"<h2>Cells that did not end ok</h2><ul>{items}</ul>")
     if not table.empty:
-        parts.append(f'<p class="legend">{html.escape(LEGEND)}</p>')
+        parts.append(f'<p class="legend">{html.escape(legend(table))}</p>')
     if plots and not table.empty:
         from seqbench import plots as plotting
 
         parts.append("<h2>Plots</h2>")
-        for name, png in plotting.run_pngs(run).items():
+        try:
+            pngs = plotting.run_pngs(run)
+        except plotting.PlotError as e:
+            parts.append(f'<p class="warning">No plots: {html.escape(str(e))}</p>')
+            pngs = {}
+        for name, png in pngs.items():
             parts.append(f"<h3>{html.escape(plotting.TITLES.get(name, name))}</h3>{png_img(png, name)}")
     return html_page(f"seqbench run {info['run_id']}", "\n".join(parts))

@@ -1,0 +1,216 @@
+"""The reading commands: ``report``, ``compare``, ``history``, ``merge`` and ``export``.
+
+:func:`add_commands` adds their parsers to the CLI's subparsers and returns
+their handlers.  This module is imported when the CLI starts, so it imports
+nothing heavy at the top: pandas and matplotlib load inside the handlers.
+
+Exit codes: 0 done; 1 ``compare`` found a regression; 2 unusable input
+(not a run, a newer results format, a damaged file, no matching cells).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+EXIT_OK, EXIT_REGRESSION = 0, 1
+REPORT_FORMATS = ("text", "md", "csv", "json", "html")
+COMPARE_FORMATS = ("text", "md", "json")
+EXPORT_FORMATS = ("pytest-benchmark", "github-action-benchmark")
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """``I/N`` (1 <= I <= N) as a tuple."""
+    index, sep, count = value.partition("/")
+    try:
+        i, n = int(index), int(count)
+        if not sep or not 1 <= i <= n:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, e.g. 1/3, got {value!r}") from None
+    return i, n
+
+
+def _fraction(value: str) -> float:
+    """0.10 or 10%."""
+    text = value.strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.10 or 10%, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value!r}")
+    return number
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _emit(text: str, output: str | None) -> None:
+    """Print ``text``, or write it to ``output`` (``-`` is stdout)."""
+    if not text.endswith("\n"):
+        text += "\n"
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        return
+    from seqbench.errors import ResultsError
+
+    path = Path(output)  # type: ignore[arg-type]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise ResultsError(f"cannot write {path}: {e.strerror or e}") from e
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"seqbench: WARNING: {message}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ handlers
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import seqbench
+    from seqbench.history import newest_run
+    from seqbench.report import render
+
+    path = Path(args.run_dir) if args.run_dir else newest_run(args.results_dir)
+    run = seqbench.load_run(path)
+    if args.plots:
+        from seqbench.plots import save_run_plots
+
+        for written in save_run_plots(run, args.plots):
+            print(f"wrote {written}", file=sys.stderr)
+    _emit(render(run, args.format, plots=not args.no_plots), args.output)
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import seqbench
+    from seqbench.compare import compare_runs, render
+
+    base, new = seqbench.load_run(args.base), seqbench.load_run(args.new)
+    result = compare_runs(base, new, threshold=args.threshold, accuracy_tolerance=args.accuracy_tolerance,
+                          normalize=args.normalize)  # fmt: skip
+    if args.output or args.format != "text":  # the output may not be read by a person: say it here too
+        for warning in result.warnings:
+            _warn(warning)
+    _emit(render(result, args.format), args.output)
+    return EXIT_REGRESSION if result.exit_code else EXIT_OK
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from seqbench.history import gather, parse_since, render, save_plot
+
+    since = parse_since(args.since) if args.since else None
+    h = gather(args.dirs or ["results"], since=since, backends=args.backend, models=args.model, tasks=args.task)
+    for message in h.skipped:
+        _warn(f"skipped {message}")
+    if args.plot and not h.long.empty:
+        print(f"wrote {save_plot(h, args.plot, args.normalize)}", file=sys.stderr)
+    _emit(render(h, args.format, normalize=args.normalize, last=args.last or None), args.output)
+    return EXIT_OK
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from seqbench.merge import merge_runs
+
+    result = merge_runs(args.runs, args.output)
+    for warning in result.warnings:
+        _warn(warning)
+    print(f"merged {len(args.runs)} runs, {result.cells} cells, status {result.status}", file=sys.stderr)
+    print(result.path)
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import seqbench
+    from seqbench.export import export
+
+    _emit(export(seqbench.load_run(args.run_dir), args.format, normalize=args.normalize), args.output)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ parsers
+
+
+def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    """Add the reading commands to ``sub``; return ``{name: handler}``."""
+    report = sub.add_parser(
+        "report", help="summarise a run: a table per task, failures, plots",
+        description="Summarise a run directory: per task, one row per backend x implementation x model x device "
+        "over seeds (accuracy and times with their spread, status), the cells that failed and why. A run that "
+        "did not finish is reported as far as it got and marked PARTIAL.",
+    )  # fmt: skip
+    report.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                        help="a run directory (default: the newest run in --results-dir)")
+    report.add_argument("--results-dir", default="results", metavar="DIR", help="where runs are (default: results)")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="text",
+                        help="text (default), md (a PR comment or $GITHUB_STEP_SUMMARY), csv, json, or html "
+                        "(one self-contained page, plots embedded)")
+    report.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    report.add_argument("--plots", metavar="DIR", help="also write each plot as DIR/<name>.png")
+    report.add_argument("--no-plots", action="store_true", help="HTML without plots (no matplotlib needed)")
+
+    compare = sub.add_parser(
+        "compare", help="compare two runs cell by cell; exit 1 on a regression",
+        description="Match the rows of two runs by (task, model, backend, implementation, device) and judge "
+        "each: steady-epoch time ratio NEW/BASE with a 95%% interval (two-level bootstrap over seeds and epochs) "
+        "and a Mann-Whitney test, accuracy change, parameter change, status change. Exit 1 when a row is "
+        "confidently slower beyond --threshold, lost accuracy beyond --accuracy-tolerance, or newly fails; "
+        "0 otherwise; 2 on unusable input or when no rows match.",
+    )  # fmt: skip
+    compare.add_argument("base", metavar="BASE", help="the reference run directory")
+    compare.add_argument("new", metavar="NEW", help="the run to judge")
+    compare.add_argument("--threshold", type=_fraction, default=0.10,
+                         help="slowdown that counts as a regression, e.g. 0.10 or 10%% (default: 0.10)")
+    compare.add_argument("--accuracy-tolerance", type=_fraction, default=0.05,
+                         help="drop in median accuracy that counts as a regression (default: 0.05)")
+    compare.add_argument("--normalize", action="store_true",
+                         help="compare times in calibration units (for runs on different machines)")
+    compare.add_argument("--format", choices=COMPARE_FORMATS, default="text", help="text (default), md or json")
+    compare.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+
+    history = sub.add_parser(
+        "history", help="the trend of every row over all runs found",
+        description="Gather every run under the given folders (recursively), order them by start time (then "
+        "git commit), and show each row's steady-epoch time and accuracy per run.",
+    )  # fmt: skip
+    history.add_argument("dirs", nargs="*", metavar="RESULTS_DIR", help="folders to search (default: results)")
+    history.add_argument("--since", metavar="WHEN", help="only runs started since a date (2026-01-31) or age (7d)")
+    history.add_argument("--backend", type=_csv, metavar="LIST", help="only these backends (comma list)")
+    history.add_argument("--model", type=_csv, metavar="LIST", help="only these models (comma list)")
+    history.add_argument("--task", type=_csv, metavar="LIST", help="only these tasks (comma list)")
+    history.add_argument("--normalize", action="store_true", help="times in calibration units")
+    history.add_argument("--last", type=int, default=8, metavar="N",
+                         help="runs shown as columns in text/md/html (default: 8; 0: all)")
+    history.add_argument("--format", choices=REPORT_FORMATS, default="text",
+                         help="text (default), md, csv or json (one row per run and row), html")
+    history.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    history.add_argument("--plot", metavar="PNG", help="also draw the trend to this PNG file")
+
+    merge = sub.add_parser(
+        "merge", help="combine runs (e.g. the shards of a CI matrix) into one run directory",
+        description="Combine run directories of the same experiment, typically made with 'seqbench run --shard "
+        "I/N' on several machines, into one run directory. Cells keep the machine they ran on.",
+    )  # fmt: skip
+    merge.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories to combine")
+    merge.add_argument("-o", "--output", required=True, metavar="OUT", help="the new run directory")
+
+    export = sub.add_parser(
+        "export", help="write a run as pytest-benchmark or github-action-benchmark JSON",
+        description="Write a run's steady-epoch times in the JSON that existing CI dashboards read: "
+        "pytest-benchmark's saved-run file, or github-action-benchmark's customSmallerIsBetter list.",
+    )  # fmt: skip
+    export.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    export.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="the target tool's format")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    export.add_argument("--normalize", action="store_true", help="values in calibration units")
+
+    return {"report": _cmd_report, "compare": _cmd_compare, "history": _cmd_history, "merge": _cmd_merge,
+            "export": _cmd_export}  # fmt: skip

@@ -1,0 +1,171 @@
+"""Export a run for CI dashboards that already exist.
+
+``pytest-benchmark``
+    pytest-benchmark's saved-run JSON (what ``--benchmark-autosave`` writes
+    under ``.benchmarks/``): one benchmark per row, named
+    ``steady_epoch[TASK-MODEL-BACKEND-IMPLEMENTATION-DEVICE]``, whose rounds
+    are the row's steady epochs in seconds.  ``pytest-benchmark compare`` and
+    ``--benchmark-compare`` read it.
+``github-action-benchmark``
+    the ``customSmallerIsBetter`` input of benchmark-action/github-action-benchmark:
+    a JSON list of ``{"name", "unit", "value", "range", "extra"}``, one entry
+    per row (median steady epoch, in ms or calibration units).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from bisect import bisect_left, bisect_right
+from typing import Any
+
+from seqbench.calibration import machines
+from seqbench.errors import ResultsError
+from seqbench.results import Run
+
+FORMATS = ("pytest-benchmark", "github-action-benchmark")
+# The pytest-benchmark release whose saved-run layout this writes (unchanged since 3.x, ops added in 3.1).
+PYTEST_BENCHMARK_FORMAT = "5.1.0"
+
+
+def _quartiles(data: list[float]) -> tuple[float, float]:
+    """Q1 and Q3 as pytest-benchmark computes them (Wikipedia's methods 2 and 3)."""
+    n = len(data)
+    if n == 1:
+        return data[0], data[0]
+    if n % 2:
+        k, r = n // 4, n % 4
+        if r == 1:
+            return 0.25 * data[k - 1] + 0.75 * data[k], 0.75 * data[3 * k] + 0.25 * data[3 * k + 1]
+        return 0.75 * data[k] + 0.25 * data[k + 1], 0.25 * data[3 * k + 1] + 0.75 * data[3 * k + 2]
+    return statistics.median(data[: n // 2]), statistics.median(data[n // 2 :])
+
+
+def benchmark_stats(samples: list[float]) -> dict[str, Any]:
+    """pytest-benchmark's ``stats`` object for these per-round seconds."""
+    data = sorted(samples)
+    n = len(data)
+    mean = statistics.mean(data)
+    stddev = statistics.stdev(data) if n > 1 else 0.0
+    q1, q3 = _quartiles(data)
+    iqr = q3 - q1
+    lo, hi = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    iqr_out = sum(1 for v in data if v < lo or v > hi)
+    std_out = sum(1 for v in data if v < mean - stddev or v > mean + stddev)
+    total = sum(data)
+    return {
+        "min": data[0], "max": data[-1], "mean": mean, "stddev": stddev, "rounds": n,
+        "median": statistics.median(data), "iqr": iqr, "q1": q1, "q3": q3, "iqr_outliers": iqr_out,
+        "stddev_outliers": std_out, "outliers": f"{std_out};{iqr_out}",
+        "ld15iqr": data[0] if n == 1 else data[bisect_left(data, lo)],
+        "hd15iqr": data[0] if n == 1 else data[bisect_right(data, hi) - 1],
+        "ops": n / total if total else 0, "total": total, "data": list(samples), "iterations": 1,
+    }  # fmt: skip
+
+
+def _rows(run: Run, normalize: bool) -> list[tuple[dict[str, Any], list[float], dict[str, Any]]]:
+    """(row keys, steady samples in seconds or calibration units, summary row) per row with samples."""
+    from seqbench.report import KEYS, cell_view, steady_epochs, summary
+
+    cells = cell_view(run)
+    samples = steady_epochs(cells, run.epochs)
+    table = summary(cells, run.epochs)
+    out = []
+    for row in table.to_dict("records"):
+        mask = True
+        for k in KEYS:
+            mask = mask & (samples[k] == row[k])
+        part = samples[mask]
+        if normalize:
+            if part["calibration_s"].isna().any():
+                raise ResultsError(f"{run.path}: --normalize needs a calibration, and this run has none")
+            values = (part["wall_s"] / part["calibration_s"]).tolist()
+        else:
+            values = part["wall_s"].tolist()
+        values = [float(v) for v in values if math.isfinite(v)]
+        if values:
+            out.append(({k: row[k] for k in KEYS}, values, row))
+    if not out:
+        raise ResultsError(f"{run.path}: no completed cell with timed epochs to export")
+    return out
+
+
+def _name(keys: dict[str, Any]) -> str:
+    return "-".join(str(keys[k]) for k in ("task", "model", "backend", "implementation", "device"))
+
+
+def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
+    meta = run.meta
+    known = machines(meta)
+    first = next(iter(known.values()))
+    m = first.get("machine") or {}
+    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    benchmarks = []
+    for keys, values, row in _rows(run, normalize):
+        param = _name(keys)
+        benchmarks.append({
+            "group": f"{keys['task']}-{keys['model']}",
+            "name": f"steady_epoch[{param}]",
+            "fullname": f"seqbench::steady_epoch[{param}]",
+            "params": {"case": param},
+            "param": param,
+            "extra_info": {
+                "unit": "calibration units" if normalize else "seconds", "accuracy": row["accuracy"],
+                "params": row["params"], "status": row["status"], "seeds": row["seeds"],
+                "path": row["path"], "machine": row["machine"], "run_id": run.path.name,
+            },
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": len(values),
+                        "max_time": 0, "min_time": 0, "warmup": False},
+            "stats": benchmark_stats(values),
+        })  # fmt: skip
+    return {
+        "machine_info": {
+            "node": m.get("hostname", ""), "processor": m.get("machine", ""), "machine": m.get("machine", ""),
+            "python_compiler": "", "python_implementation": m.get("python_implementation", ""),
+            "python_implementation_version": m.get("python", ""), "python_version": m.get("python", ""),
+            "python_build": [], "release": "", "system": m.get("os", ""),
+            "cpu": {"brand_raw": m.get("cpu", ""), "count": m.get("cores")},
+            "seqbench_machines": list(known),
+        },
+        "commit_info": {
+            "id": git.get("commit") or "unknown", "time": None, "author_time": None,
+            "dirty": bool(git.get("dirty")), "project": "seqbench", "branch": "(unknown)",
+        },
+        "benchmarks": benchmarks,
+        "datetime": meta.get("started"),
+        "version": PYTEST_BENCHMARK_FORMAT,
+    }  # fmt: skip
+
+
+def github_action_benchmark_json(run: Run, normalize: bool = False) -> list[dict[str, Any]]:
+    scale, unit = (1.0, "cal") if normalize else (1e3, "ms")
+    out = []
+    for keys, values, row in _rows(run, normalize):
+        data = sorted(v * scale for v in values)
+        q1, q3 = _quartiles(data)
+        accuracy = row["accuracy"]
+        extra = f"{row['seeds']} seeds, {len(data)} steady epochs; status {row['status']}"
+        if accuracy == accuracy:
+            extra += f"; accuracy {accuracy:.2f}"
+        out.append({
+            "name": f"{keys['task']} {keys['model']} {keys['backend']}:{keys['implementation']}/{keys['device']} "
+                    "steady epoch",
+            "unit": unit,
+            "value": round(statistics.median(data), 6),
+            "range": f"± {(q3 - q1) / 2:.4g}",
+            "extra": extra,
+        })  # fmt: skip
+    return out
+
+
+def export(run: Run, fmt: str, normalize: bool = False) -> str:
+    if fmt == "pytest-benchmark":
+        doc: Any = pytest_benchmark_json(run, normalize)
+    elif fmt == "github-action-benchmark":
+        doc = github_action_benchmark_json(run, normalize)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
+    from seqbench.report import jsonable
+
+    return json.dumps(jsonable(doc), indent=2, allow_nan=False, default=str) + "\n"

@@ -1,0 +1,254 @@
+"""Every run found under some folders, in time order: the trend of each row.
+
+:func:`find_run_dirs` finds run directories (recursively); :func:`gather`
+loads them, skipping (and naming) any that cannot be read, and returns one
+long DataFrame with a :func:`seqbench.report.summary` row per run and row;
+:func:`trend` pivots one metric into one column per run; :func:`render`
+writes text, Markdown, CSV, JSON or HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seqbench.calibration import machines, score
+from seqbench.errors import ResultsError, UsageError
+from seqbench.report import (
+    cell_view,
+    fmt_ms,
+    html_page,
+    html_table,
+    md_table,
+    png_img,
+    records,
+    summary,
+    text_table,
+)
+from seqbench.results import RUN_FILE, load_run
+
+FORMATS = ("text", "md", "csv", "json", "html")
+
+
+def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories at or below each path, in a stable order, each once."""
+    found: dict[Path, None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise ResultsError(f"{path} does not exist")
+        if (path / RUN_FILE).is_file():
+            found[path] = None
+            continue
+        for run_file in sorted(path.rglob(RUN_FILE)):
+            found[run_file.parent] = None
+    return list(found)
+
+
+def _started(path: Path) -> str:
+    try:
+        value = json.loads((path / RUN_FILE).read_text(encoding="utf-8")).get("started")
+        return str(value) if value else ""
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def newest_run(results_dir: str | Path) -> Path:
+    """The most recently started run directly inside ``results_dir``."""
+    root = Path(results_dir)
+    runs = [d for d in root.iterdir() if (d / RUN_FILE).is_file()] if root.is_dir() else []
+    if not runs:
+        raise ResultsError(f"no runs in {root}: give a run directory, or run 'seqbench run' first")
+    return max(runs, key=lambda d: (_started(d), d.name))
+
+
+def parse_since(text: str) -> pd.Timestamp:
+    """An ISO date or time (``2026-01-31``, ``2026-01-31T12:00``), or an age: ``7d``, ``12h``, ``2w``."""
+    match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", text)
+    if match:
+        hours = int(match[1]) * {"h": 1, "d": 24, "w": 168}[match[2]]
+        return pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=hours)
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise UsageError(f"--since: expected a date like 2026-01-31 or an age like 7d, got {text!r}") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+@dataclass
+class History:
+    long: pd.DataFrame  # one row per run x (task, backend, implementation, model, device)
+    runs: pd.DataFrame  # one row per run, in order
+    skipped: list[str] = field(default_factory=list)
+
+
+def _run_row(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    known = machines(meta)
+    scores = [score(m.get("calibration")) for m in known.values()]
+    started = pd.to_datetime(meta.get("started"), utc=True, errors="coerce")
+    return {
+        "run_id": path.name,
+        "path": str(path),
+        "started": started,
+        "commit": str(git.get("commit") or "")[:12],
+        "dirty": bool(git.get("dirty")),
+        "status": meta.get("status"),
+        "machines": ",".join(known),
+        "calibration_ms": scores[0] * 1e3 if len(scores) == 1 and scores[0] else float("nan"),
+    }
+
+
+def _in(values: Iterable[str] | None, series: pd.Series) -> pd.Series:
+    return series.isin(list(values)) if values else pd.Series(True, index=series.index)
+
+
+def gather(paths: Iterable[str | Path], since: pd.Timestamp | None = None, backends: Iterable[str] | None = None,
+           models: Iterable[str] | None = None, tasks: Iterable[str] | None = None) -> History:  # fmt: skip
+    """Load every run under ``paths`` (newer than ``since``), filtered by backend, model and task."""
+    skipped, run_rows, parts = [], [], []
+    for path in find_run_dirs(paths):
+        try:
+            run = load_run(path)
+        except ResultsError as e:
+            skipped.append(str(e))
+            continue
+        info = _run_row(path, run.meta)
+        if since is not None and (pd.isna(info["started"]) or info["started"] < since):
+            continue
+        table = summary(cell_view(run), run.epochs)
+        table = table[_in(backends, table["backend"]) & _in(models, table["model"]) & _in(tasks, table["task"])]
+        if table.empty:
+            continue
+        run_rows.append(info)
+        parts.append(table.assign(run_id=info["run_id"], path=info["path"]))
+    runs = pd.DataFrame(run_rows, columns=list(_run_row(Path("x"), {}).keys()))
+    if runs.empty:
+        return History(pd.DataFrame(), runs, skipped)
+    runs = runs.sort_values(["started", "commit", "run_id"], na_position="first").reset_index(drop=True)
+    runs["order"] = range(len(runs))
+    labels: list[str] = []
+    for r in runs.to_dict("records"):
+        label = r["run_id"]
+        for when in ("%m-%d %H:%M", "%m-%d %H:%M:%S"):  # seconds only where minutes collide
+            if pd.notna(r["started"]) and f"{r['started'].strftime(when)} {r['commit'][:7]}".strip() not in labels:
+                label = f"{r['started'].strftime(when)} {r['commit'][:7]}".strip()
+                break
+        while label in labels:
+            label += "'"
+        labels.append(label)
+    runs["run_label"] = labels
+    long = pd.concat(parts, ignore_index=True).drop(columns=["path"])
+    long = long.merge(runs[["run_id", "order", "run_label", "started", "commit"]], on="run_id")
+    long["row"] = long["task"] + " " + long["backend"] + ":" + long["implementation"] + "/" + long["device"] + \
+        " " + long["model"]  # fmt: skip
+    return History(long.sort_values(["order", "row"]).reset_index(drop=True), runs, skipped)
+
+
+def trend(h: History, value: str, last: int | None = None, relative: bool = True) -> pd.DataFrame:
+    """One row per cell row, one column per run (oldest first), and the change from first to last.
+
+    ``change`` is last/first - 1 when ``relative`` (times), else last - first (accuracy).
+    """
+    if h.long.empty:
+        return pd.DataFrame()
+    labels = list(h.runs["run_label"])
+    if last:
+        labels = labels[-last:]
+    wide = h.long.pivot_table(index="row", columns="run_label", values=value, aggfunc="first")
+    wide = wide.reindex(columns=[c for c in labels if c in wide.columns])
+
+    def change(series: pd.Series) -> float:
+        values = series.dropna()
+        if len(values) < 2:
+            return float("nan")
+        if not relative:
+            return float(values.iloc[-1] - values.iloc[0])
+        return float(values.iloc[-1] / values.iloc[0] - 1) if values.iloc[0] else float("nan")
+
+    wide["change"] = wide.apply(change, axis=1)
+    return wide
+
+
+def _display(wide: pd.DataFrame, fmt_value: Any, change_spec: str = "+.1%") -> pd.DataFrame:
+    out = pd.DataFrame({"row": wide.index})
+    for column in wide.columns:
+        if column == "change":
+            out["change"] = [format(v, change_spec) if pd.notna(v) else "-" for v in wide[column]]
+        else:
+            out[column] = [fmt_value(v) for v in wide[column]]
+    return out
+
+
+def render(h: History, fmt: str = "text", normalize: bool = False, last: int | None = 8,
+           plots: bool = True) -> str:  # fmt: skip
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    time_column = "steady_cal" if normalize else "steady_epoch_ms"
+    if fmt == "csv":
+        return h.long.to_csv(index=False)
+    if fmt == "json":
+        doc = {"runs": records(h.runs.astype({"started": str})), "rows": records(h.long.astype({"started": str})),
+               "skipped": h.skipped}  # fmt: skip
+        return json.dumps(doc, indent=2) + "\n"
+    if h.long.empty:
+        lines = ["no runs found" + (" that match" if h.skipped == [] else "")]
+        lines += [f"skipped: {s}" for s in h.skipped]
+        return "\n".join(lines)
+    unit = "calibration units" if normalize else "ms"
+    fmt_time = (lambda v: f"{v:.3g}" if pd.notna(v) else "-") if normalize else fmt_ms
+    times = _display(trend(h, time_column, last), fmt_time)
+    accuracy = _display(trend(h, "accuracy", last, relative=False), lambda v: f"{v:.2f}" if pd.notna(v) else "-",
+                        "+.2f")
+    shown = f"the last {last} of {len(h.runs)}" if last and len(h.runs) > last else f"all {len(h.runs)}"
+    runs = h.runs.assign(
+        started=h.runs["started"].map(lambda t: t.strftime("%Y-%m-%d %H:%M") if pd.notna(t) else "-"),
+        calibration_ms=h.runs["calibration_ms"].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-"),
+        commit=h.runs["commit"].str[:7] + h.runs["dirty"].map(lambda d: "+" if d else ""),
+    )[["run_label", "run_id", "started", "commit", "status", "machines", "calibration_ms"]]
+    notes = []
+    if not normalize and h.runs["machines"].nunique() > 1:
+        notes.append(f"the runs come from {h.runs['machines'].nunique()} machines: times are comparable only "
+                     "within one machine; --normalize shows them in calibration units")  # fmt: skip
+    if normalize and h.long[time_column].isna().any():
+        notes.append("some runs have no calibration: their normalised times show as '-'")
+    notes += [f"skipped: {s}" for s in h.skipped]
+    time_title = f"steady epoch, {unit} (median; one column per run, {shown} runs, oldest first)"
+    acc_title = "accuracy (median over seeds)"
+    right = set(times.columns) - {"row"}
+    if fmt == "text":
+        out = [f"{len(h.runs)} runs"] + [f"note: {n}" for n in notes]
+        out += ["", time_title, text_table(times, right), "", acc_title, text_table(accuracy, right),
+                "", "runs", text_table(runs, set())]  # fmt: skip
+        return "\n".join(out)
+    if fmt == "md":
+        out = [f"## seqbench history: {len(h.runs)} runs", ""] + [f"> {n}" for n in notes]
+        out += ["", f"### {time_title}", "", md_table(times, right), "", f"### {acc_title}", "",
+                md_table(accuracy, right), "", "### runs", "", md_table(runs, set())]  # fmt: skip
+        return "\n".join(out) + "\n"
+    body = [f"<h1>seqbench history: {len(h.runs)} runs</h1>"]
+    body += [f'<p class="warning">{html.escape(n)}</p>' for n in notes]
+    body += [f"<h2>{html.escape(time_title)}</h2>", html_table(times, right), f"<h2>{acc_title}</h2>",
+             html_table(accuracy, right), "<h2>runs</h2>", html_table(runs, set())]  # fmt: skip
+    if plots:
+        from seqbench.plots import history_figure, png
+
+        body.append(png_img(png(history_figure(h.long, time_column, f"steady epoch ({unit})")), "history"))
+    return html_page("seqbench history", "\n".join(body))
+
+
+def save_plot(h: History, path: str | Path, normalize: bool = False) -> Path:
+    from seqbench.plots import history_figure, png
+
+    unit = "calibration units" if normalize else "ms"
+    column = "steady_cal" if normalize else "steady_epoch_ms"
+    path = Path(path)
+    path.write_bytes(png(history_figure(h.long, column, f"steady epoch ({unit})")))
+    return path

@@ -1,0 +1,197 @@
+"""Combine runs (typically the shards of one CI job matrix) into one run directory.
+
+Each input's cells and epochs are copied unchanged except that every cell
+carries the id of the machine it ran on (``cells.machine``); ``run.json``
+lists those machines (with their calibration and package versions) under
+``machines`` and every input under ``merged_from``.  Inputs must describe the
+same experiment (task, task parameters, epochs, batch size, units,
+activation) and must not hold the same cell twice.
+
+Inputs are validated with :func:`~seqbench.results.load_run` (errors name the
+file); rows are then copied as the JSON they were written as.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import seqbench
+from seqbench.calibration import machines
+from seqbench.errors import ResultsError
+from seqbench.results import (
+    CELL_COLUMNS,
+    CELLS_FILE,
+    EPOCHS_FILE,
+    FORMAT_VERSION,
+    LOGS_DIR,
+    RUN_FILE,
+    _read_jsonl,
+    load_run,
+    read_meta,
+)
+
+EXPERIMENT_FIELDS = ("task", "task_params", "epochs", "batch_size", "units", "activation")
+CELL_KEY = ("task", "model", "backend", "implementation", "device", "seed")
+STATUS_COMPLETE, STATUS_PARTIAL = "complete", "partial"
+
+
+@dataclass
+class MergeResult:
+    path: Path
+    status: str
+    cells: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def _part(path: Path) -> dict[str, Any]:
+    load_run(path)  # validates every file, with an error that names it
+    meta = read_meta(path)
+    cells = list(_read_jsonl(path / CELLS_FILE))
+    epochs = list(_read_jsonl(path / EPOCHS_FILE))
+    known = machines(meta)
+    default = next(iter(known))
+    for row in cells:
+        row["machine"] = row.get("machine") or default
+    return {"path": path, "meta": meta, "cells": cells, "epochs": epochs, "machines": known}
+
+
+def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
+    """Merge the run directories ``inputs`` into the new run directory ``output``."""
+    paths = [Path(p) for p in inputs]
+    if len(paths) < 1:
+        raise ResultsError("merge needs at least one run directory")
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise ResultsError("the same run directory is given twice")
+    out = Path(output)
+    if out.exists() and any(out.iterdir()):
+        raise ResultsError(f"{out} already exists and is not empty: choose a new output directory")
+    parts = [_part(p) for p in paths]
+    warnings: list[str] = []
+
+    first = parts[0]["meta"].get("config") or {}
+    for part in parts[1:]:
+        config = part["meta"].get("config") or {}
+        for name in EXPERIMENT_FIELDS:
+            if config.get(name) != first.get(name):
+                raise ResultsError(
+                    f"cannot merge {paths[0]} and {part['path']}: they ran different experiments "
+                    f"({name} {first.get(name)!r} vs {config.get(name)!r})"
+                )
+
+    seen: dict[tuple[Any, ...], Path] = {}
+    for part in parts:
+        for row in part["cells"]:
+            key = tuple(row.get(k) for k in CELL_KEY)
+            if key in seen:
+                raise ResultsError(
+                    f"cannot merge: cell {'/'.join(map(str, key))} is in both {seen[key]} and {part['path']} "
+                    "(the same shard twice?)"
+                )
+            seen[key] = part["path"]
+
+    shards = [p["meta"].get("shard") for p in parts]
+    status = STATUS_COMPLETE
+    if any(shards):
+        counts = {s.get("count") for s in shards if isinstance(s, dict)}
+        if None in shards or len(counts) != 1:
+            raise ResultsError("cannot merge shards of different splits: every input must be one shard I/N "
+                               "of the same N")  # fmt: skip
+        count = counts.pop()
+        present = sorted(s["index"] for s in shards)  # type: ignore[index]
+        if len(set(present)) != len(present):
+            raise ResultsError(f"shard given twice: {present}")
+        missing = sorted(set(range(1, count + 1)) - set(present))
+        if missing:
+            status = STATUS_PARTIAL
+            warnings.append(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing: the merged run is partial")
+    for part in parts:
+        if part["meta"].get("status") != "complete":
+            status = STATUS_PARTIAL
+            warnings.append(f"{part['path']} is {part['meta'].get('status')}: the merged run is partial")
+    commits = {(p["meta"].get("git") or {}).get("commit") for p in parts}
+    if len(commits) > 1:
+        warnings.append(f"the inputs ran different code (git commits {', '.join(sorted(map(str, commits)))})")
+
+    all_machines: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for mid, info in part["machines"].items():
+            all_machines.setdefault(mid, info)
+    packages: dict[str, str] = {}
+    for part in parts:
+        for name, version in (part["meta"].get("packages") or {}).items():
+            if packages.setdefault(name, version) != version:
+                warnings.append(f"inputs differ in {name} version ({packages[name]} vs {version})")
+
+    config = dict(first)
+    config["shard"] = None
+    for name in ("backends", "models"):
+        merged: list[Any] = []
+        for part in parts:
+            for value in (part["meta"].get("config") or {}).get(name) or []:
+                if value not in merged:
+                    merged.append(value)
+        config[name] = merged
+    single = next(iter(all_machines.values())) if len(all_machines) == 1 else None
+    starts = [p["meta"].get("started") for p in parts if p["meta"].get("started")]
+    ends = [p["meta"].get("ended") for p in parts if p["meta"].get("ended")]
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "seqbench_version": seqbench.__version__,
+        "status": status,
+        "started": min(starts) if starts else None,
+        "ended": max(ends) if len(ends) == len(parts) else None,
+        "merged": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config,
+        "machine": single["machine"] if single else None,
+        "machine_id": next(iter(all_machines)) if single else None,
+        "machines": all_machines,
+        "packages": packages,
+        "git": parts[0]["meta"].get("git") if len(commits) == 1 else None,
+        "shard": None,
+        "calibration": single.get("calibration") if single else None,
+        "cells_planned": sum(int(p["meta"].get("cells_planned") or 0) for p in parts),
+        "cells_done": sum(len(p["cells"]) for p in parts),
+        "merged_from": [
+            {
+                "run_id": p["path"].name,
+                "path": str(p["path"]),
+                "status": p["meta"].get("status"),
+                "shard": p["meta"].get("shard"),
+                "machines": list(p["machines"]),
+                "git": p["meta"].get("git"),
+                "started": p["meta"].get("started"),
+            }
+            for p in parts
+        ],
+    }
+
+    try:
+        (out / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+        with open(out / CELLS_FILE, "w", encoding="utf-8") as f:
+            for part in parts:
+                for row in part["cells"]:
+                    ordered = {k: row.get(k) for k in CELL_COLUMNS} | {k: v for k, v in row.items()
+                                                                        if k not in CELL_COLUMNS}  # fmt: skip
+                    f.write(json.dumps(ordered, allow_nan=False) + "\n")
+        with open(out / EPOCHS_FILE, "w", encoding="utf-8") as f:
+            for part in parts:
+                for row in part["epochs"]:
+                    f.write(json.dumps(row, allow_nan=False) + "\n")
+        for part in parts:
+            logs = part["path"] / LOGS_DIR
+            if logs.is_dir():
+                shutil.copytree(logs, out / LOGS_DIR / part["path"].name, dirs_exist_ok=True)
+        tmp = out / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out / RUN_FILE)
+    except OSError as e:
+        raise ResultsError(f"cannot write {out}: {e.strerror or e}") from e
+    return MergeResult(out, status, meta["cells_done"], warnings)
+
+
+__all__ = ["MergeResult", "merge_runs"]

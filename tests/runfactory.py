@@ -1,0 +1,117 @@
+"""Write real run directories fast, through RunWriter, with timings chosen by the test.
+
+Used by the report, compare, history, merge and export tests: every file is
+written by the same writer ``seqbench run`` uses, so what the tests read is
+what a run writes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench.calibration import machine_id
+from seqbench.results import FORMAT_VERSION, CellRecord, EpochRecord, RunWriter
+
+MACHINE = {
+    "hostname": "box-a", "cpu": "Test CPU 3000", "cores": 2, "memory_gb": 8.0, "os": "Linux-test",
+    "machine": "x86_64", "python": "3.11.7", "python_implementation": "CPython",
+}  # fmt: skip
+PACKAGES = {"seqbench": "0.1.0", "numpy": "2.4.6", "pandas": "3.1.1"}
+
+
+@dataclass
+class Row:
+    """One (backend, implementation, model) row and how its cells behave."""
+
+    backend: str = "numpy"
+    implementation: str = "reference"
+    model: str = "rnn"
+    steady_s: float = 0.005  # typical steady epoch
+    first_s: float = 0.05
+    accuracy: list[float] = field(default_factory=lambda: [0.4, 0.8, 0.9])
+    params: int = 131
+    failed_seeds: tuple[int, ...] = ()  # these seeds end in status error
+    gpu_s: float | None = None
+    device: str = "cpu"
+    task: str = "arithmetic"
+
+
+def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: int = 10, noise: float = 0.01,
+             started: str = "2026-01-01T10:00:00+0000", status: str = "complete", machine: dict | None = None,
+             calibration_s: float | None = 0.01, packages: dict | None = None, commit: str = "a" * 40,
+             planned: int | None = None, seed: int = 0, shard: tuple[int, int] | None = None,
+             config: dict | None = None) -> Path:  # fmt: skip
+    """A run directory ``root/name`` whose cells follow ``rows``."""
+    gen = np.random.default_rng(seed)
+    writer = RunWriter(root, name)
+    machine = copy.deepcopy(machine or MACHINE)
+    cfg = {"backends": sorted({r.backend for r in rows}), "models": sorted({r.model for r in rows}),
+           "task": "arithmetic", "task_params": {}, "epochs": epochs, "batch_size": 32, "units": 10,
+           "activation": "relu", "seeds": seeds, "device": "cpu", "threads": 2, "timeout": 600.0,
+           "results_dir": str(root), "shard": list(shard) if shard else None,
+           "calibrate": True} | (config or {})  # fmt: skip
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION, "seqbench_version": "0.1.0", "status": status, "started": started,
+        "ended": started, "config": cfg, "machine": machine, "machine_id": machine_id(machine),
+        "shard": {"index": shard[0], "count": shard[1]} if shard else None,
+        "calibration": None if calibration_s is None else {"version": 1, "score_s": calibration_s, "threads": 1},
+        "packages": packages or PACKAGES, "git": {"commit": commit, "dirty": False},
+        "cells_planned": planned if planned is not None else len(rows) * seeds, "cells_done": 0,
+    }  # fmt: skip
+    done = 0
+    for row in rows:
+        for s in range(seeds):
+            ident = dict(task=row.task, model=row.model, backend=row.backend, implementation=row.implementation,
+                         device=row.device, seed=s)  # fmt: skip
+            walls = [row.first_s] + list(row.steady_s * (1 + noise * gen.standard_normal(epochs - 1)))
+            if s in row.failed_seeds:
+                for e in range(3):
+                    writer.add_epoch(EpochRecord(**ident, epoch=e + 1, loss=100.0 / (e + 1), wall_s=walls[e],
+                                                 cpu_s=walls[e], gpu_s=None))  # fmt: skip
+                writer.add_cell(CellRecord(**ident, status="error", epochs=epochs, epochs_run=3,
+                                           error="Traceback (most recent call last):\n  ...\nValueError: boom",
+                                           machine=meta["machine_id"]))  # fmt: skip
+                done += 1
+                continue
+            for e, wall in enumerate(walls, 1):
+                writer.add_epoch(EpochRecord(**ident, epoch=e, loss=1000.0 / e**2, wall_s=wall, cpu_s=wall * 0.98,
+                                             gpu_s=row.gpu_s))  # fmt: skip
+            steady = float(np.median(walls[1:]))
+            writer.add_cell(CellRecord(
+                **ident, status="ok", implementation_path=f"{row.backend}-path", units=10, activation="relu",
+                epochs=epochs, epochs_run=epochs, batch_size=32, threads=2, params=row.params,
+                final_loss=1000.0 / epochs**2, accuracy=row.accuracy[s % len(row.accuracy)], mse=0.5, mae=0.5,
+                probe_prediction=12.5, probe_target=13.0, first_epoch_s=walls[0], steady_epoch_s=steady,
+                cpu_s=steady * 0.98, gpu_s=row.gpu_s, samples_per_s=1000 / steady, peak_rss_mb=40.0,
+                build_s=0.001, details={"dtype": "float32"}, machine=meta["machine_id"],
+            ))  # fmt: skip
+            done += 1
+    meta["cells_done"] = done
+    writer.write_meta(meta)
+    writer.close()
+    return writer.path
+
+
+@dataclass
+class Invoked:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke(*args: str) -> Invoked:
+    """The CLI in this process (fast); the slow tests run it in a subprocess as a user would."""
+    import contextlib
+    import io
+
+    from seqbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return Invoked(code, out.getvalue(), err.getvalue())

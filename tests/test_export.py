@@ -1,0 +1,80 @@
+"""seqbench export: the JSON that pytest-benchmark and github-action-benchmark read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import seqbench
+from seqbench.export import benchmark_stats, export
+from tests.runfactory import Row, invoke, make_run
+
+
+@pytest.fixture
+def run_path(tmp_path):
+    return make_run(tmp_path, "r", [Row(model="rnn", steady_s=0.004), Row(model="lstm", steady_s=0.006,
+                                                                          failed_seeds=(1,))])  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 9, 10, 11, 27])
+def test_stats_equal_pytest_benchmarks_own(n):
+    stats_mod = pytest.importorskip("pytest_benchmark.stats")
+    data = list(np.random.default_rng(n).lognormal(-5, 0.3, n))
+    theirs = stats_mod.Stats()
+    for v in data:
+        theirs.update(v)
+    ours = benchmark_stats(data)
+    for name in stats_mod.Stats.fields:
+        assert ours[name] == pytest.approx(getattr(theirs, name)), name
+
+
+def test_pytest_benchmark_export_has_one_benchmark_per_row_of_steady_epochs(run_path):
+    doc = json.loads(export(seqbench.load_run(run_path), "pytest-benchmark"))
+    assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(doc)
+    by_name = {b["name"]: b for b in doc["benchmarks"]}
+    rnn = by_name["steady_epoch[arithmetic-rnn-numpy-reference-cpu]"]
+    assert rnn["stats"]["rounds"] == 27 and rnn["stats"]["median"] == pytest.approx(0.004, rel=0.02)
+    assert by_name["steady_epoch[arithmetic-lstm-numpy-reference-cpu]"]["stats"]["rounds"] == 18  # 2 ok seeds
+    assert doc["commit_info"]["id"] == "a" * 40
+
+
+def test_pytest_benchmark_reads_and_compares_the_export(run_path, tmp_path):
+    pytest.importorskip("pytest_benchmark")
+    out = tmp_path / "0001_seqbench.json"
+    assert invoke("export", str(run_path), "--format", "pytest-benchmark", "-o", str(out)).returncode == 0
+    again = tmp_path / "0002_seqbench.json"  # (pytest-benchmark cannot compare a file with itself)
+    again.write_text(out.read_text())
+    result = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", str(out), str(again),
+                             "--columns", "min,median,rounds"], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "steady_epoch[arithmetic-rnn-numpy-reference-cpu]" in result.stdout
+    assert "Failed to load" not in result.stdout + result.stderr
+
+
+def test_github_action_benchmark_export_is_custom_smaller_is_better(run_path):
+    result = invoke("export", str(run_path), "--format", "github-action-benchmark")
+    assert result.returncode == 0
+    entries = json.loads(result.stdout)
+    assert isinstance(entries, list) and len(entries) == 2
+    for entry in entries:
+        assert set(entry) == {"name", "unit", "value", "range", "extra"}
+        assert isinstance(entry["value"], float) and entry["unit"] == "ms" and isinstance(entry["range"], str)
+    rnn = next(e for e in entries if " rnn " in e["name"])
+    assert rnn["value"] == pytest.approx(4.0, rel=0.02)
+    assert len({e["name"] for e in entries}) == 2
+
+
+def test_normalized_export_is_in_calibration_units(run_path):
+    entries = json.loads(export(seqbench.load_run(run_path), "github-action-benchmark", normalize=True))
+    rnn = next(e for e in entries if " rnn " in e["name"])
+    assert rnn["unit"] == "cal" and rnn["value"] == pytest.approx(0.4, rel=0.02)  # 4 ms / 10 ms
+
+
+def test_export_of_a_run_with_nothing_timed_is_exit_2(tmp_path):
+    path = make_run(tmp_path, "bad", [Row(failed_seeds=(0, 1, 2))])
+    result = invoke("export", str(path), "--format", "github-action-benchmark")
+    assert result.returncode == 2 and "no completed cell" in result.stderr

@@ -1,0 +1,95 @@
+"""seqbench history: every run found, in time order, as a trend per row."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from seqbench.errors import UsageError
+from seqbench.history import find_run_dirs, gather, parse_since, render, trend
+from tests.runfactory import Row, invoke, make_run
+
+
+@pytest.fixture
+def results(tmp_path):
+    """Three runs in nested folders whose names sort against their start times."""
+    make_run(tmp_path / "ci" / "b", "zz-first", [Row(model="rnn", steady_s=0.005), Row(model="lstm", steady_s=0.01)],
+             started="2026-01-01T10:00:00+0000", commit="1" * 40)  # fmt: skip
+    make_run(tmp_path / "ci" / "a", "mm-second", [Row(model="rnn", steady_s=0.006), Row(model="lstm", steady_s=0.01)],
+             started="2026-01-05T10:00:00+0000", commit="2" * 40, calibration_s=0.012)  # fmt: skip
+    make_run(tmp_path, "aa-third", [Row(model="rnn", steady_s=0.0075, accuracy=[0.1, 0.2, 0.3])],
+             started="2026-01-09T10:00:00+0000", commit="3" * 40)  # fmt: skip
+    return tmp_path
+
+
+def test_runs_are_found_recursively_and_ordered_by_start_time(results):
+    assert len(find_run_dirs([results])) == 3
+    h = gather([results])
+    assert list(h.runs["run_id"]) == ["zz-first", "mm-second", "aa-third"]
+    assert list(h.runs["commit"].str[:1]) == ["1", "2", "3"]
+    rnn = h.long[h.long["model"] == "rnn"].sort_values("order")
+    assert list(rnn["steady_epoch_ms"].round(1)) == [5.0, 6.0, 7.5]
+
+
+def test_trend_has_one_column_per_run_and_the_change(results):
+    h = gather([results])
+    wide = trend(h, "steady_epoch_ms")
+    assert list(wide.columns) == [*h.runs["run_label"], "change"]
+    rnn = wide.loc["arithmetic numpy:reference/cpu rnn"]
+    assert rnn["change"] == pytest.approx(0.5, rel=0.02)  # 5.0 ms -> 7.5 ms
+    lstm = wide.loc["arithmetic numpy:reference/cpu lstm"]
+    assert pd.isna(lstm.iloc[2])  # absent from the third run
+    text = render(h, "text")
+    assert "+50" in text and "accuracy (median over seeds)" in text and "aa-third" in text
+
+
+def test_normalized_history_divides_by_each_runs_calibration(results):
+    h = gather([results])
+    wide = trend(h, "steady_cal")
+    rnn = wide.loc["arithmetic numpy:reference/cpu rnn"]
+    assert list(rnn.iloc[:3].round(2)) == [0.5, 0.5, 0.75]  # 5/10, 6/12, 7.5/10
+
+
+def test_since_and_filters(results):
+    h = gather([results], since=parse_since("2026-01-04"), models=["lstm"])
+    assert list(h.runs["run_id"]) == ["mm-second"] and set(h.long["model"]) == {"lstm"}
+    assert gather([results], backends=["torch"]).runs.empty
+    with pytest.raises(UsageError):
+        parse_since("last tuesday")
+    assert parse_since("7d") < pd.Timestamp.now(tz="UTC")
+
+
+def test_an_unreadable_run_is_skipped_and_named(results):
+    broken = results / "broken"
+    broken.mkdir()
+    (broken / "run.json").write_text('{"format_version": 99}')
+    result = invoke("history", str(results))
+    assert result.returncode == 0
+    assert "skipped" in result.stderr and "results format 99" in result.stderr
+    assert "3 runs" in result.stdout
+
+
+def test_cli_formats_and_plot(results, tmp_path):
+    rows = list(csv.DictReader(io.StringIO(invoke("history", str(results), "--format", "csv").stdout)))
+    assert len(rows) == 5 and {"run_id", "started", "steady_epoch_ms", "accuracy"} <= set(rows[0])
+    doc = json.loads(invoke("history", str(results), "--format", "json", "--model", "rnn").stdout)
+    assert len(doc["runs"]) == 3 and len(doc["rows"]) == 3
+    md = invoke("history", str(results), "--format", "md", "--plot", str(tmp_path / "trend.png"))
+    assert md.returncode == 0 and "| row |" in md.stdout
+    assert (tmp_path / "trend.png").read_bytes().startswith(b"\x89PNG")
+    assert "data:image/png;base64," in invoke("history", str(results), "--format", "html").stdout
+
+
+def test_runs_from_several_machines_suggest_normalizing(results):
+    make_run(results, "other-box", [Row(model="rnn")], started="2026-01-10T10:00:00+0000",
+             machine={"hostname": "box-z", "cpu": "Z"})  # fmt: skip
+    assert "--normalize" in render(gather([results]), "text")
+
+
+def test_a_missing_folder_is_exit_2(tmp_path):
+    result = invoke("history", str(tmp_path / "nope"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
