@@ -1,0 +1,126 @@
+"""The PyTorch backend, registered through the ``seqbench`` entry-point group.
+
+Importing this module never imports torch (about 0.8 s): ``seqbench list``
+and the CLI's start stay light.  torch is imported in :meth:`TorchBackend.configure`
+and :meth:`TorchBackend.build`, inside the worker that runs the cell; the
+framework code lives in :mod:`seqbench_torch.models`.
+
+Implementations, fastest first (the first that supports a spec is the default):
+
+* ``fused``: ``nn.RNN`` (tanh or relu) / ``nn.LSTM`` (tanh only); oneDNN runs
+  the LSTM on CPU, cuDNN both on GPU.
+* ``loop``: our own cell stepped in Python; any activation, so it runs the
+  seed's relu LSTM.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import seqbench
+from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Availability, Backend, Model, ModelSpec, Weights
+
+INSTALL_HINT = (
+    "pip install 'seqbench[torch]' torch==2.13.0  (pin it: the pin takes the CPU wheel, "
+    "an unpinned torch can resolve to a ~2.7 GB CUDA build; elsewhere add "
+    "--index-url https://download.pytorch.org/whl/cpu for the CPU-only wheel)"
+)
+FUSED_ACTIVATIONS = {"rnn": ("tanh", "relu"), "lstm": ("tanh",)}
+
+
+def _torch_version() -> str | None:
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _no_cuda_reason() -> str | None:
+    """Why CUDA cannot work here, judged cheaply; :meth:`TorchBackend.configure` checks for real."""
+    if "torch" in sys.modules:  # already imported: asking torch itself costs nothing more
+        import torch
+
+        return None if torch.cuda.is_available() else "torch.cuda.is_available() is False"
+    version = _torch_version() or ""
+    if "+cpu" in version:
+        return f"the installed torch {version} is a CPU-only build"
+    if sys.platform == "darwin":
+        return "PyTorch has no CUDA on macOS"
+    # ROCm builds also answer to "cuda"; their driver is not NVIDIA's.
+    if sys.platform.startswith("linux") and "+rocm" not in version:
+        if not Path("/proc/driver/nvidia/version").exists():
+            return "no NVIDIA driver is loaded (/proc/driver/nvidia/version is missing)"
+    return None
+
+
+class TorchBackend:
+    """The :class:`seqbench.contract.Backend` for PyTorch; constructing it imports nothing."""
+
+    name = "torch"
+    implementations = ("fused", "loop")
+    devices = ("cpu", "gpu")
+
+    def availability(self) -> Availability:
+        if importlib.util.find_spec("torch") is None:
+            return Availability(False, "torch is not installed", INSTALL_HINT)
+        return Availability(True)
+
+    def versions(self) -> dict[str, str]:
+        version = _torch_version()
+        return {"torch": version} if version else {}
+
+    def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
+        if implementation not in self.implementations:
+            return f"unknown implementation {implementation!r}; valid: {', '.join(self.implementations)}"
+        if device not in self.devices:
+            return f"unknown device {device!r}; valid: {', '.join(self.devices)}"
+        if spec.kind not in MODEL_KINDS:
+            return f"model {spec.kind!r} is not one of {', '.join(MODEL_KINDS)}"
+        if spec.dtype != "float32":
+            return "the torch backend computes in float32 only"
+        if spec.activation not in ACTIVATIONS:
+            return f"activation {spec.activation!r} is not one of {', '.join(ACTIVATIONS)}"
+        fused = FUSED_ACTIVATIONS[spec.kind]
+        if implementation == "fused" and spec.activation not in fused:
+            layer = "nn.LSTM" if spec.kind == "lstm" else "nn.RNN"
+            return f"{layer} computes {' or '.join(fused)} only; 'loop' runs {spec.activation!r}"
+        if device == "gpu":
+            return _no_cuda_reason()
+        return None
+
+    def configure(self, device: str, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        if torch.get_num_interop_threads() != threads:
+            try:
+                torch.set_num_interop_threads(threads)
+            except RuntimeError:
+                # Settable once per process, before any inter-op work; a worker that
+                # runs a second cell keeps the first value, which describe() records.
+                pass
+        # Fair float32 on Ampere and later: TF32 products would be faster and less exact.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        from seqbench_torch.models import torch_device
+
+        torch_device(device)  # raises a clear SeqbenchError if the GPU is asked for and absent
+
+    def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
+        reason = self.supports(implementation, spec, device)
+        if reason is not None:
+            raise seqbench.SeqbenchError(
+                f"torch:{implementation} cannot run {spec.kind}/{spec.activation} on {device}: {reason}"
+            )
+        from seqbench_torch.models import build_model
+
+        return build_model(implementation, spec, weights, device)
+
+
+@seqbench.hookimpl
+def seqbench_register_backends(register: Callable[[Backend], None]) -> None:
+    register(TorchBackend())
