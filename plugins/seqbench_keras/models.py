@@ -1,0 +1,326 @@
+"""Keras 3 models behind the seqbench contract.
+
+Imported by :meth:`seqbench_keras.KerasBackend.build`, after ``configure``
+has set the environment, the threads and the visible devices.
+
+The network is what a Keras user writes for the seed task::
+
+    Sequential([Input((steps, features)), SimpleRNN | LSTM(units, activation), Dense(1)])
+
+trained on the mean squared error with ``keras.optimizers.Adam``, whose
+update is the contract's canonical one.  Keras's layout is the canonical
+weight layout, so weights cross the contract unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from seqbench.contract import ModelSpec, Weights
+
+# model.fit runs "forever" and is stopped from its callback: the harness, not
+# fit, decides how many epochs there are.
+_FIT_EPOCHS = 2**31 - 1
+_STOP_TIMEOUT_S = 60.0
+
+
+def build_network(spec: ModelSpec, *, allow_cudnn: bool) -> keras.Sequential:
+    """The seed notebook's model for ``spec``, with zero weights.
+
+    The harness loads every weight, so Keras's random initialisers would only
+    cost time; zeros also make a weight that failed to load obvious.
+    """
+    zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros", "dtype": spec.dtype}
+    recurrent = {**zeros, "activation": spec.activation, "recurrent_initializer": "zeros"}
+    if spec.kind == "lstm":
+        layer = keras.layers.LSTM(
+            spec.units,
+            recurrent_activation="sigmoid",
+            unit_forget_bias=False,
+            # XLA cannot compile the cuDNN op; "auto" is Keras's default.
+            use_cudnn="auto" if allow_cudnn else False,
+            **recurrent,
+        )
+    else:
+        layer = keras.layers.SimpleRNN(spec.units, **recurrent)
+    return keras.Sequential(
+        [keras.Input((spec.steps, spec.features), dtype=spec.dtype), layer, keras.layers.Dense(1, **zeros)]
+    )
+
+
+def uses_cudnn(spec: ModelSpec, allow_cudnn: bool) -> bool:
+    """Keras's own rule for its cuDNN LSTM: tanh, sigmoid gates, a bias, no unrolling, a GPU."""
+    return (
+        allow_cudnn and spec.kind == "lstm" and spec.activation == "tanh" and bool(tf.config.get_visible_devices("GPU"))
+    )
+
+
+class KerasModel:
+    """What every implementation shares: the network, its weights, prediction, facts.
+
+    Subclasses implement :meth:`set_train_data`, :meth:`train_epoch` and
+    :meth:`implementation_path`.
+    """
+
+    def __init__(self, spec: ModelSpec, weights: Weights, device: str, *, allow_cudnn: bool = True) -> None:
+        weights.check(spec)
+        self.spec = spec
+        self.device = device
+        self.cudnn = uses_cudnn(spec, allow_cudnn)
+        self.network = build_network(spec, allow_cudnn=allow_cudnn)
+        recurrent, dense = self.network.layers
+        self.variables = {  # canonical name -> Keras variable
+            "kernel": recurrent.cell.kernel,
+            "recurrent_kernel": recurrent.cell.recurrent_kernel,
+            "bias": recurrent.cell.bias,
+            "dense_kernel": dense.kernel,
+            "dense_bias": dense.bias,
+        }
+        self.set_weights(weights)
+        o = spec.optimizer
+        self.optimizer = keras.optimizers.Adam(
+            learning_rate=o.learning_rate, beta_1=o.beta1, beta_2=o.beta2, epsilon=o.epsilon
+        )
+
+    def set_weights(self, weights: Weights) -> None:
+        """Load canonical weights (Keras's layout is the canonical one)."""
+        weights.check(self.spec)
+        for name, array in weights.arrays().items():
+            self.variables[name].assign(np.asarray(array, np.float32))
+
+    def get_weights(self) -> Weights:
+        return Weights(**{name: np.array(v.numpy(), np.float32) for name, v in self.variables.items()})
+
+    def trainable_params(self) -> int:
+        return sum(math.prod(v.shape) for v in self.network.trainable_variables)
+
+    def synchronize(self) -> None:
+        pass  # train_epoch returns a Python float, which waits for the epoch's last op
+
+    def epoch_gpu_seconds(self) -> float | None:
+        # TensorFlow has no cheap device-event timer like CUDA events; its
+        # profiler would perturb the epoch it measures.
+        return None
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = self.network(tf.constant(x, tf.float32), training=False)
+        return np.asarray(out, np.float32).reshape(-1)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
+            "inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
+            "weights_device": self.variables["kernel"].value.device,
+            "visible_gpus": ",".join(d.name for d in tf.config.get_visible_devices("GPU")) or "none",
+            "cudnn_lstm": str(self.cudnn),
+        }
+
+
+class GraphModel(KerasModel):
+    """The whole epoch in one ``tf.function``, optionally compiled with XLA.
+
+    The batch loop is a graph loop over index slices of tensors already on
+    the device, so an epoch is one call from Python.  Full batches and the
+    short last batch each have a static shape, which XLA needs.
+    """
+
+    def __init__(self, spec: ModelSpec, weights: Weights, device: str, *, xla: bool) -> None:
+        super().__init__(spec, weights, device, allow_cudnn=not xla)
+        self.xla = xla
+        # Variables cannot be created inside the traced loop: build them now.
+        self.optimizer.build(self.network.trainable_variables)
+        self.loss_fn = keras.losses.MeanSquaredError()
+        self.data: tuple[tf.Tensor, tf.Tensor] | None = None
+        self.epoch_fns: dict[int, Callable[[tf.Tensor], tf.Tensor]] = {}  # by batch size
+        self.loss_device = ""
+
+    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        device = "/GPU:0" if self.device == "gpu" else "/CPU:0"
+        with tf.device(device):  # identity copies the host constants onto the device
+            xs = tf.identity(tf.constant(x, tf.float32))
+            ys = tf.identity(tf.constant(np.reshape(y, (-1, 1)), tf.float32))
+        self.data = (xs, ys)
+        self.epoch_fns = {}  # they captured the previous data
+
+    def _epoch_fn(self, batch_size: int) -> Callable[[tf.Tensor], tf.Tensor]:
+        """The compiled epoch for ``batch_size``, traced on its first call.
+
+        It captures the data and the batch size instead of taking them as
+        arguments: on the seed task with XLA, tensor arguments cost 15% of an
+        epoch and a Python-int argument 5-9% (against the hand-written loop
+        of ``benchmarks/bench_keras.py``).
+        """
+        if self.data is None:
+            raise RuntimeError("set_train_data must come before train_epoch")
+        xs, ys = self.data
+
+        def epoch(order: tf.Tensor) -> tf.Tensor:
+            return self._epoch(xs, ys, order, batch_size)
+
+        return tf.function(epoch, jit_compile=self.xla)
+
+    def _step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """One Adam step on the batch ``(x, y)``; return the loss before it."""
+        variables = self.network.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(y, self.network(x, training=True))
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss
+
+    def _epoch(self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor, batch_size: int) -> tf.Tensor:
+        n = int(order.shape[0])
+        full, rest = divmod(n, batch_size)
+        total = tf.constant(0.0)  # float32, like fit's loss tracker
+        for i in tf.range(full):
+            idx = tf.slice(order, [i * batch_size], [batch_size])
+            total += self._step(tf.gather(x, idx), tf.gather(y, idx)) * batch_size
+        if rest:
+            idx = order[full * batch_size :]
+            total += self._step(tf.gather(x, idx), tf.gather(y, idx)) * rest
+        return total / n
+
+    def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
+        if batch_size not in self.epoch_fns:
+            self.epoch_fns[batch_size] = self._epoch_fn(batch_size)
+        loss = self.epoch_fns[batch_size](tf.constant(np.asarray(order, np.int32)))
+        self.loss_device = loss.device
+        return float(loss)
+
+    def implementation_path(self) -> str:
+        return "tf.function-epoch" + ("+xla" if self.xla else "") + ("+cudnn-lstm" if self.cudnn else "")
+
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "loss_device": self.loss_device, "jit_compile": str(self.xla)}
+
+
+class FitModel(KerasModel):
+    """``model.fit``, compiled as a Keras user compiles it, on the harness's batches.
+
+    fit runs all its epochs in one call while the harness asks for one epoch
+    at a time, so one fit call lives across epochs (:class:`_FitRun`) instead
+    of a new ``fit(epochs=1)`` per epoch, which builds a new data pipeline,
+    iterator and callback list each time and makes a seed-task epoch about
+    three times longer (see ``benchmarks/bench_keras.py``).  The batches are
+    index slices of the data in place, not Keras's array pipeline, which
+    re-shuffles and re-creates its iterator every epoch.
+    """
+
+    def __init__(self, spec: ModelSpec, weights: Weights, device: str) -> None:
+        super().__init__(spec, weights, device)
+        self.network.compile(optimizer=self.optimizer, loss="mse")
+        self.x = tf.zeros((0, spec.steps, spec.features))
+        self.y = tf.zeros((0, 1))
+        self.run: _FitRun | None = None
+        self._stop_run: weakref.finalize | None = None
+
+    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        # tf.data runs on the host, as fit's own pipeline for arrays does:
+        # batches are gathered there and copied to the device per step.
+        with tf.device("/CPU:0"):
+            self.x = tf.constant(x, tf.float32)
+            self.y = tf.constant(np.reshape(y, (-1, 1)), tf.float32)
+        self._end_run()  # its dataset holds the previous data
+
+    def _end_run(self) -> None:
+        if self._stop_run is not None:
+            self._stop_run()
+        self.run = None
+
+    def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
+        shape = (len(order), batch_size)
+        if self.run is None or self.run.shape != shape:
+            self._end_run()
+            self.run = _FitRun(self.network, self.x, self.y, *shape)
+            # Ends the fit thread when this model goes away or at exit; it
+            # holds the run, never this model, so it does not keep it alive.
+            self._stop_run = weakref.finalize(self, self.run.stop)
+        return self.run.epoch(order)
+
+    def implementation_path(self) -> str:
+        return "model.fit" + ("+xla" if self.network.jit_compile else "") + ("+cudnn-lstm" if self.cudnn else "")
+
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "jit_compile": str(self.network.jit_compile)}
+
+
+class _FitRun(keras.callbacks.Callback):
+    """One ``model.fit`` call in a thread of its own, one epoch per :meth:`epoch`.
+
+    fit trains on a dataset that yields, per epoch, the batches of the order
+    the caller passed.  At each epoch's end this callback hands the epoch loss
+    back and waits for the next order (or ``None``: stop).  The two threads
+    take turns, never run together: between epochs fit waits in plain Python,
+    with no TensorFlow op pending, so the model may be read or used freely.
+
+    The epoch loss is fit's own: the mean of the batch losses weighted by
+    batch size (``Trainer._loss_tracker``, Keras >= 3.2), which is the
+    contract's definition.
+    """
+
+    def __init__(self, network: keras.Model, x: tf.Tensor, y: tf.Tensor, n: int, batch_size: int) -> None:
+        super().__init__()
+        self.shape = (n, batch_size)
+        self._orders: queue.Queue[np.ndarray | None] = queue.Queue()  # read by the dataset
+        self._next: queue.Queue[np.ndarray | None] = queue.Queue()  # read at each epoch's end
+        self._results: queue.Queue[float | BaseException] = queue.Queue()
+        dataset = (
+            tf.data.Dataset.from_generator(self._generate, output_signature=tf.TensorSpec((n,), tf.int32))
+            .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+            .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
+        )
+        steps = math.ceil(n / batch_size)
+        self._thread = threading.Thread(
+            target=self._fit, args=(network, dataset, steps), name="seqbench-keras-fit", daemon=True
+        )
+
+    def _generate(self) -> Iterator[np.ndarray]:
+        # Called once: with steps_per_epoch, fit keeps one iterator for all
+        # epochs (and, without a tf.distribute strategy, never peeks a batch).
+        while (order := self._orders.get()) is not None:
+            yield order
+
+    def _fit(self, network: keras.Model, dataset: tf.data.Dataset, steps: int) -> None:
+        try:
+            network.fit(dataset, epochs=_FIT_EPOCHS, steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=[self])
+        except BaseException as e:  # handed to the caller, who is waiting for a result
+            self._results.put(e)
+        else:  # read only if fit ended without being told to stop
+            self._results.put(RuntimeError("model.fit ended before seqbench stopped it"))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._results.put(float((logs or {})["loss"]))
+        order = self._next.get()
+        if order is None:
+            self.model.stop_training = True
+        self._orders.put(order)  # None also ends the generator, should tf.data ask again
+
+    def epoch(self, order: np.ndarray) -> float:
+        """Train one epoch on ``order``; return fit's epoch loss."""
+        order = np.asarray(order, np.int32)
+        if self._thread.ident is None:
+            self._orders.put(order)
+            self._thread.start()
+        elif self._thread.is_alive():
+            self._next.put(order)
+        else:
+            raise RuntimeError("model.fit has already stopped")
+        result = self._results.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def stop(self) -> None:
+        """End the fit call after its current epoch and wait for its thread."""
+        if self._thread.is_alive():
+            self._next.put(None)
+            self._thread.join(_STOP_TIMEOUT_S)
