@@ -30,11 +30,11 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, THREADS)
 
 import numpy as np  # noqa: E402  (thread count must be set first)
+from seqbench_numpy import NumpyBackend  # noqa: E402
 
 from seqbench.harness import batch_orders, initial_weights, model_spec, run_cell  # noqa: E402
 from seqbench.results import CellConfig  # noqa: E402
 from seqbench.tasks import ArithmeticTask  # noqa: E402
-from seqbench_numpy import NumpyBackend  # noqa: E402
 
 LARGE = {"steps": 50, "samples": 8192}
 

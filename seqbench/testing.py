@@ -27,7 +27,7 @@ the backends under test do, in this process.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -69,13 +69,37 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
 
 
+def random_weights(spec: ModelSpec, seed: int = 1) -> Weights:
+    """Weights that are non-zero everywhere, biases included, so a weight that failed to load shows."""
+    gen = np.random.default_rng(seed)
+    return Weights(**{k: gen.uniform(-0.5, 0.5, s).astype(np.float32) for k, s in spec.weight_shapes().items()})
+
+
+def reference_forward(spec: ModelSpec, weights: Weights, x: np.ndarray) -> np.ndarray:
+    """The canonical model written out plainly, in float64: a check independent of any backend."""
+    act = np.tanh if spec.activation == "tanh" else (lambda z: np.maximum(z, 0.0))
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    k, r, b, dk, db = (np.asarray(a, np.float64) for a in weights.arrays().values())
+    h = np.zeros((len(x), spec.units))
+    c = np.zeros_like(h)
+    for t in range(x.shape[1]):
+        z = np.asarray(x[:, t], np.float64) @ k + h @ r + b
+        if spec.kind == "rnn":
+            h = act(z)
+            continue
+        i, f, g, o = np.split(z, 4, axis=1)  # canonical gate order
+        c = sig(f) * c + sig(i) * act(g)
+        h = sig(o) * act(c)
+    return (h @ dk + db)[:, 0]
+
+
 def assert_weights_close(got: Weights, want: Weights, rtol: float, what: str) -> None:
     for name, array in want.arrays().items():
         err = relative_error(getattr(got, name), array)
         assert err <= rtol, f"{what}: {name} differs from the reference (relative error {err:.2e} > {rtol:g})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry():  # noqa: ANN202 - one registry per test session
     return load_registry()
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 import seqbench
-from tests.conftest import read_jsonl, run_dir_of, seqbench as cli
+from tests.conftest import read_jsonl, run_dir_of
+from tests.conftest import seqbench as cli
 
 pytestmark = pytest.mark.slow
 FAST = ["--epochs", "2", "--seeds", "1"]
@@ -110,8 +111,8 @@ def test_requested_unavailable_backend_is_exit_2_with_install_hint(tmp_path, plu
 
 def test_all_skips_unavailable_backends_with_a_visible_note(tmp_path, plugin_env):
     env = {**plugin_env, "SEQBENCH_DISABLE_PLUGINS": "torch,keras"}
-    result = cli("run", "--backends", "all", "--models", "rnn", *FAST, "--results-dir", str(tmp_path), "--timeout", "20",
-                 env={**env, "SEQBENCH_PLUGINS": "numpy,faulty"}, timeout=120)  # fmt: skip
+    result = cli("run", "--backends", "all", "--models", "rnn", *FAST, "--results-dir", str(tmp_path),
+                 "--timeout", "20", env={**env, "SEQBENCH_PLUGINS": "numpy,faulty"}, timeout=120)  # fmt: skip
     assert "note: backend 'absent' is not available" in result.stderr and "skipped" in result.stderr
     assert "numpy:reference/cpu rnn seed=0  ok" in result.stderr
 

@@ -21,10 +21,11 @@ from seqbench_numpy import NumpyBackend
 from seqbench_numpy.model import NumpyModel
 
 from seqbench import SeqbenchError
-from seqbench.contract import ModelSpec, Weights
+from seqbench.contract import ModelSpec
 from seqbench.harness import initial_weights, run_cell
 from seqbench.results import STATUS_OK, CellConfig
 from seqbench.tasks import ArithmeticTask
+from seqbench.testing import random_weights, reference_forward, relative_error
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # before TensorFlow's import, which importorskip does
 tf = pytest.importorskip("tensorflow")
@@ -42,33 +43,10 @@ def seed_spec(kind: str, activation: str = "relu") -> ModelSpec:
     return ModelSpec(kind, units=10, steps=3, activation=activation)  # type: ignore[arg-type]
 
 
-def random_weights(spec: ModelSpec, seed: int = 1) -> Weights:
-    """Non-zero everywhere, biases included, so a weight that failed to load shows."""
-    gen = np.random.default_rng(seed)
-    return Weights(**{k: gen.uniform(-0.5, 0.5, s).astype(np.float32) for k, s in spec.weight_shapes().items()})
 
 
-def numpy_forward(spec: ModelSpec, w: Weights, x: np.ndarray) -> np.ndarray:
-    """The canonical layer in float64, written out plainly."""
-    act = np.tanh if spec.activation == "tanh" else (lambda z: np.maximum(z, 0.0))
-    k, r, b, dk, db = (np.asarray(a, np.float64) for a in w.arrays().values())
-    h = np.zeros((len(x), spec.units))
-    c = np.zeros_like(h)
-    for t in range(x.shape[1]):
-        z = x[:, t].astype(np.float64) @ k + h @ r + b
-        if spec.kind == "rnn":
-            h = act(z)
-            continue
-        i, f, g, o = np.split(z, 4, axis=1)
-        i, f, o = (1.0 / (1.0 + np.exp(-v)) for v in (i, f, o))
-        c = f * c + i * act(g)
-        h = o * act(c)
-    return (h @ dk + db)[:, 0]
 
 
-def relative_error(got: np.ndarray, want: np.ndarray) -> float:
-    """``max|got - want| / max|want|``: entries near zero do not dominate."""
-    return float(np.max(np.abs(np.asarray(got, np.float64) - want)) / np.max(np.abs(want)))
 
 
 def fit_threads() -> list[threading.Thread]:
@@ -173,7 +151,7 @@ def test_forward_matches_numpy(backend: KerasBackend, data: tuple, kind: str, ac
     x = data[0] / 50  # the task's inputs, scaled so that tanh does not saturate
     got = backend.build(impl, spec, weights, "cpu").predict(x)
     assert isinstance(got, np.ndarray) and got.shape == (len(x),)
-    assert relative_error(got, numpy_forward(spec, weights, x)) <= 1e-5
+    assert relative_error(got, reference_forward(spec, weights, x)) <= 1e-5
 
 
 # Every implementation on the seed's relu models; tanh through the graph loop.

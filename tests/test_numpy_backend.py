@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from seqbench_numpy.model import NumpyModel
 
 from seqbench.contract import ModelSpec, Weights
 from seqbench.harness import initial_weights
-from seqbench_numpy.model import NumpyModel
+from seqbench.testing import random_weights, reference_forward
 
 CASES = [(k, a) for k in ("rnn", "lstm") for a in ("relu", "tanh")]
 
@@ -39,25 +40,11 @@ def test_gradients_match_finite_differences_in_float64(kind, activation):
 
 
 @pytest.mark.parametrize("kind,activation", CASES)
-def test_forward_matches_a_plain_per_sample_implementation(kind, activation):
+def test_forward_matches_the_plainly_written_model(kind, activation):
     spec = ModelSpec(kind, 5, steps=3, features=2, activation=activation)
-    w = initial_weights(spec, 2)
+    w = random_weights(spec, 2)
     x = np.random.default_rng(0).standard_normal((7, 3, 2)).astype(np.float32)
-    act = np.tanh if activation == "tanh" else (lambda v: np.maximum(v, 0))
-    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-    expected = []
-    for sample in x.astype(np.float64):
-        h, c = np.zeros(5), np.zeros(5)
-        for xt in sample:
-            z = xt @ w.kernel + h @ w.recurrent_kernel + w.bias
-            if kind == "rnn":
-                h = act(z)
-            else:
-                i, f, g, o = sig(z[:5]), sig(z[5:10]), act(z[10:15]), sig(z[15:])
-                c = f * c + i * g
-                h = o * act(c)
-        expected.append(h @ w.dense_kernel[:, 0] + w.dense_bias[0])
-    np.testing.assert_allclose(NumpyModel(spec, w).predict(x), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(NumpyModel(spec, w).predict(x), reference_forward(spec, w, x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])

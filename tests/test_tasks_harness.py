@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from seqbench_numpy import NumpyBackend
 
 from seqbench.contract import ModelSpec, Weights
 from seqbench.harness import batch_orders, initial_weights, run_cell
 from seqbench.results import CellConfig
 from seqbench.tasks import ArithmeticTask, regression_metrics
-from seqbench_numpy import NumpyBackend
 
 
 def test_arithmetic_defaults_are_the_notebooks():
@@ -60,7 +60,7 @@ def test_initial_weights_follow_the_canonical_recipe():
     np.testing.assert_array_equal(w.bias, np.r_[np.zeros(16), np.ones(16), np.zeros(32)])
     assert not w.dense_bias.any()
     again, other = initial_weights(spec, 0), initial_weights(spec, 1)
-    assert all(np.array_equal(a, b) for a, b in zip(w.arrays().values(), again.arrays().values()))
+    assert all(np.array_equal(a, b) for a, b in zip(w.arrays().values(), again.arrays().values(), strict=True))
     assert not np.array_equal(w.kernel, other.kernel)
 
 
@@ -76,7 +76,7 @@ def test_batch_orders_are_seeded_permutations():
     orders = batch_orders(3, 100, 4)
     assert all(sorted(o) == list(range(100)) for o in orders)
     assert not np.array_equal(orders[0], orders[1])
-    assert all(np.array_equal(a, b) for a, b in zip(orders, batch_orders(3, 100, 4)))
+    assert all(np.array_equal(a, b) for a, b in zip(orders, batch_orders(3, 100, 4), strict=True))
 
 
 def _cell(model="lstm", seed=0, epochs=4, **kw):

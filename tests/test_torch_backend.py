@@ -11,10 +11,11 @@ from seqbench_numpy.model import NumpyModel
 from seqbench_torch import TorchBackend  # imports no torch
 
 from seqbench import SeqbenchError
-from seqbench.contract import ModelSpec, OptimizerSpec, Weights
+from seqbench.contract import ModelSpec, OptimizerSpec
 from seqbench.harness import batch_orders, initial_weights, run_cell
 from seqbench.results import STATUS_OK, CellConfig
 from seqbench.tasks import ArithmeticTask
+from seqbench.testing import random_weights, reference_forward, relative_error
 
 torch = pytest.importorskip("torch")
 
@@ -45,31 +46,10 @@ def backend() -> TorchBackend:
     return b
 
 
-def random_weights(spec: ModelSpec, seed: int = 1) -> Weights:
-    gen = np.random.default_rng(seed)
-    return Weights(**{k: gen.uniform(-0.5, 0.5, s).astype(np.float32) for k, s in spec.weight_shapes().items()})
 
 
-def numpy_forward(spec: ModelSpec, w: Weights, x: np.ndarray) -> np.ndarray:
-    """The canonical layer in float64, written out plainly."""
-    act = np.tanh if spec.activation == "tanh" else (lambda z: np.maximum(z, 0.0))
-    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
-    k, r, b = (np.asarray(a, np.float64) for a in (w.kernel, w.recurrent_kernel, w.bias))
-    h = np.zeros((len(x), spec.units))
-    c = np.zeros_like(h)
-    for t in range(x.shape[1]):
-        z = x[:, t].astype(np.float64) @ k + h @ r + b
-        if spec.kind == "rnn":
-            h = act(z)
-        else:
-            i, f, g, o = np.split(z, 4, axis=1)
-            c = sig(f) * c + sig(i) * act(g)
-            h = sig(o) * act(c)
-    return (h @ w.dense_kernel.astype(np.float64) + w.dense_bias)[:, 0]
 
 
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(np.asarray(a, np.float64) - b) / max(np.linalg.norm(b), 1e-30))
 
 
 def test_import_does_not_load_torch() -> None:
@@ -131,7 +111,7 @@ def test_forward_matches_numpy(backend: TorchBackend, kind: str, activation: str
     x = np.random.default_rng(2).normal(size=(64, 5, 2)).astype(np.float32)
     pred = backend.build(impl, spec, w, "cpu").predict(x)
     assert pred.shape == (64,) and pred.dtype == np.float32
-    np.testing.assert_allclose(pred, numpy_forward(spec, w, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pred, reference_forward(spec, w, x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind,activation,impl", COMBOS)

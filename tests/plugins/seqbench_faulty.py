@@ -16,10 +16,11 @@ import math
 import os
 import time
 
-import seqbench
-from seqbench.contract import Availability
 from seqbench_numpy import NumpyBackend
 from seqbench_numpy.model import NumpyModel
+
+import seqbench
+from seqbench.contract import Availability
 
 
 class _Faulty(NumpyModel):
