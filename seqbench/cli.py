@@ -177,7 +177,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         a = backend.availability()
         state = "available" if a.available else f"NOT AVAILABLE: {a.reason}"
         print(f"  {name:<10} {state}  (plugin {registry.origin[name]})")
-        print(f"  {'':<10} implementations: {', '.join(backend.implementations)} (default first)")
+        print(f"  {'':<10} implementations: {', '.join(backend.implementations)} (default: fastest that fits)")
         print(f"  {'':<10} devices: {', '.join(backend.devices)}")
         if not a.available and a.install_hint:
             print(f"  {'':<10} install: {a.install_hint}")

@@ -209,3 +209,22 @@ class Backend(Protocol):
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
         """Return a model of ``spec`` holding exactly ``weights``."""
+
+
+def default_order(backend: Backend, spec: ModelSpec, device: str) -> list[str]:
+    """The implementations to try, in order, when the user names none.
+
+    A backend may define the optional ``default_implementation(spec, device)
+    -> str | None`` when the fastest choice depends on the spec; otherwise (or
+    when it returns None) the order of ``implementations`` decides.  The first
+    one that :meth:`Backend.supports` the spec is the default.
+
+    .. versionadded:: 0.1
+    """
+    order = list(backend.implementations)
+    prefer = getattr(backend, "default_implementation", None)
+    choice = prefer(spec, device) if prefer is not None else None
+    if choice in order:
+        order.remove(choice)
+        order.insert(0, choice)
+    return order

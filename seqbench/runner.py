@@ -15,7 +15,7 @@ from typing import Protocol
 
 import seqbench
 from seqbench.calibration import machine_id, run_calibration
-from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend
+from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.errors import UsageError
 from seqbench.harness import model_spec
 from seqbench.machine import git_commit, machine_info, package_versions
@@ -168,7 +168,7 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
                 if device not in backend.devices:
                     reasons.append(f"{device}: not supported")
                     continue
-                for candidate in [impl] if impl else list(backend.implementations):
+                for candidate in [impl] if impl else default_order(backend, spec, device):
                     why = backend.supports(candidate, spec, device)
                     if why is None:
                         choice = (candidate, device)

@@ -105,3 +105,19 @@ def test_same_seed_same_loss_curve_other_seed_other_curve():
 
     assert curve(1) == curve(1)
     assert curve(1) != curve(2)
+
+
+def test_a_backend_may_prefer_a_default_implementation_per_spec():
+    from seqbench.contract import default_order
+
+    class Plain(NumpyBackend):
+        implementations = ("a", "b")
+
+    class Choosy(Plain):
+        def default_implementation(self, spec, device):
+            return "b" if spec.kind == "rnn" else None
+
+    rnn, lstm = ModelSpec("rnn", 4, steps=2), ModelSpec("lstm", 4, steps=2)
+    assert default_order(Plain(), rnn, "cpu") == ["a", "b"]
+    assert default_order(Choosy(), rnn, "cpu") == ["b", "a"]
+    assert default_order(Choosy(), lstm, "cpu") == ["a", "b"]

@@ -207,3 +207,11 @@ def test_gpu_epoch_matches_cpu_and_is_timed(backend: TorchBackend, kind: str, ac
     assert results[1][0] == pytest.approx(results[0][0], rel=1e-4)
     for name, ours in results[1][1].arrays().items():
         assert relative_error(ours, getattr(results[0][1], name)) <= 1e-4, name
+
+
+def test_default_implementation_is_the_faster_one_per_spec(backend: TorchBackend) -> None:
+    from seqbench.contract import default_order
+
+    assert default_order(backend, seed_spec("rnn", "relu"), "cpu")[0] == "loop"
+    assert default_order(backend, seed_spec("lstm", "tanh"), "cpu")[0] == "fused"
+    assert default_order(backend, seed_spec("rnn", "tanh"), "gpu")[0] == "fused"
