@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from seqbench_torch import TorchBackend
 from torch import Tensor, nn
 
-from seqbench.contract import ModelSpec, Weights
+from seqbench.contract import ModelSpec, Weights, default_order
 from seqbench.harness import batch_orders, initial_weights
 from seqbench.tasks import ArithmeticTask
 
@@ -127,7 +127,7 @@ def measure(config: Config) -> dict[str, list[float]]:
     w = initial_weights(spec, 0)
     x, y = data_for(config)
     contenders: dict[str, Callable[[np.ndarray], float]] = {}
-    supported = [impl for impl in backend.implementations if backend.supports(impl, spec, "cpu") is None]
+    supported = [impl for impl in default_order(backend, spec, "cpu") if backend.supports(impl, spec, "cpu") is None]
     for impl in supported if config.every_implementation else supported[:1]:
         model = backend.build(impl, spec, w, "cpu")
         model.set_train_data(x, y)
