@@ -87,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list backends (with availability), implementations, devices and tasks",
                    description="List every registered backend and task. Imports no framework.")
-    COMMANDS.update(add_commands(sub))  # report, compare, history, merge, export
+    run.set_defaults(handler=_cmd_run)
+    sub.choices["list"].set_defaults(handler=_cmd_list)
+    for name, handler in add_commands(sub).items():  # report, compare, history, merge, export
+        sub.choices[name].set_defaults(handler=handler)
     return parser
 
 
@@ -190,9 +193,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return EXIT_USAGE
-        return COMMANDS[args.command](args)
+        return args.handler(args)
     except SeqbenchError as e:
         if debug:
             traceback.print_exc()

@@ -26,7 +26,7 @@ from seqbench.results import (
     CellConfig,
     CellRecord,
     EpochRecord,
-    _identity,
+    cell_fields,
 )
 from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng
 
@@ -149,7 +149,7 @@ def run_cell(
     steady_s = _median([e.wall_s for e in steady])
     gpu = [e.gpu_s for e in steady if e.gpu_s is not None]
     return CellRecord(
-        **_identity(cell),
+        **cell_fields(cell),
         status=status,
         implementation_path=model.implementation_path(),
         epochs_run=len(epochs),

@@ -123,18 +123,14 @@ ADDED_COLUMNS = frozenset({"machine"})
 
 def failed_cell(cell: CellConfig, status: str, error: str, **extra: Any) -> CellRecord:
     """A record for a cell that did not complete."""
-    return CellRecord(**_identity(cell), status=status, error=error, **extra)
+    return CellRecord(**cell_fields(cell), status=status, error=error, **extra)
 
 
-def _identity(cell: CellConfig) -> dict[str, Any]:
-    keys = ("task", "model", "backend", "implementation", "device", "seed")
-    return {k: getattr(cell, k) for k in keys} | {
-        "units": cell.units,
-        "activation": cell.activation,
-        "epochs": cell.epochs,
-        "batch_size": cell.batch_size,
-        "threads": cell.threads,
-    }
+def cell_fields(cell: CellConfig) -> dict[str, Any]:
+    """The CellRecord fields that come straight from the cell's configuration."""
+    keys = ("task", "model", "backend", "implementation", "device", "seed",
+            "units", "activation", "epochs", "batch_size", "threads")  # fmt: skip
+    return {k: getattr(cell, k) for k in keys}
 
 
 def _clean(value: Any) -> Any:
