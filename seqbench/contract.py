@@ -211,6 +211,25 @@ class Backend(Protocol):
         """Return a model of ``spec`` holding exactly ``weights``."""
 
 
+def unsupported_basics(backend: Backend, implementation: str, spec: ModelSpec, device: str) -> str | None:
+    """The checks every ``supports`` starts with: a known implementation, device,
+    model kind and activation, and float32.  Returns the reason, or None.
+
+    .. versionadded:: 0.1
+    """
+    if implementation not in backend.implementations:
+        return f"unknown implementation {implementation!r}; valid: {', '.join(backend.implementations)}"
+    if device not in backend.devices:
+        return f"device {device!r} is not one of {', '.join(backend.devices)}"
+    if spec.kind not in MODEL_KINDS:
+        return f"model {spec.kind!r} is not one of {', '.join(MODEL_KINDS)}"
+    if spec.activation not in ACTIVATIONS:
+        return f"activation {spec.activation!r} is not one of {', '.join(ACTIVATIONS)}"
+    if spec.dtype != "float32":
+        return f"the {backend.name} backend computes in float32 only"
+    return None
+
+
 def default_order(backend: Backend, spec: ModelSpec, device: str) -> list[str]:
     """The implementations to try, in order, when the user names none.
 

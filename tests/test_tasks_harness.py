@@ -121,3 +121,14 @@ def test_a_backend_may_prefer_a_default_implementation_per_spec():
     assert default_order(Plain(), rnn, "cpu") == ["a", "b"]
     assert default_order(Choosy(), rnn, "cpu") == ["b", "a"]
     assert default_order(Choosy(), lstm, "cpu") == ["a", "b"]
+
+
+def test_unsupported_basics_names_what_no_backend_can_run():
+    from seqbench.contract import unsupported_basics
+
+    b, spec = NumpyBackend(), ModelSpec("rnn", 4, steps=2)
+    assert unsupported_basics(b, "reference", spec, "cpu") is None
+    assert "unknown implementation 'x'" in unsupported_basics(b, "x", spec, "cpu")
+    assert "device 'gpu' is not one of cpu" in unsupported_basics(b, "reference", spec, "gpu")
+    assert "activation 'gelu'" in unsupported_basics(b, "reference", ModelSpec("rnn", 4, 2, activation="gelu"), "cpu")
+    assert "float32 only" in unsupported_basics(b, "reference", ModelSpec("rnn", 4, 2, dtype="float64"), "cpu")

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from importlib import metadata
 
 import seqbench
-from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Availability, Backend, Model, ModelSpec, Weights
+from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights, unsupported_basics
 
 INSTALL_HINT = "pip install 'seqbench[keras]'"
 # Keras weights the epoch loss of fit by batch size since 3.2 (keras-team/keras#19363);
@@ -71,16 +71,9 @@ class KerasBackend:
         return {d: v for d, v in found.items() if v is not None}
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
-        if implementation not in self.implementations:
-            return f"unknown implementation {implementation!r}; valid: {', '.join(self.implementations)}"
-        if device not in self.devices:
-            return f"device {device!r} is not one of {', '.join(self.devices)}"
-        if spec.kind not in MODEL_KINDS:
-            return f"model {spec.kind!r} is not one of {', '.join(MODEL_KINDS)}"
-        if spec.activation not in ACTIVATIONS:
-            return f"activation {spec.activation!r} is not one of {', '.join(ACTIVATIONS)}"
-        if spec.dtype != "float32":
-            return "the Keras backend computes in float32 only"
+        basic = unsupported_basics(self, implementation, spec, device)
+        if basic is not None:
+            return basic
         keras_version = _installed("keras") or ""
         if implementation == "fit" and _release(keras_version) < FIT_MIN_KERAS:
             floor = ".".join(map(str, FIT_MIN_KERAS))

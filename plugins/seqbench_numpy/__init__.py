@@ -11,9 +11,7 @@ from collections.abc import Callable
 from importlib import metadata
 
 import seqbench
-from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights
-
-ACTIVATIONS = ("relu", "tanh")
+from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights, unsupported_basics
 
 
 class NumpyBackend:
@@ -28,13 +26,7 @@ class NumpyBackend:
         return {"numpy": metadata.version("numpy")}
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
-        if device != "cpu":
-            return "the NumPy backend runs on the CPU only"
-        if spec.activation not in ACTIVATIONS:
-            return f"activation {spec.activation!r} is not one of {', '.join(ACTIVATIONS)}"
-        if spec.dtype != "float32":
-            return "the NumPy backend computes in float32 only"
-        return None
+        return unsupported_basics(self, implementation, spec, device)
 
     def configure(self, device: str, threads: int) -> None:
         # BLAS reads its thread count from the environment the worker sets

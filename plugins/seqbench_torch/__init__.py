@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 import seqbench
-from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Availability, Backend, Model, ModelSpec, Weights
+from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights, unsupported_basics
 
 INSTALL_HINT = (
     "pip install 'seqbench[torch]' torch==2.13.0  (pin it: the pin takes the CPU wheel, "
@@ -75,16 +75,9 @@ class TorchBackend:
         return {"torch": version} if version else {}
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
-        if implementation not in self.implementations:
-            return f"unknown implementation {implementation!r}; valid: {', '.join(self.implementations)}"
-        if device not in self.devices:
-            return f"unknown device {device!r}; valid: {', '.join(self.devices)}"
-        if spec.kind not in MODEL_KINDS:
-            return f"model {spec.kind!r} is not one of {', '.join(MODEL_KINDS)}"
-        if spec.dtype != "float32":
-            return "the torch backend computes in float32 only"
-        if spec.activation not in ACTIVATIONS:
-            return f"activation {spec.activation!r} is not one of {', '.join(ACTIVATIONS)}"
+        basic = unsupported_basics(self, implementation, spec, device)
+        if basic is not None:
+            return basic
         fused = FUSED_ACTIVATIONS[spec.kind]
         if implementation == "fused" and spec.activation not in fused:
             layer = "nn.LSTM" if spec.kind == "lstm" else "nn.RNN"
