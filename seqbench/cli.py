@@ -2,7 +2,7 @@
 
 Exit codes: 0 every cell completed (ok or diverged); 1 some cell errored or
 timed out (results are still written); 2 bad usage or configuration
-(nothing ran); 130 interrupted.
+(nothing ran); 128+N stopped by signal N (130 for Ctrl-C).
 
 Heavy imports (pandas, any framework) are deferred to the commands that need
 them, so ``seqbench --help`` and ``seqbench list`` stay fast.
@@ -36,6 +36,25 @@ def _task_param(value: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"expected KEY=INTEGER, got {value!r}") from None
 
 
+def _threads(value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of threads or 'auto', got {value!r}") from None
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if not 0 < seconds <= 7 * 24 * 3600:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and one week, got {value!r}")
+    return seconds
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse's own errors become our one-line usage error (exit 2)
@@ -47,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seqbench",
         description="Benchmark recurrent sequence models (RNN, LSTM) across deep-learning frameworks: "
         "the same task, the same initial weights and the same batches on every backend.",
-        epilog="Exit codes: 0 all cells completed; 1 a cell errored or timed out; 2 bad usage; 130 interrupted.",
+        epilog="Exit codes: 0 all cells completed; 1 a cell errored or timed out; 2 bad usage or unreadable "
+        "results; 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).",
     )
     parser.add_argument("--version", action="version", version=f"seqbench {seqbench.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -72,10 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--units", type=int, default=10, help="recurrent units (default: 10)")
     run.add_argument("--activation", default="relu", help="relu or tanh (default: relu)")
     run.add_argument("--seeds", type=int, default=3,
-                     help="number of seeds per cell, 0..N-1 (default: 3; one seed is no accuracy figure)")
+                     help="repeats per row, seeds 0..N-1, each in a fresh worker process (default: 3; one seed "
+                     "is no accuracy figure, and spreads and compare intervals are computed over processes)")
     run.add_argument("--device", default="cpu", help="cpu, gpu or auto (gpu where a backend can) (default: cpu)")
-    run.add_argument("--threads", type=int, default=None, help="threads per worker (default: CPU count)")
-    run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed (default: 600)")
+    run.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                     help="threads per worker; auto (default): 1 for small models, where a second thread "
+                     "collapses under load, every core for large ones (see docs/measurement.md)")
+    run.add_argument("--timeout", type=_seconds, default=600.0,
+                     help="seconds a cell may run, from its start, before it is killed (default: 600)")
+    run.add_argument("--startup-timeout", type=_seconds, default=300.0,
+                     help="seconds a worker may take to start (interpreter, plugins, the framework's "
+                     "import) before its cell counts as timed out (default: 300)")
+    run.add_argument("--retries", type=int, default=2,
+                     help="how many times a repeat that other processes disturbed is measured again, at the "
+                     "end of the run (default: 2; 0 keeps every first measurement)")
     run.add_argument("--results-dir", default="results", metavar="DIR",
                      help="where run directories go (default: results)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
@@ -128,12 +158,15 @@ class _ConsoleProgress:
     def cell_finished(self, record, done: int, total: int) -> None:  # noqa: ANN001
         if self.live and not self.quiet:
             print("\r\033[K", end="", file=sys.stderr)
+        again = f" (attempt {record.attempt})" if record.attempt > 1 else ""
         line = f"[{done}/{total}] {record.backend}:{record.implementation}/{record.device} " \
-               f"{record.model} seed={record.seed}  {record.status}"
+               f"{record.model} seed={record.seed}{again}  {record.status}"
         if record.status in ("ok", "diverged"):
             steady_ms = None if record.steady_epoch_s is None else record.steady_epoch_s * 1e3
             line += f"  acc {_fmt(record.accuracy, '.2f')}  loss {_fmt(record.final_loss, '.4g')}  " \
                     f"steady {_fmt(steady_ms, '.1f')} ms/epoch"
+            if record.disturbed:
+                line += f"  DISTURBED ({record.interference:.2f} cores busy elsewhere)"
         elif record.error:
             line += ": " + record.error.strip().splitlines()[-1]
         self._print(line)
@@ -148,17 +181,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(
         backends=args.backends, models=args.models, task=args.task, task_params=dict(args.task_param),
         epochs=args.epochs, batch_size=args.batch_size, units=args.units, activation=args.activation,
-        seeds=args.seeds, device=args.device, timeout=args.timeout, results_dir=args.results_dir,
+        seeds=args.seeds, device=args.device, threads=args.threads, timeout=args.timeout,
+        startup_timeout=args.startup_timeout, retries=args.retries, results_dir=args.results_dir,
         shard=args.shard, calibrate=not args.no_calibration,
-        **({"threads": args.threads} if args.threads is not None else {}),
     )  # fmt: skip
-    result = execute(config, registry, _ConsoleProgress(args.quiet))
+    progress = _ConsoleProgress(args.quiet)
+    result = execute(config, registry, progress)
+    if progress.live and not args.quiet:  # an interrupted cell leaves its live line behind
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
     if not args.quiet:
         from seqbench.report import render_summary  # pandas, only now
 
         print(render_summary(seqbench.load_run(result.path)))
         if result.status != "complete":
-            print(f"run {result.status}: {len(result.cells)} cell(s) finished and kept")
+            print(f"run {result.status}: {len(result.cells)} cell(s) finished and kept", file=sys.stderr)
     print(result.path)
     return result.exit_code
 

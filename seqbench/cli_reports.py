@@ -96,7 +96,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     base, new = seqbench.load_run(args.base), seqbench.load_run(args.new)
     result = compare_runs(base, new, threshold=args.threshold, accuracy_tolerance=args.accuracy_tolerance,
-                          normalize=args.normalize)  # fmt: skip
+                          normalize=args.normalize, strict=args.strict)  # fmt: skip
     if args.output or args.format != "text":  # the output may not be read by a person: say it here too
         for warning in result.warnings:
             _warn(warning)
@@ -159,11 +159,13 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
 
     compare = sub.add_parser(
         "compare", help="compare two runs cell by cell; exit 1 on a regression",
-        description="Match the rows of two runs by (task, model, backend, implementation, device) and judge "
-        "each: steady-epoch time ratio NEW/BASE with a 95%% interval (two-level bootstrap over seeds and epochs) "
-        "and a Mann-Whitney test, accuracy change, parameter change, status change. Exit 1 when a row is "
-        "confidently slower beyond --threshold, lost accuracy beyond --accuracy-tolerance, or newly fails; "
-        "0 otherwise; 2 on unusable input or when no rows match.",
+        description="Match the rows of two runs by (task, experiment, backend, implementation, model, device) "
+        "and judge each: the steady-epoch time ratio NEW/BASE with a 95% interval computed over worker processes "
+        "(one per seed; Welch's t on log times), accuracy change, parameter change, status change. Exit 1 when a "
+        "row is confidently slower beyond --threshold, lost accuracy beyond --accuracy-tolerance, or newly fails; "
+        "0 otherwise, also when a row is undecided (spread too wide) or disturbed (other processes took CPU "
+        "during its measurement), unless --strict; 2 on unusable input, different experiments, or no matching "
+        "rows.",
     )  # fmt: skip
     compare.add_argument("base", metavar="BASE", help="the reference run directory")
     compare.add_argument("new", metavar="NEW", help="the run to judge")
@@ -173,6 +175,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
                          help="drop in median accuracy that counts as a regression (default: 0.05)")
     compare.add_argument("--normalize", action="store_true",
                          help="compare times in calibration units (for runs on different machines)")
+    compare.add_argument("--strict", action="store_true",
+                         help="also exit 1 when a row cannot be judged (undecided, disturbed, too few processes)")
     compare.add_argument("--format", choices=COMPARE_FORMATS, default="text", help="text (default), md or json")
     compare.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
 

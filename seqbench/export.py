@@ -70,7 +70,7 @@ def _rows(run: Run, normalize: bool) -> list[tuple[dict[str, Any], list[float], 
 
     cells = cell_view(run)
     samples = steady_epochs(cells, run.epochs)
-    table = summary(cells, run.epochs)
+    table = summary(cells)
     out = []
     for row in table.to_dict("records"):
         mask = True

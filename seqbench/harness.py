@@ -14,12 +14,13 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from seqbench.contract import Backend, ModelSpec, Weights
+from seqbench.interference import Meter, interference, is_disturbed, others
 from seqbench.results import (
     STATUS_DIVERGED,
     STATUS_OK,
@@ -27,6 +28,7 @@ from seqbench.results import (
     CellRecord,
     EpochRecord,
     cell_fields,
+    experiment_label,
 )
 from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng
 
@@ -77,10 +79,12 @@ def initial_weights(spec: ModelSpec, seed: int) -> Weights:
     return Weights(**{k: v.astype(spec.dtype) for k, v in w.arrays().items()})
 
 
-def batch_orders(seed: int, n: int, epochs: int) -> list[np.ndarray]:
-    """The sample order of every epoch: one seeded permutation each."""
+def batch_orders(seed: int, n: int, epochs: int) -> Iterator[np.ndarray]:
+    """The sample order of every epoch: one seeded permutation each, drawn when it is needed
+    (200,000 epochs of orders drawn up front took 1.6 GB)."""
     gen = rng(seed, STREAM_ORDER)
-    return [gen.permutation(n) for _ in range(epochs)]
+    for _ in range(epochs):
+        yield gen.permutation(n)
 
 
 def _reset_peak_rss() -> None:
@@ -112,11 +116,20 @@ def run_cell(
     cell: CellConfig,
     task: Task,
     on_epoch: Callable[[EpochRecord], None] = lambda record: None,
+    *,
+    cold: bool = True,
+    meter: Meter | None = None,
 ) -> CellRecord:
     """Train and score one cell in this process; ``backend.configure`` already ran.
 
+    ``cold`` says whether this is the first cell of its process (the worker
+    runs one cell per process, so it is).  ``meter`` reads what other
+    processes did during each epoch (:mod:`seqbench.interference`); the
+    readings sit outside the timed region.
+
     Exceptions from the backend propagate: the worker records them.
     """
+    meter = meter or Meter()
     _reset_peak_rss()
     data = task.make(cell.seed, **cell.task_params)
     spec = model_spec(cell, data)
@@ -126,16 +139,22 @@ def run_cell(
     build_s = time.perf_counter() - t0
 
     n = len(data.y_train)
+    experiment = experiment_label(cell_fields(cell))
     epochs: list[EpochRecord] = []
     status = STATUS_OK
+    window = []  # readings at the start of each epoch and the end of the last
     for epoch, order in enumerate(batch_orders(cell.seed, n, cell.epochs), 1):
+        before = meter.read()
+        window.append(before)
         w0, c0 = time.perf_counter(), time.process_time()
         loss = model.train_epoch(order, cell.batch_size)
         model.synchronize()
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        after = meter.read()
         record = EpochRecord(
             cell.task, cell.model, cell.backend, cell.implementation, cell.device, cell.seed,
-            epoch, float(loss), wall, cpu, model.epoch_gpu_seconds(),
+            epoch, float(loss), wall, cpu, model.epoch_gpu_seconds(), others(before, after), cell.attempt,
+            experiment,
         )  # fmt: skip
         epochs.append(record)
         on_epoch(record)
@@ -148,6 +167,8 @@ def run_cell(
     steady = epochs[1:]
     steady_s = _median([e.wall_s for e in steady])
     gpu = [e.gpu_s for e in steady if e.gpu_s is not None]
+    # Interference over the epochs the steady time comes from (epoch 1 alone when there is no other).
+    start, end = window[1 if len(epochs) > 1 else 0], after
     return CellRecord(
         **cell_fields(cell),
         status=status,
@@ -168,4 +189,7 @@ def run_cell(
         peak_rss_mb=_peak_rss_mb(),
         build_s=build_s,
         details={str(k): str(v) for k, v in model.describe().items()},
+        cold=cold,
+        interference=interference(start, end),
+        disturbed=is_disturbed(start, end, meter.cpus),
     )

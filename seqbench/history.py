@@ -84,7 +84,7 @@ def parse_since(text: str) -> pd.Timestamp:
 
 @dataclass
 class History:
-    long: pd.DataFrame  # one row per run x (task, backend, implementation, model, device)
+    long: pd.DataFrame  # one row per run x (task, experiment, backend, implementation, model, device)
     runs: pd.DataFrame  # one row per run, in order
     skipped: list[str] = field(default_factory=list)
 
@@ -123,7 +123,7 @@ def gather(paths: Iterable[str | Path], since: pd.Timestamp | None = None, backe
         info = _run_row(path, run.meta)
         if since is not None and (pd.isna(info["started"]) or info["started"] < since):
             continue
-        table = summary(cell_view(run), run.epochs)
+        table = summary(cell_view(run))
         table = table[_in(backends, table["backend"]) & _in(models, table["model"]) & _in(tasks, table["task"])]
         if table.empty:
             continue
@@ -147,8 +147,9 @@ def gather(paths: Iterable[str | Path], since: pd.Timestamp | None = None, backe
     runs["run_label"] = labels
     long = pd.concat(parts, ignore_index=True).drop(columns=["path"])
     long = long.merge(runs[["run_id", "order", "run_label", "started", "commit"]], on="run_id")
+    # A series is one row of one experiment: runs of another configuration never join its trend.
     long["row"] = long["task"] + " " + long["backend"] + ":" + long["implementation"] + "/" + long["device"] + \
-        " " + long["model"]  # fmt: skip
+        " " + long["model"] + " [" + long["experiment"] + "]"  # fmt: skip
     return History(long.sort_values(["order", "row"]).reset_index(drop=True), runs, skipped)
 
 

@@ -86,7 +86,7 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
     seen: dict[tuple[Any, ...], Path] = {}
     for part in parts:
         for row in part["cells"]:
-            key = tuple(row.get(k) for k in CELL_KEY)
+            key = (*(row.get(k) for k in CELL_KEY), row.get("attempt", 1))  # a repeat may be measured again
             if key in seen:
                 raise ResultsError(
                     f"cannot merge: cell {'/'.join(map(str, key))} is in both {seen[key]} and {part['path']} "

@@ -73,7 +73,7 @@ def steady_time_figure(table: pd.DataFrame) -> Figure:
         part = table[table["series"] == name].set_index("group").reindex(groups)
         x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
         med = part["steady_epoch_ms"].to_numpy(float)
-        err = np.vstack([med - part["steady_p25_ms"].to_numpy(float), part["steady_p75_ms"].to_numpy(float) - med])
+        err = np.vstack([med - part["steady_min_ms"].to_numpy(float), part["steady_max_ms"].to_numpy(float) - med])
         ax.bar(x, med, width, yerr=np.nan_to_num(err), capsize=3, label=name)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("ms per steady epoch")
@@ -186,7 +186,7 @@ def run_figures(run: Run) -> dict[str, Figure]:
     from seqbench.report import cell_view, summary
 
     cells = cell_view(run)
-    table = summary(cells, run.epochs)
+    table = summary(cells)
     figures: dict[str, Figure] = {}
     if table["steady_epoch_ms"].notna().any():
         figures["steady_time"] = steady_time_figure(table)

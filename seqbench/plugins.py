@@ -29,6 +29,7 @@ from seqbench.tasks import Task
 ENV_ALLOW = "SEQBENCH_PLUGINS"
 ENV_DISABLE = "SEQBENCH_DISABLE_PLUGINS"
 ENTRY_POINT_GROUP = "seqbench"
+BUILTIN_TASKS = "seqbench.tasks"  # registered in every plugin manager, not through an entry point
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ class Registry:
     tasks: dict[str, Task] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     origin: dict[str, str] = field(default_factory=dict)  # backend name -> plugin name
+    task_origin: dict[str, str] = field(default_factory=dict)  # task name -> plugin name
+
+    def plugins_for(self, backend: str, task: str) -> tuple[str, ...]:
+        """The entry-point plugins a worker needs for this backend and task, and no other.
+
+        A plugin's import side effects (a framework's thread pool) must not sit
+        inside another backend's measurement.
+        """
+        return tuple(sorted({self.origin[backend], self.task_origin.get(task, BUILTIN_TASKS)} - {BUILTIN_TASKS}))
 
     def backend(self, name: str) -> Backend:
         try:
@@ -80,16 +90,20 @@ def _entry_points() -> list[metadata.EntryPoint]:
 def new_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(tasks, name="seqbench.tasks")
+    pm.register(tasks, name=BUILTIN_TASKS)
     return pm
 
 
-def load_entry_point_plugins(pm: pluggy.PluginManager) -> list[PluginFailure]:
-    """Register every allowed entry-point plugin; return those that failed."""
+def load_entry_point_plugins(pm: pluggy.PluginManager, only: Iterable[str] | None = None) -> list[PluginFailure]:
+    """Register every allowed entry-point plugin (only those named in ``only``, if given);
+    return those that failed."""
     allow, deny = _names(ENV_ALLOW), _names(ENV_DISABLE) or set()
+    wanted = None if only is None else set(only)
     failures = []
     for ep in _entry_points():
         if (allow is not None and ep.name not in allow) or ep.name in deny:
+            continue
+        if wanted is not None and ep.name not in wanted:
             continue
         try:
             pm.register(ep.load(), name=ep.name)
@@ -132,16 +146,18 @@ def build_registry(pm: pluggy.PluginManager, failures: Iterable[PluginFailure] =
         if task.name in reg.tasks:
             raise ValueError(f"task {task.name!r} is already registered")
         reg.tasks[task.name] = task
+        reg.task_origin[task.name] = plugin
 
     reg.failures += _collect(pm, "seqbench_register_backends", add_backend)
     reg.failures += _collect(pm, "seqbench_register_tasks", add_task)
     return reg
 
 
-def load_registry(extra_plugins: Iterable[object] = ()) -> Registry:
-    """Load entry-point plugins (respecting the env vars) plus ``extra_plugins``."""
+def load_registry(extra_plugins: Iterable[object] = (), only: Iterable[str] | None = None) -> Registry:
+    """Load entry-point plugins (respecting the env vars; only those in ``only``, if given)
+    plus ``extra_plugins``."""
     pm = new_plugin_manager()
-    failures = load_entry_point_plugins(pm)
+    failures = load_entry_point_plugins(pm, only)
     for plugin in extra_plugins:
         pm.register(plugin)
     return build_registry(pm, failures)

@@ -24,31 +24,36 @@ import numpy as np
 import pandas as pd
 
 from seqbench.calibration import machines, score
-from seqbench.results import COMPLETED, STATUS_OK, Run
+from seqbench.results import COMPLETED, EXPERIMENT_FIELDS, STATUS_OK, Run, experiment_label
 
-KEYS = ["task", "backend", "implementation", "model", "device"]
+# A row of a report is a backend's implementation of a model on a device, in
+# one experiment (the task with its parameters, units, activation, epochs,
+# batch size, threads and dtype: results.EXPERIMENT_FIELDS).
+KEYS = ["task", "experiment", "backend", "implementation", "model", "device"]
 SEED_KEYS = [*KEYS, "seed"]
 FORMATS = ("text", "md", "csv", "json", "html")
 REPORT_VERSION = 1  # of the JSON report's layout
 
 _NUMERIC_CELL = ["seed", "epochs_run", "params", "final_loss", "accuracy", "mse", "mae", "probe_prediction",
                  "probe_target", "first_epoch_s", "steady_epoch_s", "cpu_s", "gpu_s", "samples_per_s",
-                 "peak_rss_mb", "build_s"]  # fmt: skip
-_NUMERIC_EPOCH = ["seed", "epoch", "loss", "wall_s", "cpu_s", "gpu_s"]
+                 "peak_rss_mb", "build_s", "attempt", "interference"]  # fmt: skip
+_NUMERIC_EPOCH = ["seed", "epoch", "loss", "wall_s", "cpu_s", "gpu_s", "attempt", "other_cpu_s"]
 
 SUMMARY_COLUMNS = [
     "seeds", "ok", "failed", "status", "params",
     "accuracy", "accuracy_min", "accuracy_max", "final_loss",
     "first_epoch_ms", "first_epoch_min_ms", "first_epoch_max_ms",
-    "steady_epoch_ms", "steady_p25_ms", "steady_p75_ms", "steady_samples",
+    "steady_epoch_ms", "steady_min_ms", "steady_max_ms", "processes", "disturbed",
     "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "path", "machine",
 ]  # fmt: skip
 
 LEGEND = (
-    "accuracy: median (min-max) over seeds; first: first epoch (compile/trace/warm-up), median (min-max) over "
-    "seeds; steady: epochs 2..N of every seed, median (interquartile range); cpu/gpu: process CPU and device "
-    "time per steady epoch"
+    "accuracy: median (min-max) over seeds; first: first epoch in a fresh process (imports, compile, trace), "
+    "median (min-max) over processes; steady: each process's median of epochs 2..N, then the median (min-max) "
+    "over processes, one per seed; cpu/gpu: process CPU and device time per steady epoch"
 )
+DISTURBED_NOTE = ("DISTURBED: other processes took CPU during {n} of the measurements behind this table "
+                  "(marked * in the steady column); their times say more about the neighbours than the code")
 LEGEND_CAL = "; steady/cal: steady epoch in calibration units (see docs/reports.md)"
 
 
@@ -68,8 +73,27 @@ def _numeric(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
 
 
 def cell_view(run: Run) -> pd.DataFrame:
-    """The cells, numeric columns as floats, each with its machine id and calibration score."""
+    """The cells that count, numeric columns as floats, each with its experiment, machine and calibration.
+
+    A repeat measured again because it was disturbed (``attempt`` 2, 3, ...)
+    appears once: its latest undisturbed attempt, else its latest attempt.
+    Runs written before these columns existed get them from run.json's config.
+    """
     cells = _numeric(run.cells, _NUMERIC_CELL)
+    config = run.meta.get("config") if isinstance(run.meta.get("config"), dict) else {}
+    cells["attempt"] = cells["attempt"].fillna(1.0) if "attempt" in cells else 1.0
+    cells["disturbed"] = cells["disturbed"].eq(True) if "disturbed" in cells else False
+    defaults = {name: config.get(name) for name in EXPERIMENT_FIELDS} | {
+        "task_params": config.get("task_params") or {}, "dtype": "float32"}
+    for column, default in defaults.items():  # a failed cell, or a run older than the column
+        values = cells[column] if column in cells else pd.Series([None] * len(cells), index=cells.index)
+        cells[column] = [v if v is not None and not (isinstance(v, float) and math.isnan(v)) else default
+                         for v in values]  # fmt: skip
+    cells["experiment"] = [experiment_label(r) for r in cells.to_dict("records")] if len(cells) else []
+    if len(cells):  # latest undisturbed attempt first, then latest attempt: keep the first of each repeat
+        order = cells.assign(_clean=~cells["disturbed"]).sort_values(["_clean", "attempt"], ascending=False)
+        keep = order.drop_duplicates(SEED_KEYS).index
+        cells = cells.loc[sorted(keep)].reset_index(drop=True)
     known = machines(run.meta)
     default = next(iter(known))
     if "machine" not in cells:
@@ -81,16 +105,24 @@ def cell_view(run: Run) -> pd.DataFrame:
 
 
 def steady_epochs(cells: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """Epochs 2..N of every completed cell (the samples behind each steady time).
+    """Epochs 2..N of every completed cell of ``cells`` (a :func:`cell_view`), with its experiment.
 
-    Carries the cell's ``calibration_s`` when ``cells`` has it (see :func:`cell_view`).
+    Carries the cell's ``calibration_s`` when ``cells`` has it.
     """
+    return epoch_view(cells, epochs).query("epoch >= 2").reset_index(drop=True)
+
+
+def epoch_view(cells: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """The epochs of the completed cells of ``cells`` (a :func:`cell_view`): superseded attempts dropped."""
     epochs = _numeric(epochs, _NUMERIC_EPOCH)
-    cells = _numeric(cells, ["seed"])
+    epochs["attempt"] = epochs["attempt"].fillna(1.0) if "attempt" in epochs else 1.0
     done = cells[cells["status"].isin(COMPLETED)]
-    keep = [*SEED_KEYS] + (["calibration_s"] if "calibration_s" in done else [])
-    steady = epochs[epochs["epoch"] >= 2].merge(done[keep].drop_duplicates(SEED_KEYS), on=SEED_KEYS)
-    return steady.reset_index(drop=True)
+    join = [k for k in SEED_KEYS if k != "experiment"] + ["attempt"]
+    if "experiment" in epochs and epochs["experiment"].notna().all():
+        join.append("experiment")
+    keep = list(dict.fromkeys([*join, "experiment"] + (["calibration_s"] if "calibration_s" in done else [])))
+    epochs = epochs.drop(columns=[c for c in keep if c not in join and c in epochs])
+    return epochs.merge(done[keep].drop_duplicates(join), on=join).reset_index(drop=True)
 
 
 def _status_text(statuses: pd.Series) -> str:
@@ -111,34 +143,28 @@ def _agg(values: pd.Series, how: str) -> float:
     return float(getattr(values, how)()) if len(values) else math.nan
 
 
-def summary(cells: pd.DataFrame, epochs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per task x backend x implementation x model x device, over seeds.
+def summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per task x experiment x backend x implementation x model x device, over processes.
 
-    Times come from the per-epoch samples in ``epochs`` when given (all steady
-    epochs of every completed seed, pooled), else from each cell's own
-    steady-epoch median.  Accuracy, loss and throughput are over completed
-    seeds; failed seeds are counted in ``failed`` and named by :func:`failures`.
+    ``cells`` is a :func:`cell_view`.  Each completed repeat ran in its own
+    process and contributes one steady time (its median of epochs 2..N); the
+    row's time is the median over processes, with their min and max, so the
+    spread shown is the variation between processes (DESIGN.md).  First-epoch
+    times come from cold processes only.  Failed seeds are counted in
+    ``failed`` and named by :func:`failures`; ``disturbed`` counts the repeats
+    that ran while other processes took CPU.
     """
     if cells.empty:
         return pd.DataFrame(columns=KEYS + SUMMARY_COLUMNS)
     cells = _numeric(cells, _NUMERIC_CELL)
-    samples = steady_epochs(cells, epochs) if epochs is not None and not epochs.empty else None
     rows = []
     for key, group in cells.groupby(KEYS, sort=True, dropna=False):
         ok = group[group["status"].isin(COMPLETED)]
+        cold = ok[ok["cold"].ne(False)] if "cold" in ok else ok
         row: dict[str, Any] = dict(zip(KEYS, key, strict=True))
-        steady = None
-        if samples is not None and not ok.empty:
-            mask = np.ones(len(samples), dtype=bool)
-            for column, value in zip(KEYS, key, strict=True):
-                mask &= (samples[column] == value).to_numpy()
-            steady = samples[mask]
-        if steady is None or steady.empty:  # no per-epoch records: each seed's own median
-            steady = pd.DataFrame({"wall_s": ok["steady_epoch_s"], "cpu_s": ok["cpu_s"], "gpu_s": ok["gpu_s"]})
-            if "calibration_s" in ok:
-                steady["calibration_s"] = ok["calibration_s"]
-        wall = steady["wall_s"].dropna() * 1e3
-        normalised = (steady["wall_s"] / steady["calibration_s"]) if "calibration_s" in steady else pd.Series()
+        steady = ok["steady_epoch_s"].dropna()
+        samples = (ok["samples_per_s"] * ok["steady_epoch_s"]).dropna()  # samples per epoch, for one rate
+        normalised = ok["steady_epoch_s"] / ok["calibration_s"] if "calibration_s" in ok else pd.Series(dtype=float)
         machine_ids = sorted({str(m) for m in group.get("machine", pd.Series()).dropna()})
         row.update(
             seeds=len(group),
@@ -150,16 +176,17 @@ def summary(cells: pd.DataFrame, epochs: pd.DataFrame | None = None) -> pd.DataF
             accuracy_min=_agg(ok["accuracy"], "min"),
             accuracy_max=_agg(ok["accuracy"], "max"),
             final_loss=_median(ok["final_loss"]),
-            first_epoch_ms=_median(ok["first_epoch_s"]) * 1e3,
-            first_epoch_min_ms=_agg(ok["first_epoch_s"], "min") * 1e3,
-            first_epoch_max_ms=_agg(ok["first_epoch_s"], "max") * 1e3,
-            steady_epoch_ms=_median(wall),
-            steady_p25_ms=float(wall.quantile(0.25)) if len(wall) else math.nan,
-            steady_p75_ms=float(wall.quantile(0.75)) if len(wall) else math.nan,
-            steady_samples=len(wall),
-            cpu_ms=_median(steady["cpu_s"]) * 1e3,
-            gpu_ms=_median(steady["gpu_s"]) * 1e3,
-            samples_per_s=_median(ok["samples_per_s"]),
+            first_epoch_ms=_median(cold["first_epoch_s"]) * 1e3,
+            first_epoch_min_ms=_agg(cold["first_epoch_s"], "min") * 1e3,
+            first_epoch_max_ms=_agg(cold["first_epoch_s"], "max") * 1e3,
+            steady_epoch_ms=_median(steady) * 1e3,
+            steady_min_ms=_agg(steady, "min") * 1e3,
+            steady_max_ms=_agg(steady, "max") * 1e3,
+            processes=len(steady),
+            disturbed=int(ok["disturbed"].sum()) if "disturbed" in ok else 0,
+            cpu_ms=_median(ok["cpu_s"]) * 1e3,
+            gpu_ms=_median(ok["gpu_s"]) * 1e3,
+            samples_per_s=_median(samples) / _median(steady) if len(samples) and len(steady) else math.nan,
             peak_rss_mb=_agg(ok["peak_rss_mb"], "max"),
             steady_cal=_median(normalised),
             path=",".join(sorted({str(p) for p in ok["implementation_path"].dropna()})),
@@ -298,7 +325,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
                                lambda v: _fmt(v, ".2f")),
             "final loss": _fmt(r["final_loss"], ".4g"),
             "first ms": _range(fmt_ms(r["first_epoch_ms"]), r["first_epoch_min_ms"], r["first_epoch_max_ms"], fmt_ms),
-            "steady ms": _range(fmt_ms(r["steady_epoch_ms"]), r["steady_p25_ms"], r["steady_p75_ms"], fmt_ms),
+            "steady ms": _range(fmt_ms(r["steady_epoch_ms"]), r["steady_min_ms"], r["steady_max_ms"], fmt_ms)
+            + ("*" if r["disturbed"] else ""),
             "cpu ms": fmt_ms(r["cpu_ms"]),
         }  # fmt: skip
         if show_gpu:
@@ -356,11 +384,13 @@ def html_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _task_heading(task: str, config: dict[str, Any]) -> str:
-    params = config.get("task_params") or {}
-    extra = " ".join(f"{k}={v}" for k, v in params.items()) or "default parameters"
-    return (f"task {task} ({extra}): {config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, "
-            f"{config.get('units', '?')} units, {config.get('activation', '?')}")  # fmt: skip
+def _task_heading(task: str, experiment: str) -> str:
+    return f"task {task}: {experiment}"
+
+
+def _disturbed_lines(table: pd.DataFrame) -> list[str]:
+    n = int(table["disturbed"].sum()) if len(table) else 0
+    return [DISTURBED_NOTE.format(n=n)] if n else []
 
 
 def _failure_lines(bad: pd.DataFrame) -> list[str]:
@@ -408,7 +438,7 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     cells = cell_view(run)
-    table = summary(cells, run.epochs)
+    table = summary(cells)
     bad = failures(cells)
     info = run_info(run)
     if fmt == "csv":
@@ -417,11 +447,11 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
         doc = {"report_version": REPORT_VERSION, "run": info, "summary": records(table),
                "failures": records(bad)}  # fmt: skip
         return json.dumps(jsonable(doc), indent=2) + "\n"
-    config = info["config"]
     if fmt == "text":
         out = _info_lines(info)
-        for task, part in table.groupby("task", sort=True):
-            out += ["", _task_heading(str(task), config), text_table(display_table(part))]
+        for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
+            out += ["", _task_heading(str(task), str(experiment)), text_table(display_table(part))]
+        out += _disturbed_lines(table)
         if table.empty:
             out += ["", "no cells finished"]
         if not bad.empty:
@@ -433,8 +463,9 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
         out = [f"## seqbench run `{info['run_id']}`", ""]
         for line in _info_lines(info):
             out.append(f"> **{line}**" if line.startswith("PARTIAL") else f"- {line}")
-        for task, part in table.groupby("task", sort=True):
-            out += ["", f"### {_task_heading(str(task), config)}", "", md_table(display_table(part))]
+        for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
+            out += ["", f"### {_task_heading(str(task), str(experiment))}", "", md_table(display_table(part))]
+        out += [text for line in _disturbed_lines(table) for text in ("", f"> **{line}**")]
         if table.empty:
             out += ["", "No cells finished."]
         if not bad.empty:
@@ -473,9 +504,10 @@ def _render_html(run: Run, info: dict[str, Any], table: pd.DataFrame, bad: pd.Da
         else:
             parts.append(f"<li>{html.escape(line)}</li>")
     parts.append("</ul>")
-    for task, part in table.groupby("task", sort=True):
-        parts += [f"<h2>{html.escape(_task_heading(str(task), info['config']))}</h2>",
+    for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
+        parts += [f"<h2>{html.escape(_task_heading(str(task), str(experiment)))}</h2>",
                   html_table(display_table(part))]  # fmt: skip
+    parts += [f'<p class="warning">{html.escape(line)}</p>' for line in _disturbed_lines(table)]
     if table.empty:
         parts.append("<p>No cells finished.</p>")
     if not bad.empty:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 #      compatible additions (older readers ignore them, newer readers accept
 #      files without them): cells.machine; run.json machine_id, calibration,
 #      shard, and for merged runs machines and merged_from.
+#      seqbench 0.2 (process per repeat): cells.task_params, dtype, attempt,
+#      cold, interference, disturbed; epochs.other_cpu_s; run.json
+#      thread_policy, schedule, retries.
 #      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
@@ -58,11 +61,14 @@ class CellConfig:
     epochs: int
     batch_size: int
     threads: int
-    task_params: dict[str, int] = field(default_factory=dict)
+    task_params: dict[str, int] = field(default_factory=dict)  # every parameter, defaults filled in
+    dtype: str = "float32"
+    attempt: int = 1  # 2, 3, ... when a disturbed repeat is measured again
 
     @property
     def label(self) -> str:
-        return f"{self.backend}:{self.implementation}/{self.device} {self.model} seed={self.seed}"
+        again = f" (attempt {self.attempt})" if self.attempt > 1 else ""
+        return f"{self.backend}:{self.implementation}/{self.device} {self.model} seed={self.seed}{again}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,9 @@ class EpochRecord:
     wall_s: float
     cpu_s: float
     gpu_s: float | None
+    other_cpu_s: float | None = None  # CPU seconds other processes used meanwhile (seqbench.interference)
+    attempt: int = 1
+    experiment: str | None = None  # experiment_label of its cell
 
 
 @dataclass(frozen=True)
@@ -113,12 +122,43 @@ class CellRecord:
     build_s: float | None = None
     details: dict[str, str] | None = None
     machine: str | None = None  # id of the machine it ran on: a key of run.json's machines
+    task_params: dict[str, int] | None = None
+    dtype: str | None = None
+    attempt: int = 1
+    cold: bool | None = None  # the first cell of a fresh worker process (imports and caches not yet warm)
+    interference: float | None = None  # cores other processes kept busy during the steady epochs
+    disturbed: bool | None = None  # interference beyond seqbench.interference.DISTURBED_CORES
 
 
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
 EPOCH_COLUMNS = [f.name for f in fields(EpochRecord)]
 # Columns added to format 1 after its first files were written: read as null when absent.
-ADDED_COLUMNS = frozenset({"machine"})
+ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold", "interference", "disturbed",
+                           "other_cpu_s"})  # fmt: skip
+
+# What makes two measurements comparable besides the row (task, backend,
+# implementation, model, device): the whole experiment (DESIGN.md).
+ROW_KEYS = ("task", "backend", "implementation", "model", "device")
+EXPERIMENT_FIELDS = ("task_params", "units", "activation", "epochs", "batch_size", "threads", "dtype")
+
+
+def experiment_label(values: dict[str, Any]) -> str:
+    """The experiment of a cell as one stable, readable string (its identity in history and compare)."""
+    def text(value: Any) -> str:  # 32 and 32.0 (a column that also holds nulls) are one value
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    params = values.get("task_params") or {}
+    parts = [f"{k}={text(params[k])}" for k in sorted(params)] if isinstance(params, dict) else [str(params)]
+    parts += [f"{name}={text(values.get(name))}" for name in EXPERIMENT_FIELDS[1:]]
+    return " ".join(parts)
+
+
+def experiment_differences(a: str, b: str) -> list[str]:
+    """What differs between two experiment labels, as ``name A -> B``."""
+    da = dict(p.partition("=")[::2] for p in a.split())
+    db = dict(p.partition("=")[::2] for p in b.split())
+    return [f"{k} {da.get(k, 'absent')} -> {db.get(k, 'absent')}" for k in sorted(set(da) | set(db))
+            if da.get(k) != db.get(k)]  # fmt: skip
 
 
 def failed_cell(cell: CellConfig, status: str, error: str, **extra: Any) -> CellRecord:
@@ -129,7 +169,7 @@ def failed_cell(cell: CellConfig, status: str, error: str, **extra: Any) -> Cell
 def cell_fields(cell: CellConfig) -> dict[str, Any]:
     """The CellRecord fields that come straight from the cell's configuration."""
     keys = ("task", "model", "backend", "implementation", "device", "seed",
-            "units", "activation", "epochs", "batch_size", "threads")  # fmt: skip
+            "units", "activation", "epochs", "batch_size", "threads", "task_params", "dtype", "attempt")  # fmt: skip
     return {k: getattr(cell, k) for k in keys}
 
 
@@ -167,29 +207,48 @@ class RunWriter:
             probe.unlink()
         except OSError as e:
             raise ResultsError(f"cannot write results to {root}: {e.strerror or e}") from e
-        self._cells = open(self.path / CELLS_FILE, "a", encoding="utf-8")
-        self._epochs = open(self.path / EPOCHS_FILE, "a", encoding="utf-8")
+        self._files = {name: self.path / name for name in (CELLS_FILE, EPOCHS_FILE)}
+        self._fds = {name: os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                     for name, path in self._files.items()}  # fmt: skip
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Replace run.json atomically, so a reader never sees half of it."""
         tmp = self.path / (RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(_clean(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path / RUN_FILE)
+        try:
+            tmp.write_text(json.dumps(_clean(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            os.replace(tmp, self.path / RUN_FILE)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ResultsError(f"cannot write {self.path / RUN_FILE}: {e.strerror or e}") from e
+        except BaseException:  # interrupted half-way: leave no stray .tmp behind
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _append(self, name: str, record: Any) -> None:
+        # One os.write per row on an O_APPEND descriptor: a concurrent reader
+        # sees a line whole or not at all, and a failed write leaves at most a
+        # truncated last line, which readers of an unfinished run skip.
+        data = (to_json(record) + "\n").encode()
+        try:
+            written = os.write(self._fds[name], data)
+            while written < len(data):  # a short write (rare: signals, full disk) is finished or fails
+                written += os.write(self._fds[name], data[written:])
+        except OSError as e:
+            raise ResultsError(f"cannot write {self._files[name]}: {e.strerror or e}") from e
 
     def add_epoch(self, record: EpochRecord) -> None:
-        self._epochs.write(to_json(record) + "\n")
-        self._epochs.flush()
+        self._append(EPOCHS_FILE, record)
 
     def add_cell(self, record: CellRecord) -> None:
-        self._cells.write(to_json(record) + "\n")
-        self._cells.flush()
+        self._append(CELLS_FILE, record)
 
     def log_path(self, name: str) -> Path:
         return self.path / LOGS_DIR / f"{name}.log"
 
     def close(self) -> None:
-        self._cells.close()
-        self._epochs.close()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
 
 
 # ---------------------------------------------------------------- reading

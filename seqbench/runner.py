@@ -1,22 +1,36 @@
 """Expand a run configuration into cells, run them, and record everything.
 
-``plan`` validates and expands (raising :class:`UsageError` before any work);
-``execute`` runs the groups one after another, each in its own worker, and
-streams every record to the run directory as it arrives.
+``plan`` validates and expands (raising :class:`UsageError` before any work)
+into cells in an *interleaved* order: repeat 1 of every row, then repeat 2
+of every row, and so on, so that load that comes and goes on the machine
+lands on every backend alike rather than on whichever ran during it.
+
+``execute`` runs each cell in a fresh worker process (the process is the
+unit of repetition), streams every record to the run directory as it
+arrives, and measures a repeat again (at the end of the queue, up to
+``retries`` times) when other processes disturbed it
+(:mod:`seqbench.interference`).  SIGINT, SIGTERM and SIGHUP stop the run
+alike: finished cells are kept, the run is marked ``interrupted`` and the
+exit code is 128 + the signal's number.
 """
 
 from __future__ import annotations
 
-import os
+import signal
+import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import seqbench
+from seqbench import threads as thread_policy
 from seqbench.calibration import machine_id, run_calibration
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
-from seqbench.errors import UsageError
+from seqbench.errors import ResultsError, UsageError
 from seqbench.harness import model_spec
 from seqbench.machine import git_commit, machine_info, package_versions
 from seqbench.plugins import Registry
@@ -28,10 +42,11 @@ from seqbench.results import (
     EpochRecord,
     RunWriter,
 )
-from seqbench.worker import Callbacks, Group, run_group
+from seqbench.worker import Callbacks, run_in_worker
 
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
 RUN_COMPLETE, RUN_INTERRUPTED, RUN_RUNNING, RUN_FAILED = "complete", "interrupted", "running", "failed"
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # a cancelled CI job sends SIGINT, then SIGTERM
 
 
 @dataclass(frozen=True)
@@ -44,10 +59,12 @@ class RunConfig:
     batch_size: int = 32
     units: int = 10
     activation: str = "relu"
-    seeds: int = 3
+    seeds: int = 3  # repeats: each in its own process
     device: str = "cpu"
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    timeout: float = 600.0
+    threads: int | None = None  # None: the policy of seqbench.threads
+    timeout: float = 600.0  # per cell, from its start; the worker's start-up has its own allowance
+    startup_timeout: float = 300.0
+    retries: int = 2  # extra measurements of a repeat that other processes disturbed
     results_dir: str = "results"
     shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N deterministic parts (1-based)
     calibrate: bool = True  # measure the calibration workload before the cells
@@ -65,11 +82,12 @@ class RunResult:
     path: Path
     status: str
     cells: list[CellRecord]
+    signal: int | None = None  # the signal that stopped the run
 
     @property
     def exit_code(self) -> int:
         if self.status == RUN_INTERRUPTED:
-            return 130
+            return 128 + (self.signal or signal.SIGINT)
         return 0 if all(c.status in COMPLETED for c in self.cells) else 1
 
 
@@ -80,10 +98,12 @@ def _check_choices(kind: str, values: tuple[str, ...], valid: tuple[str, ...]) -
 
 
 def validate(config: RunConfig) -> None:
-    for name in ("epochs", "batch_size", "units", "seeds", "threads", "timeout"):
+    for name in ("epochs", "batch_size", "units", "seeds", "threads", "timeout", "startup_timeout"):
         value = getattr(config, name)
-        if value <= 0:
+        if value is not None and not value > 0:  # "not >" also refuses NaN
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if not config.retries >= 0:
+        raise UsageError(f"--retries must be 0 or more, got {config.retries}")
     if not config.models:
         raise UsageError(f"no model given; valid: {', '.join(MODEL_KINDS)}")
     _check_choices("model", config.models, MODEL_KINDS)
@@ -132,8 +152,21 @@ def select_shard(rows: list[tuple[str, str, str]], shard: tuple[int, int] | None
     return {row for position, row in enumerate(ordered) if position % count == index - 1}
 
 
-def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]:
-    """Expand ``config`` into worker groups; return them and notes on what was skipped."""
+def interleave(rows: list[list[CellConfig]]) -> list[CellConfig]:
+    """Repeat 1 of every row, then repeat 2 of every row, ...: drift in load lands on all rows alike."""
+    depth = max((len(r) for r in rows), default=0)
+    return [r[i] for i in range(depth) for r in rows if i < len(r)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    cells: list[CellConfig]  # in the order they run
+    notes: list[str]  # what was skipped, and why
+    plugins: dict[tuple[str, str], tuple[str, ...]]  # (backend, task) -> the plugins its worker loads
+
+
+def plan(config: RunConfig, registry: Registry) -> Plan:
+    """Expand ``config`` into cells in interleaved order, with notes on what was skipped."""
     validate(config)
     task = registry.task(config.task)
     unknown = sorted(set(config.task_params) - set(task.defaults))
@@ -141,15 +174,17 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
         raise UsageError(
             f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(task.defaults)}"
         )
+    task_params = {**task.defaults, **config.task_params}  # a cell records its whole experiment
     try:
-        data = task.make(0, **config.task_params)
+        data = task.make(0, **task_params)
     except ValueError as e:
         raise UsageError(str(e)) from None
 
     notes: list[str] = []
-    groups: dict[tuple[str, str, str], list[CellConfig]] = {}
+    rows: dict[tuple[str, ...], list[CellConfig]] = {}
     requested = _requested(config, registry)
     owned = select_shard([(b.name, i or "", m) for b, i, _ in requested for m in config.models], config.shard)
+    available = thread_policy.cores()
     for backend, impl, explicit in requested:
         if not backend.availability().available:
             if explicit:
@@ -160,8 +195,10 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
             if (backend.name, impl or "", model) not in owned:
                 continue
             probe = CellConfig(config.task, model, backend.name, "", "", 0, config.units, config.activation,
-                               config.epochs, config.batch_size, config.threads, config.task_params)  # fmt: skip
+                               config.epochs, config.batch_size, config.threads or available, task_params)  # fmt: skip
             spec = model_spec(probe, data)
+            if config.threads is None:
+                probe = replace(probe, threads=thread_policy.choose(spec, config.batch_size, available))
             devices = ["gpu", "cpu"] if config.device == "auto" else [config.device]
             choice, reasons = None, []
             for device in devices:
@@ -185,20 +222,21 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
                     raise UsageError(message)
                 notes.append(message + ": skipped")
                 continue
-            key = (backend.name, *choice)
-            for seed in range(config.seeds):
-                cell = CellConfig(**{**asdict(probe), "implementation": choice[0], "device": choice[1], "seed": seed})
-                if cell not in groups.setdefault(key, []):
-                    groups[key].append(cell)
-    if not groups:
+            key = (backend.name, *choice, model)
+            if key in rows:  # the same row asked for twice (e.g. "torch,torch:fused")
+                continue
+            rows[key] = [replace(probe, implementation=choice[0], device=choice[1], seed=seed)
+                         for seed in range(config.seeds)]  # fmt: skip
+    if not rows:
         where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
         raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected"))
-    return [Group(b, i, d, tuple(cells)) for (b, i, d), cells in groups.items()], notes
+    plugins = {(b, task.name): registry.plugins_for(b, task.name) for b, *_ in rows}
+    return Plan(interleave(list(rows.values())), notes, plugins)
 
 
-def run_metadata(config: RunConfig, registry: Registry, groups: list[Group]) -> dict[str, object]:
+def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig]) -> dict[str, Any]:
     versions = package_versions(["seqbench", "numpy", "pandas", "pluggy"])
-    for name in dict.fromkeys(g.backend for g in groups):
+    for name in dict.fromkeys(c.backend for c in cells):
         versions.update(registry.backend(name).versions())
     return {
         "format_version": FORMAT_VERSION,
@@ -211,50 +249,120 @@ def run_metadata(config: RunConfig, registry: Registry, groups: list[Group]) -> 
         "machine_id": machine_id(machine),
         "shard": {"index": config.shard[0], "count": config.shard[1]} if config.shard else None,
         "calibration": None,
+        "thread_policy": thread_policy.describe(config.threads, thread_policy.cores()),
+        "schedule": "interleaved: one fresh worker process per repeat",
         "packages": versions,
         "git": git_commit(Path(seqbench.__file__).parent),
-        "cells_planned": sum(len(g.cells) for g in groups),
+        "cells_planned": len(cells),
         "cells_done": 0,
+        "retries_run": 0,
     }
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived: the run ends as ``interrupted`` with exit code 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` while the run goes on.
+
+    SIGINT is set explicitly because a shell starts a background job with it
+    ignored, and such a run must still stop on it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {}
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Hold stop signals while the run's last record is written (a second Ctrl-C must not cut it)."""
+    numbers = {getattr(signal, n) for n in STOP_SIGNALS if hasattr(signal, n)}
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunResult:
-    """Run the plan.  Ctrl-C stops cleanly: finished cells are kept, the run is marked interrupted."""
-    groups, notes = plan(config, registry)
-    for note in notes:
+    """Run the plan (see the module doc); whatever happens, run.json says how far it got."""
+    planned = plan(config, registry)
+    for note in planned.notes:
         progress.note(note)
     writer = RunWriter(config.results_dir)  # fails before any work if it cannot write
-    meta = run_metadata(config, registry, groups)
-    writer.write_meta(meta)
-    if config.calibrate:  # before any cell, in its own process, so that it measures an idle machine
-        meta["calibration"] = run_calibration()
-        writer.write_meta(meta)
-    total = meta["cells_planned"]
+    meta = run_metadata(config, registry, planned.cells)
     cells: list[CellRecord] = []
-
-    def finished(record: CellRecord) -> None:
-        record = replace(record, machine=meta["machine_id"])
-        writer.add_cell(record)
-        cells.append(record)
-        progress.cell_finished(record, len(cells), total)  # type: ignore[arg-type]
+    queue = deque(planned.cells)
+    total = len(queue)
 
     def epoch(record: EpochRecord) -> None:
         writer.add_epoch(record)
         progress.epoch(record)
 
     def started(cell: CellConfig) -> None:
-        progress.cell_started(cell, len(cells), total)  # type: ignore[arg-type]
+        progress.cell_started(cell, len(cells), total)
 
-    status = RUN_FAILED
+    status, stopped_by = RUN_FAILED, None
     try:
-        for group in groups:
-            run_group(group, config.threads, config.timeout, writer.log_path(group.name),
-                      Callbacks(started, epoch, finished))  # fmt: skip
-        status = RUN_COMPLETE
+        with _stop_signals():
+            writer.write_meta(meta)
+            if config.calibrate:  # before any cell, in its own process, so that it measures an idle machine
+                progress.note("calibrating...")
+                meta["calibration"] = run_calibration()
+                writer.write_meta(meta)
+            while queue:
+                cell = queue.popleft()
+                log = writer.log_path(f"{cell.backend}-{cell.implementation}-{cell.device}")
+                record = run_in_worker(cell, planned.plugins[cell.backend, cell.task], config.timeout,
+                                       config.startup_timeout, log, Callbacks(started, epoch))  # fmt: skip
+                record = replace(record, machine=meta["machine_id"])
+                writer.add_cell(record)
+                cells.append(record)
+                again = record.disturbed and cell.attempt <= config.retries
+                if again:  # measured again later, when the load may have gone
+                    queue.append(replace(cell, attempt=cell.attempt + 1))
+                    total += 1
+                    meta["retries_run"] += 1
+                progress.cell_finished(record, len(cells), total)
+                if again:
+                    progress.note(f"{cell.label}: other processes took {record.interference:.2f} cores: "
+                                  "measuring it again at the end")  # fmt: skip
+            status = RUN_COMPLETE
+    except Interrupted as e:
+        status, stopped_by = RUN_INTERRUPTED, e.signum
     except KeyboardInterrupt:
-        status = RUN_INTERRUPTED
+        status, stopped_by = RUN_INTERRUPTED, signal.SIGINT
     finally:  # whatever happened, the record says how far the run got
-        meta.update(status=status, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cells_done=len(cells))
-        writer.write_meta(meta)
-        writer.close()
-    return RunResult(writer.path, status, cells)
+        with _signals_blocked():
+            meta.update(status=status, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cells_done=len(cells))
+            try:
+                writer.write_meta(meta)
+            except ResultsError:
+                if status != RUN_FAILED:  # else the error that stopped the run is the one to report
+                    raise
+            finally:
+                writer.close()
+    return RunResult(writer.path, status, cells, stopped_by)

@@ -1,27 +1,41 @@
-"""One child process per (backend, implementation, device) group.
+"""One fresh child process per repeat (cell), talking JSON lines over a pipe.
 
-The parent starts ``python -m seqbench.worker --fd N``, writes the group's
-cells as JSON to its stdin, and reads JSON lines back from file descriptor N:
-``start`` when a cell begins, ``epoch`` after each epoch, ``cell`` when a cell
-ends (ok, diverged or error, with the traceback as text).  The child's own
-stdout and stderr go to a log file, so framework noise never mixes with the
-protocol.
+The process is the unit of repetition (DESIGN.md, "Measurement on a shared
+machine"): each repeat runs in a process of its own, so the variation
+between processes (thread placement, memory layout, the spin-waits of
+thread pools) is sampled, as pyperf's workers do.
 
-The parent enforces the per-cell timeout and survives a child that hangs or
-dies: the cell in flight is recorded as ``timeout`` or ``error`` and a fresh
-child takes the cells that remain.  Children run in their own session, so a
-Ctrl-C at the terminal reaches only the parent, which stops them.
+The parent starts ``python -m seqbench.worker --fd N``, writes the request
+as one JSON line to the child's stdin and keeps stdin open; the child reads
+JSON lines back from file descriptor N: ``ready`` once its plugins are
+loaded and the backend configured, ``start``, ``epoch`` after each epoch,
+``cell`` when the cell ends (ok, diverged or error, with the traceback as
+text).  The child's own stdout and stderr go to a log file, so framework
+noise never mixes with the protocol.
+
+Start-up (interpreter, plugins, the framework's import) has its own
+allowance, ``startup_timeout``; the cell's ``timeout`` starts at ``start``.
+The parent kills a child that overruns either and records ``timeout``; a
+child that dies is recorded as ``error`` with the tail of its log.
+
+Children run in their own session, so a Ctrl-C at the terminal reaches only
+the parent, which stops them.  They also die with the parent however the
+parent dies: Linux's ``PR_SET_PDEATHSIG`` delivers SIGKILL when the parent
+exits, and a thread in the child exits the process when its stdin, which
+only the parent holds open, reaches end of file.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -43,24 +57,9 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 
 @dataclass(frozen=True)
-class Group:
-    """Cells that share one worker process."""
-
-    backend: str
-    implementation: str
-    device: str
-    cells: tuple[CellConfig, ...]
-
-    @property
-    def name(self) -> str:
-        return f"{self.backend}-{self.implementation}-{self.device}"
-
-
-@dataclass(frozen=True)
 class Callbacks:
     on_start: Callable[[CellConfig], None]
     on_epoch: Callable[[EpochRecord], None]
-    on_cell: Callable[[CellRecord], None]
 
 
 # ------------------------------------------------------------------ parent
@@ -85,11 +84,11 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 class _Child:
     """A running worker and the line-buffered pipe it reports on."""
 
-    def __init__(self, group: Group, cells: list[CellConfig], threads: int, log: Path) -> None:
+    def __init__(self, request: dict[str, Any], threads: int, log: Path) -> None:
         self.read_fd, write_fd = os.pipe()
         with open(log, "ab") as log_file:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "seqbench.worker", "--fd", str(write_fd)],
+                [sys.executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent", str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -98,11 +97,10 @@ class _Child:
                 start_new_session=True,
             )
         os.close(write_fd)
-        request = {"backend": group.backend, "threads": threads, "cells": [asdict(c) for c in cells]}
         assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(json.dumps(request).encode())
-            self.proc.stdin.close()
+        try:  # stdin stays open: its end of file tells the child that the parent is gone
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
         except BrokenPipeError:
             pass  # the child died at once; its exit is handled by the reader
         self._buffer = b""
@@ -119,99 +117,132 @@ class _Child:
         *lines, self._buffer = self._buffer.split(b"\n")
         return [json.loads(line) for line in lines if line.strip()]
 
-    def stop(self) -> int | None:
+    def stop(self, grace: float = 0.0) -> int | None:
+        """End the child (at once, or after ``grace`` s to exit by itself) and reap it."""
+        if grace:
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         code = self.proc.wait()
-        os.close(self.read_fd)
+        for closer in (lambda: self.proc.stdin and self.proc.stdin.close(), lambda: os.close(self.read_fd)):
+            try:
+                closer()
+            except OSError:
+                pass
         return code
 
 
-def run_group(group: Group, threads: int, timeout: float, log: Path, callbacks: Callbacks) -> None:
-    """Run every cell of ``group`` in child processes; report through ``callbacks``.
+def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, startup_timeout: float, log: Path,
+                  callbacks: Callbacks) -> CellRecord:  # fmt: skip
+    """Run one cell in a fresh child process and return its record, whatever happens to the child.
 
-    Each cell ends in exactly one ``on_cell`` call, whatever happens to the child.
+    ``plugins`` are the entry-point plugins the child loads (its backend's and
+    its task's: :meth:`seqbench.plugins.Registry.plugins_for`).
     """
-    pending = list(group.cells)
-    while pending:
-        sent = list(pending)  # the child's "start" messages index this list
-        child = _Child(group, sent, threads, log)
-        current: CellConfig | None = None
-        deadline = time.monotonic() + timeout  # starting the child counts against the first cell
-        try:
-            while True:
-                messages = child.read(deadline - time.monotonic())
-                if messages is None:  # EOF: the child exited
-                    break
-                if not messages and time.monotonic() >= deadline:
-                    cell = current or pending[0]
-                    callbacks.on_cell(failed_cell(cell, STATUS_TIMEOUT, f"no result after {timeout:g} s: killed"))
-                    pending.remove(cell)
-                    current = None
-                    break
-                for msg in messages:
-                    if msg["event"] == "start":
-                        current = sent[msg["index"]]
-                        deadline = time.monotonic() + timeout
-                        callbacks.on_start(current)
-                    elif msg["event"] == "epoch":
-                        callbacks.on_epoch(EpochRecord(**msg["record"]))
-                    elif msg["event"] == "cell":
-                        callbacks.on_cell(CellRecord(**msg["record"]))
-                        pending.remove(current)  # type: ignore[arg-type]
-                        current = None
-        finally:
-            code = child.stop()
-        if current is not None or (pending and messages is None):
-            # The child died with a cell in flight (or before its first one).
-            cell = current or pending[0]
-            tail = _log_tail(log)
-            callbacks.on_cell(failed_cell(cell, STATUS_ERROR, f"worker exited with code {code}\n{tail}".rstrip()))
-            pending.remove(cell)
+    request = {"backend": cell.backend, "plugins": list(plugins), "threads": cell.threads, "cell": asdict(cell)}
+    child = _Child(request, cell.threads, log)
+    record: CellRecord | None = None
+    started = False
+    deadline = time.monotonic() + startup_timeout
+    messages: list[dict[str, Any]] | None = []
+    try:
+        while record is None:
+            messages = child.read(deadline - time.monotonic())
+            if messages is None:  # EOF: the child exited
+                break
+            if not messages and time.monotonic() >= deadline:
+                why = f"no result after {timeout:g} s" if started else \
+                    f"the worker did not start within {startup_timeout:g} s (--startup-timeout)"
+                record = failed_cell(cell, STATUS_TIMEOUT, f"{why}: killed")
+                break
+            for msg in messages:
+                if msg["event"] == "start":
+                    started = True
+                    deadline = time.monotonic() + timeout
+                    callbacks.on_start(cell)
+                elif msg["event"] == "epoch":
+                    callbacks.on_epoch(EpochRecord(**msg["record"]))
+                elif msg["event"] == "cell":
+                    record = CellRecord(**msg["record"])
+    finally:
+        code = child.stop(grace=2.0 if record is not None and record.status != STATUS_TIMEOUT else 0.0)
+    if record is None:  # the child died, in start-up or with the cell in flight
+        tail = _log_tail(log)
+        record = failed_cell(cell, STATUS_ERROR, f"worker exited with code {code}\n{tail}".rstrip())
+    return record
 
 
 # ------------------------------------------------------------------ child
 
 
-def _worker_main(fd: int) -> int:
-    from seqbench.harness import run_cell
-    from seqbench.plugins import load_registry
+_PR_SET_PDEATHSIG = 1
 
+
+def _die_with_parent(parent: int) -> None:
+    """Make sure this child never outlives the parent that started it."""
+    try:  # Linux: the kernel sends SIGKILL when the parent exits, however it exits
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(70)
+
+    def watch_stdin() -> None:  # everywhere: the parent holds our stdin open until it is done with us
+        try:
+            while sys.stdin.buffer.read(1 << 12):
+                pass
+        except (OSError, ValueError):
+            pass
+        os._exit(70)
+
+    threading.Thread(target=watch_stdin, name="seqbench-parent-watch", daemon=True).start()
+
+
+def _worker_main(fd: int, parent: int | None) -> int:
     out = os.fdopen(fd, "w", buffering=1)
 
     def send(event: str, **payload: Any) -> None:
         out.write(json.dumps({"event": event, **payload}, allow_nan=False) + "\n")
 
-    request = json.load(sys.stdin)
-    cells = [CellConfig(**c) for c in request["cells"]]
-    setup_error = None
+    request = json.loads(sys.stdin.buffer.readline())
+    if parent is not None:
+        _die_with_parent(parent)
+    cell = CellConfig(**request["cell"])
+    from seqbench.harness import run_cell
+    from seqbench.plugins import load_registry
+
     try:
-        registry = load_registry()
+        registry = load_registry(only=request["plugins"])
         backend = registry.backend(request["backend"])
-        backend.configure(cells[0].device, request["threads"])
-    except BaseException:  # recorded per cell below; the parent decides what to do
-        setup_error = traceback.format_exc()
-    for index, cell in enumerate(cells):
-        send("start", index=index)
-        if setup_error is not None:
-            record = failed_cell(cell, STATUS_ERROR, setup_error)
-        else:
-            try:
-                task = registry.task(cell.task)
-                record = run_cell(backend, cell, task, lambda r: send("epoch", record=as_row(r)))
-            except Exception:
-                record = failed_cell(cell, STATUS_ERROR, traceback.format_exc())
-        send("cell", record=as_row(record))
+        task = registry.task(cell.task)
+        backend.configure(cell.device, request["threads"])
+    except BaseException:  # recorded as the cell's error; the parent goes on with the next
+        send("start")
+        send("cell", record=as_row(failed_cell(cell, STATUS_ERROR, traceback.format_exc())))
+        return 0
+    send("ready")
+    send("start")
+    try:
+        record = run_cell(backend, cell, task, lambda r: send("epoch", record=as_row(r)), cold=True)
+    except Exception:
+        record = failed_cell(cell, STATUS_ERROR, traceback.format_exc())
+    send("cell", record=as_row(record))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqbench.worker", description=__doc__)
     parser.add_argument("--fd", type=int, required=True, help="file descriptor to write results to")
-    return _worker_main(parser.parse_args(argv).fd)
+    parser.add_argument("--parent", type=int, default=None, help="pid of the parent: exit when it is gone")
+    args = parser.parse_args(argv)
+    return _worker_main(args.fd, args.parent)
 
 
 if __name__ == "__main__":

@@ -39,13 +39,15 @@ class Row:
     gpu_s: float | None = None
     device: str = "cpu"
     task: str = "arithmetic"
+    disturbed_seeds: tuple[int, ...] = ()  # these repeats ran while other processes took CPU
+    units: int = 10
 
 
 def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: int = 10, noise: float = 0.01,
              started: str = "2026-01-01T10:00:00+0000", status: str = "complete", machine: dict | None = None,
              calibration_s: float | None = 0.01, packages: dict | None = None, commit: str = "a" * 40,
              planned: int | None = None, seed: int = 0, shard: tuple[int, int] | None = None,
-             config: dict | None = None) -> Path:  # fmt: skip
+             config: dict | None = None, process_noise: float = 0.0) -> Path:  # fmt: skip
     """A run directory ``root/name`` whose cells follow ``rows``."""
     gen = np.random.default_rng(seed)
     writer = RunWriter(root, name)
@@ -68,7 +70,8 @@ def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: 
         for s in range(seeds):
             ident = dict(task=row.task, model=row.model, backend=row.backend, implementation=row.implementation,
                          device=row.device, seed=s)  # fmt: skip
-            walls = [row.first_s] + list(row.steady_s * (1 + noise * gen.standard_normal(epochs - 1)))
+            process = row.steady_s * (1 + process_noise * gen.standard_normal())  # varies between processes
+            walls = [row.first_s] + list(process * (1 + noise * gen.standard_normal(epochs - 1)))
             if s in row.failed_seeds:
                 for e in range(3):
                     writer.add_epoch(EpochRecord(**ident, epoch=e + 1, loss=100.0 / (e + 1), wall_s=walls[e],
@@ -83,12 +86,13 @@ def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: 
                                              gpu_s=row.gpu_s))  # fmt: skip
             steady = float(np.median(walls[1:]))
             writer.add_cell(CellRecord(
-                **ident, status="ok", implementation_path=f"{row.backend}-path", units=10, activation="relu",
+                **ident, status="ok", implementation_path=f"{row.backend}-path", units=row.units, activation="relu",
                 epochs=epochs, epochs_run=epochs, batch_size=32, threads=2, params=row.params,
                 final_loss=1000.0 / epochs**2, accuracy=row.accuracy[s % len(row.accuracy)], mse=0.5, mae=0.5,
                 probe_prediction=12.5, probe_target=13.0, first_epoch_s=walls[0], steady_epoch_s=steady,
                 cpu_s=steady * 0.98, gpu_s=row.gpu_s, samples_per_s=1000 / steady, peak_rss_mb=40.0,
-                build_s=0.001, details={"dtype": "float32"}, machine=meta["machine_id"],
+                build_s=0.001, details={"dtype": "float32"}, machine=meta["machine_id"], cold=True,
+                disturbed=s in row.disturbed_seeds, interference=0.9 if s in row.disturbed_seeds else 0.01,
             ))  # fmt: skip
             done += 1
     meta["cells_done"] = done

@@ -35,13 +35,18 @@ def test_runs_are_found_recursively_and_ordered_by_start_time(results):
     assert list(rnn["steady_epoch_ms"].round(1)) == [5.0, 6.0, 7.5]
 
 
+def _series(wide, row):
+    (name,) = [n for n in wide.index if f" {row} [" in n]  # one series per row and experiment
+    return wide.loc[name]
+
+
 def test_trend_has_one_column_per_run_and_the_change(results):
     h = gather([results])
     wide = trend(h, "steady_epoch_ms")
     assert list(wide.columns) == [*h.runs["run_label"], "change"]
-    rnn = wide.loc["arithmetic numpy:reference/cpu rnn"]
+    rnn = _series(wide, "numpy:reference/cpu rnn")
     assert rnn["change"] == pytest.approx(0.5, rel=0.02)  # 5.0 ms -> 7.5 ms
-    lstm = wide.loc["arithmetic numpy:reference/cpu lstm"]
+    lstm = _series(wide, "numpy:reference/cpu lstm")
     assert pd.isna(lstm.iloc[2])  # absent from the third run
     text = render(h, "text")
     assert "+50" in text and "accuracy (median over seeds)" in text and "aa-third" in text
@@ -50,7 +55,7 @@ def test_trend_has_one_column_per_run_and_the_change(results):
 def test_normalized_history_divides_by_each_runs_calibration(results):
     h = gather([results])
     wide = trend(h, "steady_cal")
-    rnn = wide.loc["arithmetic numpy:reference/cpu rnn"]
+    rnn = _series(wide, "numpy:reference/cpu rnn")
     assert list(rnn.iloc[:3].round(2)) == [0.5, 0.5, 0.75]  # 5/10, 6/12, 7.5/10
 
 
@@ -93,3 +98,13 @@ def test_runs_from_several_machines_suggest_normalizing(results):
 def test_a_missing_folder_is_exit_2(tmp_path):
     result = invoke("history", str(tmp_path / "nope"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_a_run_of_another_experiment_is_another_series(results):
+    make_run(results, "other-units", [Row(model="rnn", units=128)], started="2026-01-09T10:00:00+0000")
+    h = gather([results])
+    wide = trend(h, "steady_epoch_ms")
+    rows = [n for n in wide.index if " numpy:reference/cpu rnn [" in n]
+    assert len(rows) == 2 and sum("units=128" in n for n in rows) == 1
+    other = wide.loc[next(n for n in rows if "units=128" in n)]
+    assert other.drop("change").notna().sum() == 1  # it never joins the 10-unit trend

@@ -32,27 +32,44 @@ def _row(table, model):
     return table[table["model"] == model].iloc[0]
 
 
-def test_summary_pools_steady_epochs_over_seeds_and_keeps_the_first_epoch_apart(run_path):
+def test_summary_is_over_processes_and_keeps_the_first_epoch_apart(run_path):
     run = seqbench.load_run(run_path)
-    table = summary(cell_view(run), run.epochs)
+    table = summary(cell_view(run))
     rnn = _row(table, "rnn")
-    steady = run.epochs[(run.epochs["model"] == "rnn") & (run.epochs["epoch"] >= 2)]["wall_s"]
-    assert rnn["steady_epoch_ms"] == pytest.approx(np.median(steady) * 1e3)
-    assert rnn["steady_samples"] == 27  # 3 seeds x epochs 2..10
-    assert rnn["steady_p25_ms"] <= rnn["steady_epoch_ms"] <= rnn["steady_p75_ms"]
+    per_process = run.cells[run.cells["model"] == "rnn"]["steady_epoch_s"]  # one repeat = one process
+    assert rnn["steady_epoch_ms"] == pytest.approx(np.median(per_process) * 1e3)
+    assert rnn["processes"] == 3 and rnn["disturbed"] == 0
+    assert rnn["steady_min_ms"] == pytest.approx(per_process.min() * 1e3)
+    assert rnn["steady_max_ms"] == pytest.approx(per_process.max() * 1e3)
     assert rnn["first_epoch_ms"] == pytest.approx(50.0)  # first epochs are not steady ones
     assert (rnn["accuracy"], rnn["accuracy_min"], rnn["accuracy_max"]) == (0.8, 0.4, 0.9)
     assert rnn["status"] == "ok" and rnn["seeds"] == 3 and rnn["failed"] == 0
-    assert rnn["steady_cal"] == pytest.approx(np.median(steady) / 0.01)  # calibration units
+    assert rnn["steady_cal"] == pytest.approx(np.median(per_process) / 0.01)  # calibration units
+    assert rnn["samples_per_s"] == pytest.approx(1000 / np.median(per_process))  # the same median as steady
+
+
+def test_disturbed_repeats_are_counted_and_marked(tmp_path):
+    run = seqbench.load_run(make_run(tmp_path, "d", [Row(model="rnn", disturbed_seeds=(2,))]))
+    assert _row(summary(cell_view(run)), "rnn")["disturbed"] == 1
+    text = render(run, "text")
+    assert "DISTURBED: other processes took CPU during 1 of the measurements" in text
+    assert re.search(r"[\d)]\*", text)  # the steady figure carries the mark
+
+
+def test_rows_of_different_experiments_are_apart(tmp_path):
+    run = seqbench.load_run(make_run(tmp_path, "g", [Row(model="rnn"), Row(model="rnn", units=64)]))
+    table = summary(cell_view(run))
+    assert len(table) == 2 and table["experiment"].str.contains("units=64").sum() == 1
+    assert render(run, "text").count("task arithmetic:") == 2
 
 
 def test_failed_seeds_are_counted_not_hidden_and_excluded_from_times_and_accuracy(run_path):
     run = seqbench.load_run(run_path)
     cells = cell_view(run)
-    lstm = _row(summary(cells, run.epochs), "lstm")
+    lstm = _row(summary(cells), "lstm")
     assert lstm["status"] == "2 ok, 1 error" and lstm["failed"] == 1 and lstm["ok"] == 2
     assert lstm["accuracy"] == pytest.approx(0.6)  # median of seeds 0 and 1 only
-    assert lstm["steady_samples"] == 18  # the failed seed's 3 epochs are not timings
+    assert lstm["processes"] == 2  # the failed seed's 3 epochs are not timings
     bad = failures(cells)
     assert len(bad) == 1 and bad.iloc[0]["seed"] == 2 and bad.iloc[0]["reason"] == "ValueError: boom"
 

@@ -73,7 +73,7 @@ def test_weights_check_names_the_wrong_array():
 
 
 def test_batch_orders_are_seeded_permutations():
-    orders = batch_orders(3, 100, 4)
+    orders = list(batch_orders(3, 100, 4))
     assert all(sorted(o) == list(range(100)) for o in orders)
     assert not np.array_equal(orders[0], orders[1])
     assert all(np.array_equal(a, b) for a, b in zip(orders, batch_orders(3, 100, 4), strict=True))

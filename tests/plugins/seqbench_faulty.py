@@ -7,6 +7,8 @@ Each wraps the NumPy reference model and breaks it in one way:
 * ``hangy``: an LSTM's ``train_epoch`` never returns;
 * ``nanny``: the loss becomes NaN at epoch 2;
 * ``sleepy``: each epoch takes 0.2 s (for Ctrl-C tests);
+* ``slowstart``: ``configure`` takes ``SEQBENCH_TEST_SLOWSTART`` s (default 2), as a
+  framework's import does (for the start-up allowance);
 * ``absent``: never available, with an install hint.
 """
 
@@ -59,11 +61,16 @@ class FaultyBackend(NumpyBackend):
             return Availability(False, "the absent framework is not installed", "pip install absent-framework")
         return Availability(True)
 
+    def configure(self, device, threads):
+        if self.fault == "slowstart":
+            time.sleep(float(os.environ.get("SEQBENCH_TEST_SLOWSTART", "2")))
+        super().configure(device, threads)
+
     def build(self, implementation, spec, weights, device):
         return _Faulty(self.fault, spec, weights)
 
 
 @seqbench.hookimpl
 def seqbench_register_backends(register):
-    for fault in ("crashy", "dying", "hangy", "nanny", "sleepy", "absent"):
+    for fault in ("crashy", "dying", "hangy", "nanny", "sleepy", "slowstart", "absent"):
         register(FaultyBackend(fault))

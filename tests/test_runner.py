@@ -1,0 +1,276 @@
+"""The runner: one process per repeat, interleaved order, retries, signals, start-up, disk errors, isolation."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from seqbench import threads as thread_policy
+from seqbench.plugins import load_registry
+from seqbench.results import CellConfig, CellRecord, RunWriter
+from seqbench.runner import RunConfig, interleave, plan
+from tests.conftest import read_jsonl
+from tests.runfactory import invoke
+
+FAST = ["--epochs", "2", "--seeds", "1", "--retries", "0", "--no-calibration"]
+
+
+def _cell(backend, model, seed):
+    return CellConfig("arithmetic", model, backend, "x", "cpu", seed, 10, "relu", 2, 32, 1, {})
+
+
+# ------------------------------------------------------------------ plan
+
+
+def test_interleave_alternates_the_repeats_of_every_row():
+    rows = [[_cell(b, "rnn", s) for s in range(3)] for b in ("numpy", "torch", "keras")]
+    order = [(c.backend, c.seed) for c in interleave(rows)]
+    assert order == [("numpy", 0), ("torch", 0), ("keras", 0), ("numpy", 1), ("torch", 1), ("keras", 1),
+                     ("numpy", 2), ("torch", 2), ("keras", 2)]  # fmt: skip
+
+
+def test_plan_is_interleaved_records_whole_experiments_and_is_linear_in_seeds(monkeypatch):
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    registry = load_registry()
+    cells = plan(RunConfig(backends=("numpy",), seeds=3), registry).cells
+    assert [(c.model, c.seed) for c in cells] == [("rnn", 0), ("lstm", 0), ("rnn", 1), ("lstm", 1), ("rnn", 2),
+                                                  ("lstm", 2)]  # fmt: skip
+    assert cells[0].task_params == registry.task("arithmetic").defaults  # defaults filled in
+    started = time.perf_counter()
+    assert len(plan(RunConfig(backends=("numpy",), seeds=16_000), registry).cells) == 32_000
+    assert time.perf_counter() - started < 30  # quadratic planning took 35 s; this is a hang guard, not a timing
+
+
+def test_the_thread_policy_gives_small_models_one_thread_and_large_ones_every_core(monkeypatch):
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    monkeypatch.setattr(thread_policy, "cores", lambda: 8)
+    registry = load_registry()
+    seed = plan(RunConfig(backends=("numpy",), models=("lstm",), seeds=1), registry).cells[0]
+    large = plan(RunConfig(backends=("numpy",), models=("lstm",), seeds=1, units=128, batch_size=64,
+                           activation="tanh"), registry).cells[0]  # fmt: skip
+    fixed = plan(RunConfig(backends=("numpy",), models=("lstm",), seeds=1, threads=3), registry).cells[0]
+    assert (seed.threads, large.threads, fixed.threads) == (1, 8, 3)
+    assert thread_policy.describe(None, 8)["policy"] == "auto" and thread_policy.describe(3, 8)["policy"] == "fixed"
+
+
+def test_worker_plugins_are_only_its_backends_and_its_tasks(plugin_env, monkeypatch):
+    for key in ("SEQBENCH_PLUGINS", "SEQBENCH_DISABLE_PLUGINS"):
+        monkeypatch.delenv(key, raising=False)
+    registry = load_registry()
+    assert registry.plugins_for("numpy", "arithmetic") == ("numpy",)
+    assert registry.plugins_for("crashy", "arithmetic") == ("faulty",)
+    only = load_registry(only=["numpy"])
+    assert set(only.backends) == {"numpy"} and not only.failures  # the broken plugin was never imported
+
+
+@pytest.mark.slow
+def test_a_worker_never_imports_the_other_plugins(tmp_path, plugin_env):
+    log = tmp_path / "imports.log"
+    env = {**plugin_env, "SEQBENCH_TEST_IMPORT_LOG": str(log)}
+    result = subprocess.run([sys.executable, "-m", "seqbench", "run", "--backends", "numpy", *FAST,
+                             "--results-dir", str(tmp_path)], capture_output=True, text=True, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(log.read_text().split()) == 1  # the parent (which lists every backend), never a worker
+
+
+# ------------------------------------------------------------------ retries
+
+
+@pytest.mark.slow
+def test_a_disturbed_repeat_is_measured_again_and_kept_apart(tmp_path, monkeypatch):
+    import seqbench.runner as runner
+
+    calls = []
+
+    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks):
+        calls.append(cell)
+        disturbed = cell.attempt == 1 and cell.seed == 0
+        return CellRecord(task=cell.task, model=cell.model, backend=cell.backend, implementation=cell.implementation,
+                          device=cell.device, seed=cell.seed, status="ok", steady_epoch_s=0.01, attempt=cell.attempt,
+                          disturbed=disturbed, interference=0.9 if disturbed else 0.0)  # fmt: skip
+
+    monkeypatch.setattr(runner, "run_in_worker", fake_worker)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--models", "rnn", "--seeds", "2", "--no-calibration",
+                    "--results-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [(c.seed, c.attempt) for c in calls] == [(0, 1), (1, 1), (0, 2)]  # again, at the end of the queue
+    assert "measuring it again at the end" in result.stderr and "DISTURBED" in result.stderr
+    run_dir = next(tmp_path.iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["retries_run"] == 1
+    import seqbench
+    from seqbench.report import cell_view
+
+    view = cell_view(seqbench.load_run(run_dir))
+    assert len(view) == 2 and not view["disturbed"].any()
+
+
+# ------------------------------------------------------------------ faults
+
+
+def test_each_row_is_one_write_and_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
+    writer = RunWriter(tmp_path, "r")
+    writes = []
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(data) or real_write(fd, data))
+    record = CellRecord(task="t", model="rnn", backend="b", implementation="i", device="cpu", seed=0, status="ok")
+    writer.add_cell(record)
+    assert len(writes) == 1 and writes[0].endswith(b"\n") and writes[0].count(b"\n") == 1
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    from seqbench.errors import ResultsError
+
+    with pytest.raises(ResultsError, match="cannot write .*cells.jsonl: No space left on device"):
+        writer.add_cell(record)
+
+
+def test_an_interrupted_run_json_write_leaves_no_tmp_file(tmp_path, monkeypatch):
+    writer = RunWriter(tmp_path, "r")
+
+    def second_ctrl_c(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", second_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        writer.write_meta({"status": "running"})
+    assert not list((tmp_path / "r").glob("*.tmp"))
+
+
+def test_a_full_disk_mid_run_marks_the_run_failed_and_exits_2(tmp_path, monkeypatch):
+    import seqbench.runner as runner
+
+    def full(self, record):
+        raise runner.ResultsError(f"cannot write {self.path}/cells.jsonl: No space left on device")
+
+    monkeypatch.setattr(RunWriter, "add_cell", full)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--models", "rnn", *FAST, "--results-dir", str(tmp_path))
+    assert result.returncode == 2 and "No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    run_dir = next(tmp_path.iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert not list(run_dir.glob("*.tmp"))
+
+
+def test_ctrl_c_during_calibration_marks_the_run_interrupted(tmp_path, monkeypatch):
+    import seqbench.runner as runner
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_calibration", interrupted)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--epochs", "2", "--results-dir", str(tmp_path))
+    assert result.returncode == 130
+    run_dir = next(tmp_path.iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def _start(tmp_path, env, *args, **popen):
+    return subprocess.Popen([sys.executable, "-m", "seqbench", "run", *args, "--results-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "ignore_sigint"), [(signal.SIGTERM, False), (signal.SIGHUP, False),
+                                                      (signal.SIGINT, True)])  # fmt: skip
+def test_stop_signals_keep_finished_cells_and_exit_128_plus_the_signal(tmp_path, plugin_env, signum, ignore_sigint):
+    # A script's background job starts with SIGINT ignored; CI cancellation sends SIGINT then SIGTERM.
+    pre = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+    proc = _start(tmp_path, plugin_env, "--backends", "sleepy", "--epochs", "3", "--seeds", "20", "--retries", "0",
+                  "--no-calibration", preexec_fn=pre)  # fmt: skip
+    cells = _wait_for(lambda: next((f for f in tmp_path.glob("*/cells.jsonl") if len(read_jsonl(f)) >= 2), None))
+    assert cells is not None, "no cell finished in time"
+    workers = _children(proc.pid)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum, err
+    meta = json.loads((cells.parent / "run.json").read_text())
+    assert meta["status"] == "interrupted" and meta["cells_done"] == len(read_jsonl(cells)) >= 2
+    assert not list(cells.parent.glob("*.tmp")) and str(cells.parent) in out
+    assert all(_wait_for(lambda w=w: _gone(w), 10) for w in workers)
+
+
+@pytest.mark.slow
+def test_a_killed_parent_takes_its_hung_worker_with_it(tmp_path, plugin_env):
+    proc = _start(tmp_path, plugin_env, "--backends", "hangy", "--models", "lstm", *FAST)
+    worker = _wait_for(lambda: next(iter(_children(proc.pid)), None))
+    assert worker is not None
+    time.sleep(1.0)  # the worker is inside its endless epoch now
+    proc.kill()  # SIGKILL: no handler runs in the parent
+    proc.wait()
+    assert _wait_for(lambda: _gone(worker), 10), "the worker outlived its parent"
+
+
+@pytest.mark.slow
+def test_a_worker_exits_when_its_parent_stops_holding_its_stdin(tmp_path, plugin_env):
+    # The second line of defence, where PR_SET_PDEATHSIG does not exist: the pipe.
+    cell = replace(_cell("hangy", "lstm", 0), implementation="broken")
+    read_fd, write_fd = os.pipe()
+    child = subprocess.Popen([sys.executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent",
+                              str(os.getpid())], stdin=subprocess.PIPE, pass_fds=(write_fd,), env=plugin_env)  # fmt: skip
+    os.close(write_fd)
+    from dataclasses import asdict
+
+    child.stdin.write(json.dumps({"backend": "hangy", "plugins": ["faulty"], "threads": 1,
+                                  "cell": asdict(cell)}).encode() + b"\n")  # fmt: skip
+    child.stdin.flush()
+    with os.fdopen(read_fd) as pipe:
+        assert json.loads(pipe.readline())["event"] == "ready"
+        assert json.loads(pipe.readline())["event"] == "start"
+        child.stdin.close()
+        assert child.wait(timeout=10) == 70
+
+
+@pytest.mark.slow
+def test_worker_start_up_has_its_own_allowance(tmp_path, plugin_env):
+    env = {**plugin_env, "SEQBENCH_TEST_SLOWSTART": "2"}
+    ok = _start(tmp_path / "a", env, "--backends", "slowstart", "--models", "rnn", *FAST, "--timeout", "1")
+    out, err = ok.communicate(timeout=60)
+    assert ok.returncode == 0, err  # 2 s of start-up did not count against the 1 s cell timeout
+    slow = _start(tmp_path / "b", env, "--backends", "slowstart", "--models", "rnn", *FAST,
+                  "--startup-timeout", "0.5")  # fmt: skip
+    out, err = slow.communicate(timeout=60)
+    assert slow.returncode == 1
+    [cell] = read_jsonl(next((tmp_path / "b").iterdir()) / "cells.jsonl")
+    assert cell["status"] == "timeout" and "did not start within 0.5 s" in cell["error"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e12", "soon"])
+def test_absurd_timeouts_are_refused(tmp_path, value):
+    result = invoke("run", "--backends", "numpy", "--timeout", value, "--results-dir", str(tmp_path))
+    assert result.returncode == 2 and "--timeout" in result.stderr and not list(tmp_path.iterdir())
