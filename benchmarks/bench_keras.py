@@ -218,7 +218,7 @@ def child(config: Config, threads: int) -> dict[str, dict]:
     KerasBackend().configure("cpu", threads)  # the same TF settings for every contender
     x, y = data_for(config)
     weights = initial_weights(config.spec, 0)
-    orders = batch_orders(0, config.samples, config.epochs)
+    orders = list(batch_orders(0, config.samples, config.epochs))
     makers: dict[str, Callable[[], EpochFn]] = {
         "ours:graph": lambda: ours("graph", config, weights, x, y),
         "hand:graph": lambda: hand_written_epoch(config, weights, x, y, xla=False),

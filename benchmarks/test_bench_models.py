@@ -144,7 +144,7 @@ def built(request: pytest.FixtureRequest) -> Built:
         _configured.add((case.backend, case.device))
     model = backend.build(case.implementation, spec, initial_weights(spec, 0), case.device)
     model.set_train_data(data.x_train, data.y_train)
-    orders = batch_orders(0, len(data.y_train), settings["rounds"] + 1)
+    orders = list(batch_orders(0, len(data.y_train), settings["rounds"] + 1))
     model.train_epoch(orders[0], settings["batch_size"])  # warm-up: compile, trace, allocate
     model.synchronize()
     model.predict(data.x_test)

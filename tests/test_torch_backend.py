@@ -123,7 +123,7 @@ def test_one_epoch_matches_numpy_reference(backend: TorchBackend, kind: str, act
     spec = seed_spec(kind, activation)
     data = ArithmeticTask().make(0)
     w0 = initial_weights(spec, 0)
-    order = batch_orders(0, len(data.y_train), 1)[0]
+    order = next(batch_orders(0, len(data.y_train), 1))
     ours, reference = backend.build(impl, spec, w0, "cpu"), NumpyModel(spec, w0, dtype="float64")
     losses = []
     for model in (ours, reference):
@@ -191,7 +191,7 @@ def test_gpu_epoch_matches_cpu_and_is_timed(backend: TorchBackend, kind: str, ac
     assert backend.supports(impl, spec, "gpu") is None
     data = ArithmeticTask().make(0)
     w0 = initial_weights(spec, 0)
-    order = batch_orders(0, len(data.y_train), 1)[0]
+    order = next(batch_orders(0, len(data.y_train), 1))
     results = []
     for device in ("cpu", "gpu"):
         model = backend.build(impl, spec, w0, device)
