@@ -123,7 +123,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     result = merge_runs(args.runs, args.output)
     for warning in result.warnings:
         _warn(warning)
-    print(f"merged {len(args.runs)} runs, {result.cells} cells, status {result.status}", file=sys.stderr)
+    what = f"{result.inputs} of {result.shard_count} shards" if result.shard_count else f"{result.inputs} runs"
+    print(f"merged {what}, {result.cells} cells, status {result.status}", file=sys.stderr)
     print(result.path)
     return EXIT_OK
 
