@@ -2,7 +2,9 @@
 
 Exit codes: 0 every cell completed (ok or diverged); 1 some cell errored or
 timed out (results are still written); 2 bad usage or configuration
-(nothing ran); 130 interrupted.
+(nothing ran), or unusable results; 3 seqbench itself failed (a bug: one line,
+``--debug`` for the traceback); 130 interrupted.  Exit 1 never means a crash,
+because ``compare`` uses it for "regression" alone.
 
 Heavy imports (pandas, any framework) are deferred to the commands that need
 them, so ``seqbench --help`` and ``seqbench list`` stay fast.
@@ -11,15 +13,20 @@ them, so ``seqbench --help`` and ``seqbench list`` stay fast.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import seqbench
 from seqbench.cli_reports import add_commands, parse_shard  # light: pandas only inside its handlers
 from seqbench.errors import SeqbenchError, UsageError
+from seqbench.escape import one_line
 
-EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a cell that may run longer than a week is a typo
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -36,6 +43,22 @@ def _task_param(value: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"expected KEY=INTEGER, got {value!r}") from None
 
 
+def bounded_float(low: float, high: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite number in (low, high]."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if not math.isfinite(number) or not low < number <= high:
+            raise argparse.ArgumentTypeError(f"must be a finite number above {low:g} and at most {high:g}{unit}, "
+                                             f"got {value!r}")  # fmt: skip
+        return number
+
+    return parse
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse's own errors become our one-line usage error (exit 2)
@@ -47,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seqbench",
         description="Benchmark recurrent sequence models (RNN, LSTM) across deep-learning frameworks: "
         "the same task, the same initial weights and the same batches on every backend.",
-        epilog="Exit codes: 0 all cells completed; 1 a cell errored or timed out; 2 bad usage; 130 interrupted.",
+        epilog="Exit codes: 0 all cells completed; 1 a cell errored or timed out (compare: a regression); "
+        "2 bad usage or unusable results; 3 a bug in seqbench; 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"seqbench {seqbench.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -75,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of seeds per cell, 0..N-1 (default: 3; one seed is no accuracy figure)")
     run.add_argument("--device", default="cpu", help="cpu, gpu or auto (gpu where a backend can) (default: cpu)")
     run.add_argument("--threads", type=int, default=None, help="threads per worker (default: CPU count)")
-    run.add_argument("--timeout", type=float, default=600.0, help="seconds before a cell is killed (default: 600)")
+    run.add_argument("--timeout", type=bounded_float(0, MAX_TIMEOUT_S, " seconds (a week)"), default=600.0,
+                     help="seconds before a cell is killed (default: 600)")
     run.add_argument("--results-dir", default="results", metavar="DIR",
                      help="where run directories go (default: results)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
@@ -91,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["list"].set_defaults(handler=_cmd_list)
     for name, handler in add_commands(sub).items():  # report, compare, history, merge, export
         sub.choices[name].set_defaults(handler=handler)
+    for command in sub.choices.values():  # also after the command; SUPPRESS keeps one given before it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks for errors")  # fmt: skip
     return parser
 
 
@@ -135,7 +163,7 @@ class _ConsoleProgress:
             line += f"  acc {_fmt(record.accuracy, '.2f')}  loss {_fmt(record.final_loss, '.4g')}  " \
                     f"steady {_fmt(steady_ms, '.1f')} ms/epoch"
         elif record.error:
-            line += ": " + record.error.strip().splitlines()[-1]
+            line += ": " + one_line(record.error.strip().splitlines()[-1])
         self._print(line)
 
 
@@ -193,6 +221,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _silence_stdout() -> None:
+    """After a broken pipe: send what is still buffered nowhere, so exit does not complain again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (a test's capture)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
@@ -200,15 +237,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return EXIT_USAGE
-        return args.handler(args)
+        return int(args.handler(args))
     except SeqbenchError as e:
         if debug:
             traceback.print_exc()
-        print(f"seqbench: error: {e}", file=sys.stderr)
+        print(f"seqbench: error: {one_line(e)}", file=sys.stderr)  # names from files may hold escapes
         return e.exit_code
     except KeyboardInterrupt:
         print("seqbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `seqbench list | head`: the reader has all it wanted
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as e:  # a bug; still one line, and never exit 1, which compare reserves for regressions
+        if debug:
+            traceback.print_exc()
+        text = one_line(e)[:300]
+        print(f"seqbench: internal error (a bug; --debug shows the traceback): {type(e).__name__}: {text}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

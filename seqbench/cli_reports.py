@@ -11,6 +11,7 @@ Exit codes: 0 done; 1 ``compare`` found a regression; 2 unusable input
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ EXIT_OK, EXIT_REGRESSION = 0, 1
 REPORT_FORMATS = ("text", "md", "csv", "json", "html")
 COMPARE_FORMATS = ("text", "md", "json")
 EXPORT_FORMATS = ("pytest-benchmark", "github-action-benchmark")
+MAX_THRESHOLD = 100.0  # a row 101 times slower and still "no regression": surely a typo
 
 
 def parse_shard(value: str) -> tuple[int, int]:
@@ -33,16 +35,22 @@ def parse_shard(value: str) -> tuple[int, int]:
     return i, n
 
 
-def _fraction(value: str) -> float:
-    """0.10 or 10%."""
-    text = value.strip()
-    try:
-        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.10 or 10%, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value!r}")
-    return number
+def fraction(high: float) -> Callable[[str], float]:
+    """An argparse type: 0.10 or 10%, finite, from 0 to ``high``."""
+
+    def parse(value: str) -> float:
+        text = value.strip()
+        try:
+            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a fraction like 0.10 or 10%, got {value!r}") from None
+        if not math.isfinite(number):  # nan would switch the gate off without a word
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
+        if not 0 <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be from 0 to {high:g} ({high:.0%}), got {value!r}")
+        return number
+
+    return parse
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -68,7 +76,9 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"seqbench: WARNING: {message}", file=sys.stderr)
+    from seqbench.escape import one_line
+
+    print(f"seqbench: WARNING: {one_line(message)}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------ handlers
@@ -161,16 +171,16 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     compare = sub.add_parser(
         "compare", help="compare two runs cell by cell; exit 1 on a regression",
         description="Match the rows of two runs by (task, model, backend, implementation, device) and judge "
-        "each: steady-epoch time ratio NEW/BASE with a 95%% interval (two-level bootstrap over seeds and epochs) "
+        "each: steady-epoch time ratio NEW/BASE with a 95% interval (two-level bootstrap over seeds and epochs) "
         "and a Mann-Whitney test, accuracy change, parameter change, status change. Exit 1 when a row is "
         "confidently slower beyond --threshold, lost accuracy beyond --accuracy-tolerance, or newly fails; "
         "0 otherwise; 2 on unusable input or when no rows match.",
     )  # fmt: skip
     compare.add_argument("base", metavar="BASE", help="the reference run directory")
     compare.add_argument("new", metavar="NEW", help="the run to judge")
-    compare.add_argument("--threshold", type=_fraction, default=0.10,
+    compare.add_argument("--threshold", type=fraction(MAX_THRESHOLD), default=0.10,
                          help="slowdown that counts as a regression, e.g. 0.10 or 10%% (default: 0.10)")
-    compare.add_argument("--accuracy-tolerance", type=_fraction, default=0.05,
+    compare.add_argument("--accuracy-tolerance", type=fraction(1.0), default=0.05,
                          help="drop in median accuracy that counts as a regression (default: 0.05)")
     compare.add_argument("--normalize", action="store_true",
                          help="compare times in calibration units (for runs on different machines)")
