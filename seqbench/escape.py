@@ -59,12 +59,17 @@ def one_line(text: Any) -> str:
     return _BREAKS.sub(" ", terminal(text).replace("\r", " "))
 
 
-def markdown(text: Any) -> str:
-    """``text`` as Markdown that renders as exactly this text, on one line."""
+def markdown(text: Any, line_start: bool = True) -> str:
+    """``text`` as Markdown that renders as exactly this text, on one line.
+
+    ``line_start=False`` for a table cell, where no block can open (and ``0.5`` stays unescaped).
+    """
     plain = one_line(text).strip()  # leading spaces could make an indented code block
     escaped = _MD_INLINE.sub(r"\\\1", plain)
     escaped = _MD_AUTOLINK.sub(lambda m: m[1].replace(":", "\\:").replace(".", "\\."), escaped)
     escaped = escaped.replace("@", "@" + ZWSP)
+    if not line_start:
+        return escaped
     return _MD_LINE_START.sub(lambda m: m[1].lstrip() + "\\" + m[2] if not m[2][0].isdigit()
                               else m[1].lstrip() + m[2][:-1] + "\\" + m[2][-1], escaped)  # fmt: skip
 

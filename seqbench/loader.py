@@ -145,7 +145,10 @@ class _Invalid(Exception):
     def __str__(self) -> str:
         where = ""
         for key in self.path:
-            where += f"[{key}]" if isinstance(key, int) else (f".{key}" if where else key)
+            if isinstance(key, int):
+                where += f"[{key}]"
+            else:  # a field name, or a mapping key already in brackets
+                where += key if key.startswith("[") or not where else f".{key}"
         return f"{where} {self.reason}" if where else self.reason
 
 
@@ -263,7 +266,7 @@ def _mapping(value_type: Any) -> Check:
             try:
                 out[k] = check_value(v)
             except _Invalid as e:
-                raise e.inside(repr(k)[:40]) from None
+                raise e.inside(f"[{k!r}]" if len(k) < 40 else f"[{k[:37]!r}...]") from None
         return out
 
     return check

@@ -341,9 +341,9 @@ def text_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
 def md_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
     right = _RIGHT if right is None else right
 
-    head = "| " + " | ".join(markdown(c) for c in frame.columns) + " |"
+    head = "| " + " | ".join(markdown(c, line_start=False) for c in frame.columns) + " |"
     rule = "|" + "|".join("---:" if c in right else "---" for c in frame.columns) + "|"
-    body = ["| " + " | ".join(markdown(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(markdown(v, line_start=False) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body])
 
 
