@@ -19,7 +19,7 @@ from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.errors import UsageError
 from seqbench.harness import model_spec
 from seqbench.machine import git_commit, machine_info, package_versions
-from seqbench.plugins import Registry
+from seqbench.plugins import Registry, filter_hint
 from seqbench.results import (
     COMPLETED,
     FORMAT_VERSION,
@@ -192,7 +192,7 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
                     groups[key].append(cell)
     if not groups:
         where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
-        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected"))
+        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected" + filter_hint()))
     return [Group(b, i, d, tuple(cells)) for (b, i, d), cells in groups.items()], notes
 
 
