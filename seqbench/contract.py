@@ -16,8 +16,11 @@ have defaults, and carry a ``versionadded`` note.
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -247,3 +250,27 @@ def default_order(backend: Backend, spec: ModelSpec, device: str) -> list[str]:
         order.remove(choice)
         order.insert(0, choice)
     return order
+
+
+@functools.lru_cache(maxsize=1)
+def no_nvidia_driver() -> str | None:
+    """Why no NVIDIA GPU can be used here, judged from cheap facts; None when a driver is present.
+
+    For a backend's :meth:`Backend.supports` on ``device="gpu"``: it must answer
+    without importing its framework, and ``--device auto`` trusts the answer
+    (a backend that says yes on a machine without a GPU makes every cell fail).
+    The facts: the platform, ``/proc/driver/nvidia/version`` (the loaded kernel
+    driver) and whether ``libcuda`` (the driver's user-space library, also how
+    WSL2 exposes a GPU) can be found.  Costs a few milliseconds, once.
+
+    .. versionadded:: 0.1
+    """
+    if sys.platform == "darwin":
+        return "macOS has no CUDA (NVIDIA) GPU support"
+    if Path("/proc/driver/nvidia/version").exists():
+        return None
+    import ctypes.util  # here, not at the top: the CLI's start path imports this module
+
+    if ctypes.util.find_library("cuda") is not None:
+        return None
+    return "no NVIDIA driver found (no /proc/driver/nvidia/version, no libcuda)"
