@@ -199,6 +199,32 @@ def _report_plugin_failures(registry) -> None:  # noqa: ANN001
         print(f"warning: {failure.message}", file=sys.stderr)
 
 
+def _defaults_line(backend) -> str:  # noqa: ANN001
+    """Which implementation a run picks per model (seed size, on the CPU), per activation where they differ."""
+    from seqbench.contract import ACTIVATIONS, MODEL_KINDS, ModelSpec, default_implementation
+
+    parts = []
+    for kind in MODEL_KINDS:
+        chosen = {a: default_implementation(backend, ModelSpec(kind=kind, units=10, steps=3, activation=a),
+                                            "cpu" if "cpu" in backend.devices else backend.devices[0])
+                  for a in ACTIVATIONS}  # fmt: skip
+        if len(set(chosen.values())) == 1:
+            parts.append(f"{kind} {chosen[ACTIVATIONS[0]] or '-'}")
+        else:
+            parts.append(f"{kind} " + ", ".join(f"{impl or '-'} ({a})" for a, impl in chosen.items()))
+    return "; ".join(parts)
+
+
+def _devices_line(backend) -> str:  # noqa: ANN001
+    from seqbench.contract import device_unavailable
+
+    shown = []
+    for device in backend.devices:
+        why = device_unavailable(backend, device)
+        shown.append(device if why is None else f"{device} (not here: {why})")
+    return ", ".join(shown)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from seqbench.plugins import load_registry
 
@@ -208,8 +234,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         a = backend.availability()
         state = "available" if a.available else f"NOT AVAILABLE: {a.reason}"
         print(f"  {name:<10} {state}  (plugin {registry.origin[name]})")
-        print(f"  {'':<10} implementations: {', '.join(backend.implementations)} (default: fastest that fits)")
-        print(f"  {'':<10} devices: {', '.join(backend.devices)}")
+        print(f"  {'':<10} implementations: {', '.join(backend.implementations)}")
+        print(f"  {'':<10} default: {_defaults_line(backend)}")
+        print(f"  {'':<10} devices: {_devices_line(backend)}")
         if not a.available and a.install_hint:
             print(f"  {'':<10} install: {a.install_hint}")
     print("Tasks:")

@@ -252,6 +252,31 @@ def default_order(backend: Backend, spec: ModelSpec, device: str) -> list[str]:
     return order
 
 
+def default_implementation(backend: Backend, spec: ModelSpec, device: str) -> str | None:
+    """The implementation a run picks for ``spec`` on ``device`` when none is named, or None.
+
+    .. versionadded:: 0.1
+    """
+    return next((i for i in default_order(backend, spec, device) if backend.supports(i, spec, device) is None), None)
+
+
+def device_unavailable(backend: Backend, device: str) -> str | None:
+    """None if ``backend`` can run some seed-size model on ``device`` here, else why not (its first reason).
+
+    .. versionadded:: 0.1
+    """
+    reasons = []
+    for kind in MODEL_KINDS:
+        for activation in ACTIVATIONS:
+            spec = ModelSpec(kind=kind, units=10, steps=3, activation=activation)  # type: ignore[arg-type]
+            for implementation in backend.implementations:
+                why = backend.supports(implementation, spec, device)
+                if why is None:
+                    return None
+                reasons.append(why)
+    return reasons[0] if reasons else "no implementation"
+
+
 @functools.lru_cache(maxsize=1)
 def no_nvidia_driver() -> str | None:
     """Why no NVIDIA GPU can be used here, judged from cheap facts; None when a driver is present.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 import seqbench
+from seqbench.budget import check_memory
 from seqbench.calibration import machine_id, run_calibration
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.errors import UsageError
@@ -141,6 +142,7 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
         raise UsageError(
             f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(task.defaults)}"
         )
+    check_memory(task, config.task_params, config.units, config.batch_size, config.models)  # before make()
     try:
         data = task.make(0, **config.task_params)
     except ValueError as e:
