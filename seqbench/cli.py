@@ -201,10 +201,12 @@ def _report_plugin_failures(registry) -> None:  # noqa: ANN001
 
 def _defaults_line(backend) -> str:  # noqa: ANN001
     """Which implementation a run picks per model (seed size, on the CPU), per activation where they differ."""
-    from seqbench.contract import ACTIVATIONS, MODEL_KINDS, ModelSpec, default_implementation
+    from typing import get_args
+
+    from seqbench.contract import ACTIVATIONS, ModelKind, ModelSpec, default_implementation
 
     parts = []
-    for kind in MODEL_KINDS:
+    for kind in get_args(ModelKind):
         chosen = {a: default_implementation(backend, ModelSpec(kind=kind, units=10, steps=3, activation=a),
                                             "cpu" if "cpu" in backend.devices else backend.devices[0])
                   for a in ACTIVATIONS}  # fmt: skip

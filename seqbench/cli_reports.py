@@ -66,7 +66,7 @@ def _emit(text: str, output: str | None) -> None:
         return
     from seqbench.errors import ResultsError
 
-    path = Path(output)  # type: ignore[arg-type]
+    path = Path(output)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

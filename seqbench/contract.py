@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -190,9 +191,13 @@ class Backend(Protocol):
         devices: a subset of :data:`DEVICES`.
     """
 
-    name: str
-    implementations: Sequence[str]
-    devices: Sequence[str]
+    # Read-only, so that a plugin's tuples (``implementations = ("a", "b")``) satisfy the protocol.
+    @property
+    def name(self) -> str: ...
+    @property
+    def implementations(self) -> Sequence[str]: ...
+    @property
+    def devices(self) -> Sequence[str]: ...
 
     def availability(self) -> Availability:
         """Tell whether the framework is installed, without importing it."""
@@ -266,9 +271,9 @@ def device_unavailable(backend: Backend, device: str) -> str | None:
     .. versionadded:: 0.1
     """
     reasons = []
-    for kind in MODEL_KINDS:
+    for kind in typing.get_args(ModelKind):
         for activation in ACTIVATIONS:
-            spec = ModelSpec(kind=kind, units=10, steps=3, activation=activation)  # type: ignore[arg-type]
+            spec = ModelSpec(kind=kind, units=10, steps=3, activation=activation)
             for implementation in backend.implementations:
                 why = backend.supports(implementation, spec, device)
                 if why is None:

@@ -21,6 +21,7 @@ import pandas as pd
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError, UsageError
 from seqbench.escape import html_text, markdown, one_line, terminal
+from seqbench.loader import read_meta
 from seqbench.report import (
     cell_view,
     csv_text,
@@ -33,7 +34,6 @@ from seqbench.report import (
     summary,
     text_table,
 )
-from seqbench.loader import read_meta
 from seqbench.results import RUN_FILE, load_run
 
 FORMATS = ("text", "md", "csv", "json", "html")
@@ -98,10 +98,10 @@ class History:
 
 
 def _run_row(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    git: dict[str, Any] = meta.get("git") or {}
     known = machines(meta)
     scores = [score(m.get("calibration")) for m in known.values()]
-    started = pd.to_datetime(meta.get("started"), utc=True, errors="coerce")
+    started = pd.to_datetime(str(meta.get("started") or ""), utc=True, errors="coerce")
     return {
         "run_id": path.name,
         "path": str(path),

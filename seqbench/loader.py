@@ -311,7 +311,7 @@ def record_fields(tp: Any, optional: frozenset[str] = frozenset()) -> list[_Fiel
                    and f.name not in optional)  # fmt: skip
             for f in dataclasses.fields(tp)
         ]
-    required = getattr(tp, "__required_keys__", frozenset())
+    required: frozenset[str] = getattr(tp, "__required_keys__", frozenset())
     return [_Field(name, checker(hint), name in required) for name, hint in hints.items()]
 
 

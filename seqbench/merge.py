@@ -122,7 +122,7 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
         if None in shards or len(counts) != 1:
             raise ResultsError("cannot merge shards of different splits: every input must be one shard I/N "
                                "of the same N")  # fmt: skip
-        count = counts.pop()
+        count = int(counts.pop() or 0)
         present = sorted(s["index"] for s in shards if isinstance(s, dict))
         if len(set(present)) != len(present):
             raise ResultsError(f"shard given twice: {present}")
@@ -132,7 +132,8 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
         missing = list(itertools.islice((i for i in range(1, count + 1) if i not in present), 10))
         if missing:
             status = STATUS_PARTIAL
-            shown = ", ".join(f"{i}/{count}" for i in missing) + (", ..." if count - len(present) > len(missing) else "")
+            more = ", ..." if count - len(present) > len(missing) else ""
+            shown = ", ".join(f"{i}/{count}" for i in missing) + more
             warnings.append(f"{count - len(present)} shard(s) missing ({shown}): the merged run is partial")
     for part in parts:
         if part["meta"].get("status") != "complete":
@@ -220,7 +221,7 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
         tmp.replace(out / RUN_FILE)
     except OSError as e:
         raise ResultsError(f"cannot write {out}: {e.strerror or e}") from e
-    return MergeResult(out, status, meta["cells_done"], warnings, len(parts), count)
+    return MergeResult(out, status, sum(len(p["cells"]) for p in parts), warnings, len(parts), count)
 
 
 __all__ = ["MergeResult", "merge_runs"]

@@ -88,7 +88,7 @@ def steady_time_figure(table: pd.DataFrame) -> Figure:
 
 def loss_figure(epochs: pd.DataFrame) -> Figure:
     """One panel per task/model, one line per backend: median loss over seeds, band min-max."""
-    panels = sorted(epochs.groupby(["task", "model"]).groups)
+    panels: list[tuple[str, str]] = sorted(epochs.groupby(["task", "model"]).groups)  # type: ignore[arg-type]
     fig = _new_figure(5.0 * max(1, len(panels)), 3.8)
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
     for ax, (task, model) in zip(axes, panels, strict=False):

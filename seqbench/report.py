@@ -228,8 +228,9 @@ def describe_machine(machine: dict[str, Any]) -> str:
         parts.append(f"{m['memory_gb']} GB")
     parts += [str(m.get("os", "")), f"Python {m.get('python', '?')}", f"host {m.get('hostname', '?')}"]
     cal = machine.get("calibration")
-    if score(cal) is not None:
-        parts.append(f"calibration {score(cal) * 1e3:.2f} ms")
+    cal_s = score(cal)
+    if cal_s is not None:
+        parts.append(f"calibration {cal_s * 1e3:.2f} ms")
     elif isinstance(cal, dict) and cal.get("error"):
         parts.append(f"calibration failed: {cal['error']}")
     return ", ".join(p for p in parts if p)
@@ -343,7 +344,8 @@ def md_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
 
     head = "| " + " | ".join(markdown(c, line_start=False) for c in frame.columns) + " |"
     rule = "|" + "|".join("---:" if c in right else "---" for c in frame.columns) + "|"
-    body = ["| " + " | ".join(markdown(v, line_start=False) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(markdown(v, line_start=False) for v in row) + " |"
+            for row in frame.itertuples(index=False)]  # fmt: skip
     return "\n".join([head, rule, *body])
 
 

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import seqbench
 from seqbench.budget import check_memory
@@ -19,6 +19,7 @@ from seqbench.calibration import machine_id, run_calibration
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.errors import UsageError
 from seqbench.harness import model_spec
+from seqbench.loader import RunConfigMeta, RunMeta
 from seqbench.machine import git_commit, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
 from seqbench.results import (
@@ -104,7 +105,7 @@ def _install_note(backend: Backend) -> str:
 
 def _requested(config: RunConfig, registry: Registry) -> list[tuple[Backend, str | None, bool]]:
     """(backend, implementation or None for its default, explicitly asked for)."""
-    chosen = []
+    chosen: list[tuple[Backend, str | None, bool]] = []
     for item in config.backends:
         if item == "all":
             chosen += [(b, None, False) for _, b in sorted(registry.backends.items())]
@@ -198,7 +199,7 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
     return [Group(b, i, d, tuple(cells)) for (b, i, d), cells in groups.items()], notes
 
 
-def run_metadata(config: RunConfig, registry: Registry, groups: list[Group]) -> dict[str, object]:
+def run_metadata(config: RunConfig, registry: Registry, groups: list[Group]) -> RunMeta:
     versions = package_versions(["seqbench", "numpy", "pandas", "pluggy"])
     for name in dict.fromkeys(g.backend for g in groups):
         versions.update(registry.backend(name).versions())
@@ -208,7 +209,7 @@ def run_metadata(config: RunConfig, registry: Registry, groups: list[Group]) -> 
         "status": RUN_RUNNING,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ended": None,
-        "config": asdict(config),
+        "config": cast(RunConfigMeta, asdict(config)),
         "machine": (machine := machine_info()),
         "machine_id": machine_id(machine),
         "shard": {"index": config.shard[0], "count": config.shard[1]} if config.shard else None,
@@ -231,21 +232,21 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     if config.calibrate:  # before any cell, in its own process, so that it measures an idle machine
         meta["calibration"] = run_calibration()
         writer.write_meta(meta)
-    total = meta["cells_planned"]
+    total = meta["cells_planned"] or 0
     cells: list[CellRecord] = []
 
     def finished(record: CellRecord) -> None:
         record = replace(record, machine=meta["machine_id"])
         writer.add_cell(record)
         cells.append(record)
-        progress.cell_finished(record, len(cells), total)  # type: ignore[arg-type]
+        progress.cell_finished(record, len(cells), total)
 
     def epoch(record: EpochRecord) -> None:
         writer.add_epoch(record)
         progress.epoch(record)
 
     def started(cell: CellConfig) -> None:
-        progress.cell_started(cell, len(cells), total)  # type: ignore[arg-type]
+        progress.cell_started(cell, len(cells), total)
 
     status = RUN_FAILED
     try:
@@ -256,7 +257,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     except KeyboardInterrupt:
         status = RUN_INTERRUPTED
     finally:  # whatever happened, the record says how far the run got
-        meta.update(status=status, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cells_done=len(cells))
+        meta.update({"status": status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells_done": len(cells)})
         writer.write_meta(meta)
         writer.close()
     return RunResult(writer.path, status, cells)

@@ -28,7 +28,8 @@ def test_the_seed_run_fits_easily():
     ],
 )
 def test_a_size_that_cannot_fit_names_its_parameter(params, units, batch, named):
-    with pytest.raises(UsageError, match=f"^{named}: a cell would need about .* more than 50% of this machine's 8.0 GB"):
+    expected = f"^{named}: a cell would need about .* more than 50% of this machine's 8.0 GB"
+    with pytest.raises(UsageError, match=expected):
         check_memory(ArithmeticTask(), params, units, batch, ("lstm",), total=8 * GB)
 
 
