@@ -193,7 +193,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
         "git commit), and show each row's steady-epoch time and accuracy per run.",
     )  # fmt: skip
     history.add_argument("dirs", nargs="*", metavar="RESULTS_DIR", help="folders to search (default: results)")
-    history.add_argument("--since", metavar="WHEN", help="only runs started since a date (2026-01-31) or age (7d)")
+    history.add_argument("--since", metavar="WHEN",
+                         help="only runs started since a date (2026-01-31) or an age: 30m, 12h, 7d, 2w")
     history.add_argument("--backend", type=_csv, metavar="LIST", help="only these backends (comma list)")
     history.add_argument("--model", type=_csv, metavar="LIST", help="only these models (comma list)")
     history.add_argument("--task", type=_csv, metavar="LIST", help="only these tasks (comma list)")
