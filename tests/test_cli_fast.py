@@ -60,6 +60,8 @@ def test_debug_is_accepted_after_the_command_too(tmp_path):
     assert "unrecognized arguments" not in result.stderr
     assert invoke("--debug", "report", str(tmp_path)).returncode == 2
     assert "Traceback" not in invoke("report", str(tmp_path)).stderr
+    run = invoke("run", "--debug", "--epochs", "0", "--results-dir", str(tmp_path / "r"))
+    assert run.returncode == 2 and "--epochs must be positive" in run.stderr and "Traceback" in run.stderr
 
 
 class _ClosedPipe(io.StringIO):
