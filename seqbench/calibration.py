@@ -142,7 +142,8 @@ def machines(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found = meta.get("machines")
     if isinstance(found, dict) and found:
         return {str(k): dict(v) for k, v in found.items() if isinstance(v, dict)}
-    info = meta.get("machine") if isinstance(meta.get("machine"), dict) else {}
+    found_info = meta.get("machine")
+    info: dict[str, Any] = found_info if isinstance(found_info, dict) else {}
     mid = meta.get("machine_id") or machine_id(info)
     return {str(mid): {"machine": info, "calibration": meta.get("calibration"), "packages": meta.get("packages", {})}}
 

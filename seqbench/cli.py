@@ -2,7 +2,9 @@
 
 Exit codes: 0 every cell completed (ok or diverged); 1 some cell errored or
 timed out (results are still written); 2 bad usage or configuration
-(nothing ran); 128+N stopped by signal N (130 for Ctrl-C).
+(nothing ran), or unusable results; 3 seqbench itself failed (a bug: one line,
+``--debug`` for the traceback); 128+N stopped by signal N (130 for Ctrl-C).
+Exit 1 never means a crash, because ``compare`` uses it for "regression" alone.
 
 Heavy imports (pandas, any framework) are deferred to the commands that need
 them, so ``seqbench --help`` and ``seqbench list`` stay fast.
@@ -11,15 +13,20 @@ them, so ``seqbench --help`` and ``seqbench list`` stay fast.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import seqbench
 from seqbench.cli_reports import add_commands, parse_shard  # light: pandas only inside its handlers
 from seqbench.errors import SeqbenchError, UsageError
+from seqbench.escape import one_line
 
-EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a cell that may run longer than a week is a typo
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -45,14 +52,20 @@ def _threads(value: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number of threads or 'auto', got {value!r}") from None
 
 
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if not 0 < seconds <= 7 * 24 * 3600:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"expected seconds between 0 and one week, got {value!r}")
-    return seconds
+def bounded_float(low: float, high: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite number in (low, high]."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if not math.isfinite(number) or not low < number <= high:
+            raise argparse.ArgumentTypeError(f"must be a finite number above {low:g} and at most {high:g}{unit}, "
+                                             f"got {value!r}")  # fmt: skip
+        return number
+
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seqbench",
         description="Benchmark recurrent sequence models (RNN, LSTM) across deep-learning frameworks: "
         "the same task, the same initial weights and the same batches on every backend.",
-        epilog="Exit codes: 0 all cells completed; 1 a cell errored or timed out; 2 bad usage or unreadable "
-        "results; 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).",
+        epilog="Exit codes: 0 all cells completed; 1 a cell errored or timed out (compare: a regression); "
+        "2 bad usage or unusable results; 3 a bug in seqbench; 128+N stopped by signal N (130 Ctrl-C, "
+        "143 SIGTERM, 129 SIGHUP).",
     )
     parser.add_argument("--version", action="version", version=f"seqbench {seqbench.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -98,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
                      help="threads per worker; auto (default): 1 for small models, where a second thread "
                      "collapses under load, every core for large ones (see docs/measurement.md)")
-    run.add_argument("--timeout", type=_seconds, default=600.0,
+    run.add_argument("--timeout", type=bounded_float(0, MAX_TIMEOUT_S, " seconds (a week)"), default=600.0,
                      help="seconds a cell may run, from its start, before it is killed (default: 600)")
-    run.add_argument("--startup-timeout", type=_seconds, default=300.0,
-                     help="seconds a worker may take to start (interpreter, plugins, the framework's "
-                     "import) before its cell counts as timed out (default: 300)")
+    run.add_argument("--startup-timeout", type=bounded_float(0, MAX_TIMEOUT_S, " seconds (a week)"),
+                     default=300.0, help="seconds a worker may take to start (interpreter, plugins, the "
+                     "framework's import) before its cell counts as timed out (default: 300)")
     run.add_argument("--retries", type=int, default=2,
                      help="how many times a repeat that other processes disturbed is measured again, at the "
                      "end of the run (default: 2; 0 keeps every first measurement)")
@@ -121,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["list"].set_defaults(handler=_cmd_list)
     for name, handler in add_commands(sub).items():  # report, compare, history, merge, export
         sub.choices[name].set_defaults(handler=handler)
+    for command in sub.choices.values():  # also after the command; SUPPRESS keeps one given before it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks for errors")  # fmt: skip
     return parser
 
 
@@ -168,7 +185,7 @@ class _ConsoleProgress:
             if record.disturbed:
                 line += f"  DISTURBED ({record.interference:.2f} cores busy elsewhere)"
         elif record.error:
-            line += ": " + record.error.strip().splitlines()[-1]
+            line += ": " + one_line(record.error.strip().splitlines()[-1])
         self._print(line)
 
 
@@ -207,6 +224,34 @@ def _report_plugin_failures(registry) -> None:  # noqa: ANN001
         print(f"warning: {failure.message}", file=sys.stderr)
 
 
+def _defaults_line(backend) -> str:  # noqa: ANN001
+    """Which implementation a run picks per model (seed size, on the CPU), per activation where they differ."""
+    from typing import get_args
+
+    from seqbench.contract import ACTIVATIONS, ModelKind, ModelSpec, default_implementation
+
+    parts = []
+    for kind in get_args(ModelKind):
+        chosen = {a: default_implementation(backend, ModelSpec(kind=kind, units=10, steps=3, activation=a),
+                                            "cpu" if "cpu" in backend.devices else backend.devices[0])
+                  for a in ACTIVATIONS}  # fmt: skip
+        if len(set(chosen.values())) == 1:
+            parts.append(f"{kind} {chosen[ACTIVATIONS[0]] or '-'}")
+        else:
+            parts.append(f"{kind} " + ", ".join(f"{impl or '-'} ({a})" for a, impl in chosen.items()))
+    return "; ".join(parts)
+
+
+def _devices_line(backend) -> str:  # noqa: ANN001
+    from seqbench.contract import device_unavailable
+
+    shown = []
+    for device in backend.devices:
+        why = device_unavailable(backend, device)
+        shown.append(device if why is None else f"{device} (not here: {why})")
+    return ", ".join(shown)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from seqbench.plugins import load_registry
 
@@ -216,8 +261,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         a = backend.availability()
         state = "available" if a.available else f"NOT AVAILABLE: {a.reason}"
         print(f"  {name:<10} {state}  (plugin {registry.origin[name]})")
-        print(f"  {'':<10} implementations: {', '.join(backend.implementations)} (default: fastest that fits)")
-        print(f"  {'':<10} devices: {', '.join(backend.devices)}")
+        print(f"  {'':<10} implementations: {', '.join(backend.implementations)}")
+        print(f"  {'':<10} default: {_defaults_line(backend)}")
+        print(f"  {'':<10} devices: {_devices_line(backend)}")
         if not a.available and a.install_hint:
             print(f"  {'':<10} install: {a.install_hint}")
     print("Tasks:")
@@ -229,6 +275,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _silence_stdout() -> None:
+    """After a broken pipe: send what is still buffered nowhere, so exit does not complain again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (a test's capture)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
@@ -236,15 +291,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return EXIT_USAGE
-        return args.handler(args)
+        return int(args.handler(args))
     except SeqbenchError as e:
         if debug:
             traceback.print_exc()
-        print(f"seqbench: error: {e}", file=sys.stderr)
+        print(f"seqbench: error: {one_line(e)}", file=sys.stderr)  # names from files may hold escapes
         return e.exit_code
     except KeyboardInterrupt:
         print("seqbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `seqbench list | head`: the reader has all it wanted
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as e:  # a bug; still one line, and never exit 1, which compare reserves for regressions
+        if debug:
+            traceback.print_exc()
+        text = one_line(e)[:300]
+        print(f"seqbench: internal error (a bug; --debug shows the traceback): {type(e).__name__}: {text}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

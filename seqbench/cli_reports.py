@@ -11,6 +11,7 @@ Exit codes: 0 done; 1 ``compare`` found a regression; 2 unusable input
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ EXIT_OK, EXIT_REGRESSION = 0, 1
 REPORT_FORMATS = ("text", "md", "csv", "json", "html")
 COMPARE_FORMATS = ("text", "md", "json")
 EXPORT_FORMATS = ("pytest-benchmark", "github-action-benchmark")
+MAX_THRESHOLD = 100.0  # a row 101 times slower and still "no regression": surely a typo
 
 
 def parse_shard(value: str) -> tuple[int, int]:
@@ -33,16 +35,22 @@ def parse_shard(value: str) -> tuple[int, int]:
     return i, n
 
 
-def _fraction(value: str) -> float:
-    """0.10 or 10%."""
-    text = value.strip()
-    try:
-        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.10 or 10%, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value!r}")
-    return number
+def fraction(high: float) -> Callable[[str], float]:
+    """An argparse type: 0.10 or 10%, finite, from 0 to ``high``."""
+
+    def parse(value: str) -> float:
+        text = value.strip()
+        try:
+            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a fraction like 0.10 or 10%, got {value!r}") from None
+        if not math.isfinite(number):  # nan would switch the gate off without a word
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
+        if not 0 <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be from 0 to {high:g} ({high:.0%}), got {value!r}")
+        return number
+
+    return parse
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -58,7 +66,7 @@ def _emit(text: str, output: str | None) -> None:
         return
     from seqbench.errors import ResultsError
 
-    path = Path(output)  # type: ignore[arg-type]
+    path = Path(output)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -68,7 +76,9 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"seqbench: WARNING: {message}", file=sys.stderr)
+    from seqbench.escape import one_line
+
+    print(f"seqbench: WARNING: {one_line(message)}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------ handlers
@@ -123,7 +133,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     result = merge_runs(args.runs, args.output)
     for warning in result.warnings:
         _warn(warning)
-    print(f"merged {len(args.runs)} runs, {result.cells} cells, status {result.status}", file=sys.stderr)
+    what = f"{result.inputs} of {result.shard_count} shards" if result.shard_count else f"{result.inputs} runs"
+    print(f"merged {what}, {result.cells} cells, status {result.status}", file=sys.stderr)
     print(result.path)
     return EXIT_OK
 
@@ -169,9 +180,9 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     )  # fmt: skip
     compare.add_argument("base", metavar="BASE", help="the reference run directory")
     compare.add_argument("new", metavar="NEW", help="the run to judge")
-    compare.add_argument("--threshold", type=_fraction, default=0.10,
+    compare.add_argument("--threshold", type=fraction(MAX_THRESHOLD), default=0.10,
                          help="slowdown that counts as a regression, e.g. 0.10 or 10%% (default: 0.10)")
-    compare.add_argument("--accuracy-tolerance", type=_fraction, default=0.05,
+    compare.add_argument("--accuracy-tolerance", type=fraction(1.0), default=0.05,
                          help="drop in median accuracy that counts as a regression (default: 0.05)")
     compare.add_argument("--normalize", action="store_true",
                          help="compare times in calibration units (for runs on different machines)")
@@ -186,7 +197,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
         "git commit), and show each row's steady-epoch time and accuracy per run.",
     )  # fmt: skip
     history.add_argument("dirs", nargs="*", metavar="RESULTS_DIR", help="folders to search (default: results)")
-    history.add_argument("--since", metavar="WHEN", help="only runs started since a date (2026-01-31) or age (7d)")
+    history.add_argument("--since", metavar="WHEN",
+                         help="only runs started since a date (2026-01-31) or an age: 30m, 12h, 7d, 2w")
     history.add_argument("--backend", type=_csv, metavar="LIST", help="only these backends (comma list)")
     history.add_argument("--model", type=_csv, metavar="LIST", help="only these models (comma list)")
     history.add_argument("--task", type=_csv, metavar="LIST", help="only these tasks (comma list)")

@@ -33,6 +33,7 @@ import pandas as pd
 
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError
+from seqbench.escape import markdown, one_line, terminal
 from seqbench.report import KEYS, cell_view, fmt_ms, md_table, records, text_table
 from seqbench.results import COMPLETED, ROW_KEYS, Run, experiment_differences
 from seqbench.stats import DISTURBED, FEW, NA, SLOWER, UNDECIDED, judge
@@ -293,15 +294,15 @@ def render(c: Comparison, fmt: str = "text") -> str:
         }  # fmt: skip
         return json.dumps(doc, indent=2) + "\n"
     table = display_table(c)
-    head = f"BASE {c.base.path}\nNEW  {c.new.path}"
+    head = f"BASE {one_line(c.base.path)}\nNEW  {one_line(c.new.path)}"
     if fmt == "text":
         out = [head]
-        out += [f"WARNING: {w}" for w in c.warnings]
+        out += [f"WARNING: {one_line(w)}" for w in c.warnings]
         out += ["", text_table(table, _RIGHT), "", _verdict_line(c), _settings_line(c)]
-        return "\n".join(out)
+        return terminal("\n".join(out))
     out = [f"## seqbench compare: {_verdict_line(c)}", "",
-           f"- BASE `{c.base.path.name}`", f"- NEW `{c.new.path.name}`", ""]  # fmt: skip
-    out += [f"> **Warning:** {w}" for w in c.warnings]
+           f"- BASE {markdown(c.base.path.name)}", f"- NEW {markdown(c.new.path.name)}", ""]  # fmt: skip
+    out += [f"> **Warning:** {markdown(w)}" for w in c.warnings]
     if c.warnings:
         out.append("")
     out += [md_table(table, _RIGHT), "", f"<sub>{_settings_line(c)}</sub>"]

@@ -16,8 +16,12 @@ have defaults, and carry a ``versionadded`` note.
 
 from __future__ import annotations
 
+import functools
+import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -187,9 +191,13 @@ class Backend(Protocol):
         devices: a subset of :data:`DEVICES`.
     """
 
-    name: str
-    implementations: Sequence[str]
-    devices: Sequence[str]
+    # Read-only, so that a plugin's tuples (``implementations = ("a", "b")``) satisfy the protocol.
+    @property
+    def name(self) -> str: ...
+    @property
+    def implementations(self) -> Sequence[str]: ...
+    @property
+    def devices(self) -> Sequence[str]: ...
 
     def availability(self) -> Availability:
         """Tell whether the framework is installed, without importing it."""
@@ -247,3 +255,52 @@ def default_order(backend: Backend, spec: ModelSpec, device: str) -> list[str]:
         order.remove(choice)
         order.insert(0, choice)
     return order
+
+
+def default_implementation(backend: Backend, spec: ModelSpec, device: str) -> str | None:
+    """The implementation a run picks for ``spec`` on ``device`` when none is named, or None.
+
+    .. versionadded:: 0.1
+    """
+    return next((i for i in default_order(backend, spec, device) if backend.supports(i, spec, device) is None), None)
+
+
+def device_unavailable(backend: Backend, device: str) -> str | None:
+    """None if ``backend`` can run some seed-size model on ``device`` here, else why not (its first reason).
+
+    .. versionadded:: 0.1
+    """
+    reasons = []
+    for kind in typing.get_args(ModelKind):
+        for activation in ACTIVATIONS:
+            spec = ModelSpec(kind=kind, units=10, steps=3, activation=activation)
+            for implementation in backend.implementations:
+                why = backend.supports(implementation, spec, device)
+                if why is None:
+                    return None
+                reasons.append(why)
+    return reasons[0] if reasons else "no implementation"
+
+
+@functools.lru_cache(maxsize=1)
+def no_nvidia_driver() -> str | None:
+    """Why no NVIDIA GPU can be used here, judged from cheap facts; None when a driver is present.
+
+    For a backend's :meth:`Backend.supports` on ``device="gpu"``: it must answer
+    without importing its framework, and ``--device auto`` trusts the answer
+    (a backend that says yes on a machine without a GPU makes every cell fail).
+    The facts: the platform, ``/proc/driver/nvidia/version`` (the loaded kernel
+    driver) and whether ``libcuda`` (the driver's user-space library, also how
+    WSL2 exposes a GPU) can be found.  Costs a few milliseconds, once.
+
+    .. versionadded:: 0.1
+    """
+    if sys.platform == "darwin":
+        return "macOS has no CUDA (NVIDIA) GPU support"
+    if Path("/proc/driver/nvidia/version").exists():
+        return None
+    import ctypes.util  # here, not at the top: the CLI's start path imports this module
+
+    if ctypes.util.find_library("cuda") is not None:
+        return None
+    return "no NVIDIA driver found (no /proc/driver/nvidia/version, no libcuda)"

@@ -71,8 +71,9 @@ def _rows(run: Run, normalize: bool) -> list[tuple[dict[str, Any], list[float], 
     cells = cell_view(run)
     samples = steady_epochs(cells, run.epochs)
     table = summary(cells)
-    out = []
-    for row in table.to_dict("records"):
+    out: list[tuple[dict[str, Any], list[float], dict[str, Any]]] = []
+    for record in table.to_dict("records"):
+        row = {str(k): v for k, v in record.items()}
         mask = True
         for k in KEYS:
             mask = mask & (samples[k] == row[k])
@@ -100,7 +101,7 @@ def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
     known = machines(meta)
     first = next(iter(known.values()))
     m = first.get("machine") or {}
-    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    git: dict[str, Any] = meta.get("git") or {}
     benchmarks = []
     for keys, values, row in _rows(run, normalize):
         param = _name(keys)

@@ -43,12 +43,12 @@ def model_spec(cell: CellConfig, data: TaskData) -> ModelSpec:
     )
 
 
-def glorot_uniform(gen: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+def glorot_uniform(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     limit = math.sqrt(6.0 / (shape[0] + shape[1]))
     return gen.uniform(-limit, limit, size=shape)
 
 
-def orthogonal(gen: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+def orthogonal(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Keras's Orthogonal: orthonormal rows or columns, whichever are fewer."""
     rows, cols = shape
     a = gen.standard_normal((max(rows, cols), min(rows, cols)))

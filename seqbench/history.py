@@ -9,7 +9,6 @@ writes text, Markdown, CSV, JSON or HTML.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable
@@ -21,8 +20,11 @@ import pandas as pd
 
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError, UsageError
+from seqbench.escape import html_text, markdown, one_line, terminal
+from seqbench.loader import read_meta
 from seqbench.report import (
     cell_view,
+    csv_text,
     fmt_ms,
     html_page,
     html_table,
@@ -54,10 +56,10 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
 
 def _started(path: Path) -> str:
     try:
-        value = json.loads((path / RUN_FILE).read_text(encoding="utf-8")).get("started")
-        return str(value) if value else ""
-    except (OSError, ValueError, AttributeError):
+        value = read_meta(path).get("started")
+    except ResultsError:  # a damaged run sorts first; reading it then names the damage
         return ""
+    return str(value) if value else ""
 
 
 def newest_run(results_dir: str | Path) -> Path:
@@ -69,16 +71,22 @@ def newest_run(results_dir: str | Path) -> Path:
     return max(runs, key=lambda d: (_started(d), d.name))
 
 
+AGE_UNITS = {"m": 1, "min": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}  # in minutes
+
+
 def parse_since(text: str) -> pd.Timestamp:
-    """An ISO date or time (``2026-01-31``, ``2026-01-31T12:00``), or an age: ``7d``, ``12h``, ``2w``."""
-    match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", text)
-    if match:
-        hours = int(match[1]) * {"h": 1, "d": 24, "w": 168}[match[2]]
-        return pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=hours)
+    """An ISO date or time (``2026-01-31``, ``2026-01-31T12:00``), or an age: ``30m``, ``12h``, ``7d``, ``2w``."""
+    bad = UsageError(f"--since: expected a date like 2026-01-31 or an age like 30m, 12h, 7d or 2w, got {text!r}")
+    match = re.fullmatch(r"\s*(\d{1,9})\s*(min|[mhdw])\s*", text)
     try:
+        if match:
+            minutes = int(match[1]) * AGE_UNITS[match[2]]
+            return pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=minutes)
         stamp = pd.Timestamp(text)
-    except ValueError:
-        raise UsageError(f"--since: expected a date like 2026-01-31 or an age like 7d, got {text!r}") from None
+    except (ValueError, OverflowError):  # not a date, or beyond what a timestamp holds
+        raise bad from None
+    if pd.isna(stamp):  # "nat", "nan"
+        raise bad
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
@@ -90,10 +98,10 @@ class History:
 
 
 def _run_row(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    git: dict[str, Any] = meta.get("git") or {}
     known = machines(meta)
     scores = [score(m.get("calibration")) for m in known.values()]
-    started = pd.to_datetime(meta.get("started"), utc=True, errors="coerce")
+    started = pd.to_datetime(str(meta.get("started") or ""), utc=True, errors="coerce")
     return {
         "run_id": path.name,
         "path": str(path),
@@ -194,14 +202,14 @@ def render(h: History, fmt: str = "text", normalize: bool = False, last: int | N
         raise ValueError(f"unknown format {fmt!r}")
     time_column = "steady_cal" if normalize else "steady_epoch_ms"
     if fmt == "csv":
-        return h.long.to_csv(index=False)
+        return csv_text(h.long)
     if fmt == "json":
         doc = {"runs": records(h.runs.astype({"started": str})), "rows": records(h.long.astype({"started": str})),
                "skipped": h.skipped}  # fmt: skip
         return json.dumps(doc, indent=2) + "\n"
     if h.long.empty:
         lines = ["no runs found" + (" that match" if h.skipped == [] else "")]
-        lines += [f"skipped: {s}" for s in h.skipped]
+        lines += [f"skipped: {one_line(s)}" for s in h.skipped]
         return "\n".join(lines)
     unit = "calibration units" if normalize else "ms"
     fmt_time = (lambda v: f"{v:.3g}" if pd.notna(v) else "-") if normalize else fmt_ms
@@ -225,18 +233,18 @@ def render(h: History, fmt: str = "text", normalize: bool = False, last: int | N
     acc_title = "accuracy (median over seeds)"
     right = set(times.columns) - {"row"}
     if fmt == "text":
-        out = [f"{len(h.runs)} runs"] + [f"note: {n}" for n in notes]
+        out = [f"{len(h.runs)} runs"] + [f"note: {one_line(n)}" for n in notes]
         out += ["", time_title, text_table(times, right), "", acc_title, text_table(accuracy, right),
                 "", "runs", text_table(runs, set())]  # fmt: skip
-        return "\n".join(out)
+        return terminal("\n".join(out))
     if fmt == "md":
-        out = [f"## seqbench history: {len(h.runs)} runs", ""] + [f"> {n}" for n in notes]
+        out = [f"## seqbench history: {len(h.runs)} runs", ""] + [f"> {markdown(n)}" for n in notes]
         out += ["", f"### {time_title}", "", md_table(times, right), "", f"### {acc_title}", "",
                 md_table(accuracy, right), "", "### runs", "", md_table(runs, set())]  # fmt: skip
         return "\n".join(out) + "\n"
     body = [f"<h1>seqbench history: {len(h.runs)} runs</h1>"]
-    body += [f'<p class="warning">{html.escape(n)}</p>' for n in notes]
-    body += [f"<h2>{html.escape(time_title)}</h2>", html_table(times, right), f"<h2>{acc_title}</h2>",
+    body += [f'<p class="warning">{html_text(n)}</p>' for n in notes]
+    body += [f"<h2>{html_text(time_title)}</h2>", html_table(times, right), f"<h2>{acc_title}</h2>",
              html_table(accuracy, right), "<h2>runs</h2>", html_table(runs, set())]  # fmt: skip
     if plots:
         from seqbench.plots import history_figure, png

@@ -7,6 +7,10 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from seqbench.loader import GitInfo
 
 
 def _cpu_model() -> str:
@@ -29,7 +33,7 @@ def _memory_gb() -> float | None:
     return None
 
 
-def machine_info() -> dict[str, object]:
+def machine_info() -> dict[str, Any]:
     return {
         "hostname": platform.node(),
         "cpu": _cpu_model(),
@@ -53,7 +57,7 @@ def package_versions(names: list[str]) -> dict[str, str]:
     return found
 
 
-def git_commit(path: Path) -> dict[str, object] | None:
+def git_commit(path: Path) -> GitInfo | None:
     """The commit (and dirtiness) of the git checkout holding ``path``, if any."""
     def git(*args: str) -> str:
         return subprocess.run(

@@ -7,13 +7,18 @@ lists those machines (with their calibration and package versions) under
 same experiment (task, task parameters, epochs, batch size, units,
 activation) and must not hold the same cell twice.
 
-Inputs are validated with :func:`~seqbench.results.load_run` (errors name the
-file); rows are then copied as the JSON they were written as.
+Inputs are read and checked by :func:`seqbench.loader.read_run` (errors name
+the file and line); rows are then copied as the JSON they were written as.
+Only regular files are copied from each input's ``logs/``: a symbolic link
+there (to ``/etc``, say) is left out with a warning, never followed, since the
+merged run is what CI uploads.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,17 +28,8 @@ from typing import Any
 import seqbench
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError
-from seqbench.results import (
-    CELL_COLUMNS,
-    CELLS_FILE,
-    EPOCHS_FILE,
-    FORMAT_VERSION,
-    LOGS_DIR,
-    RUN_FILE,
-    _read_jsonl,
-    load_run,
-    read_meta,
-)
+from seqbench.loader import read_run
+from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, FORMAT_VERSION, LOGS_DIR, RUN_FILE
 
 EXPERIMENT_FIELDS = ("task", "task_params", "epochs", "batch_size", "units", "activation")
 CELL_KEY = ("task", "model", "backend", "implementation", "device", "seed")
@@ -46,18 +42,39 @@ class MergeResult:
     status: str
     cells: int
     warnings: list[str] = field(default_factory=list)
+    inputs: int = 0
+    shard_count: int = 0  # N when the inputs are shards I/N, else 0
 
 
 def _part(path: Path) -> dict[str, Any]:
-    load_run(path)  # validates every file, with an error that names it
-    meta = read_meta(path)
-    cells = list(_read_jsonl(path / CELLS_FILE))
-    epochs = list(_read_jsonl(path / EPOCHS_FILE))
+    data = read_run(path)  # checks every file, with an error that names it
+    meta: dict[str, Any] = dict(data.meta)
     known = machines(meta)
     default = next(iter(known))
-    for row in cells:
+    for row in data.cells:
         row["machine"] = row.get("machine") or default
-    return {"path": path, "meta": meta, "cells": cells, "epochs": epochs, "machines": known}
+    return {"path": path, "meta": meta, "cells": data.cells, "epochs": data.epochs, "machines": known,
+            "notes": data.notes}  # fmt: skip
+
+
+def copy_regular_files(source: Path, target: Path) -> list[Path]:
+    """Copy the regular files under ``source`` to ``target``, keeping the layout.
+
+    Symbolic links (to files or folders) and special files are not copied and
+    never followed; they are returned so the caller can say so.
+    """
+    left_out = []
+    for folder, dirs, files in os.walk(source, followlinks=False):
+        here = Path(folder)
+        for name in [*dirs, *files]:
+            item = here / name
+            if item.is_symlink() or not (item.is_dir() or item.is_file()):
+                left_out.append(item)
+            elif item.is_file():
+                (target / item.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(item, target / item.relative_to(source), follow_symlinks=False)
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
+    return left_out
 
 
 def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
@@ -94,21 +111,30 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
                 )
             seen[key] = part["path"]
 
+    for part in parts:
+        warnings += [f"{part['path']}: {note}" for note in part["notes"]]
     shards = [p["meta"].get("shard") for p in parts]
     status = STATUS_COMPLETE
+    missing: list[int] = []
+    count = 0
     if any(shards):
         counts = {s.get("count") for s in shards if isinstance(s, dict)}
         if None in shards or len(counts) != 1:
             raise ResultsError("cannot merge shards of different splits: every input must be one shard I/N "
                                "of the same N")  # fmt: skip
-        count = counts.pop()
-        present = sorted(s["index"] for s in shards)  # type: ignore[index]
+        count = int(counts.pop() or 0)
+        present = sorted(s["index"] for s in shards if isinstance(s, dict))
         if len(set(present)) != len(present):
             raise ResultsError(f"shard given twice: {present}")
-        missing = sorted(set(range(1, count + 1)) - set(present))
+        if not all(1 <= i <= count for i in present):
+            raise ResultsError(f"shard index out of range: {present} of {count}")
+        # the first few missing ones, found without building range(count): N comes from a file
+        missing = list(itertools.islice((i for i in range(1, count + 1) if i not in present), 10))
         if missing:
             status = STATUS_PARTIAL
-            warnings.append(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing: the merged run is partial")
+            more = ", ..." if count - len(present) > len(missing) else ""
+            shown = ", ".join(f"{i}/{count}" for i in missing) + more
+            warnings.append(f"{count - len(present)} shard(s) missing ({shown}): the merged run is partial")
     for part in parts:
         if part["meta"].get("status") != "complete":
             status = STATUS_PARTIAL
@@ -154,7 +180,8 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
         "git": parts[0]["meta"].get("git") if len(commits) == 1 else None,
         "shard": None,
         "calibration": single.get("calibration") if single else None,
-        "cells_planned": sum(int(p["meta"].get("cells_planned") or 0) for p in parts),
+        # a missing shard's cells were never planned here: the total is unknown
+        "cells_planned": None if missing else sum(int(p["meta"].get("cells_planned") or 0) for p in parts),
         "cells_done": sum(len(p["cells"]) for p in parts),
         "merged_from": [
             {
@@ -184,14 +211,17 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
                     f.write(json.dumps(row, allow_nan=False) + "\n")
         for part in parts:
             logs = part["path"] / LOGS_DIR
-            if logs.is_dir():
-                shutil.copytree(logs, out / LOGS_DIR / part["path"].name, dirs_exist_ok=True)
+            if logs.is_dir() and not logs.is_symlink():
+                left_out = copy_regular_files(logs, out / LOGS_DIR / part["path"].name)
+            else:
+                left_out = [logs] if logs.is_symlink() else []
+            warnings += [f"{p} is not a regular file (a link?): not copied" for p in left_out]
         tmp = out / (RUN_FILE + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         tmp.replace(out / RUN_FILE)
     except OSError as e:
         raise ResultsError(f"cannot write {out}: {e.strerror or e}") from e
-    return MergeResult(out, status, meta["cells_done"], warnings)
+    return MergeResult(out, status, sum(len(p["cells"]) for p in parts), warnings, len(parts), count)
 
 
 __all__ = ["MergeResult", "merge_runs"]

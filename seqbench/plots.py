@@ -5,7 +5,9 @@ returns a :class:`matplotlib.figure.Figure`; :func:`run_pngs` draws every
 figure of a run as PNG bytes, :func:`save_run_plots` writes them to a folder.
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot), so no
 global state or display is involved.  matplotlib is imported inside the
-functions: it is an optional dependency (``pip install seqbench[report]``).
+functions: it is an optional dependency (``pip install -e '.[report]'`` in a checkout).
+Every label that comes from a run goes through :func:`seqbench.escape.mathtext`:
+a ``$`` in a name would otherwise start mathtext, and a bad expression stops the figure.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seqbench.errors import SeqbenchError
+from seqbench.escape import mathtext
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,12 +46,12 @@ def _new_figure(width: float, height: float) -> Figure:
     try:
         from matplotlib.figure import Figure
     except ImportError as e:
-        raise PlotError("plots need matplotlib: pip install 'seqbench[report]'") from e
+        raise PlotError("plots need matplotlib: pip install -e '.[report]' (in the seqbench checkout)") from e
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def _series_label(row: Any) -> str:
-    return f"{row['backend']}:{row['implementation']}/{row['device']}"
+    return mathtext(f"{row['backend']}:{row['implementation']}/{row['device']}")
 
 
 def _log_if_wide(ax: Any, values: Any) -> None:
@@ -63,7 +66,7 @@ def steady_time_figure(table: pd.DataFrame) -> Figure:
 
     table = table[table["steady_epoch_ms"].notna()].copy()
     table["series"] = table.apply(_series_label, axis=1)
-    table["group"] = table["task"] + " / " + table["model"]
+    table["group"] = (table["task"] + " / " + table["model"]).map(mathtext)
     groups = sorted(table["group"].unique())
     series = sorted(table["series"].unique())
     fig = _new_figure(max(5.0, 1.2 * len(groups) * max(1, len(series)) * 0.6 + 2), 3.8)
@@ -85,7 +88,7 @@ def steady_time_figure(table: pd.DataFrame) -> Figure:
 
 def loss_figure(epochs: pd.DataFrame) -> Figure:
     """One panel per task/model, one line per backend: median loss over seeds, band min-max."""
-    panels = sorted(epochs.groupby(["task", "model"]).groups)
+    panels: list[tuple[str, str]] = sorted(epochs.groupby(["task", "model"]).groups)  # type: ignore[arg-type]
     fig = _new_figure(5.0 * max(1, len(panels)), 3.8)
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
     for ax, (task, model) in zip(axes, panels, strict=False):
@@ -104,7 +107,7 @@ def loss_figure(epochs: pd.DataFrame) -> Figure:
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss")
-        ax.set_title(f"{task} / {model}")
+        ax.set_title(mathtext(f"{task} / {model}"))
         ax.legend(fontsize="small")
     fig.suptitle(TITLES["loss_curves"])
     return fig
@@ -118,7 +121,7 @@ def accuracy_figure(cells: pd.DataFrame) -> Figure:
 
     done = cells[cells["status"].isin(COMPLETED)].copy()
     done["series"] = done.apply(_series_label, axis=1)
-    done["label"] = done["task"] + " / " + done["model"] + "\n" + done["series"]
+    done["label"] = (done["task"] + " / " + done["model"]).map(mathtext) + "\n" + done["series"]
     labels = sorted(done["label"].unique())
     fig = _new_figure(max(5.0, 1.1 * len(labels) + 1.5), 3.8)
     ax = fig.add_subplot()
@@ -142,7 +145,8 @@ def first_vs_steady_figure(table: pd.DataFrame) -> Figure:
     import numpy as np
 
     table = table[table["steady_epoch_ms"].notna()].copy()
-    labels = (table["task"] + " / " + table["model"] + "\n" + table.apply(_series_label, axis=1)).tolist()
+    labels = ((table["task"] + " / " + table["model"]).map(mathtext) + "\n"
+              + table.apply(_series_label, axis=1)).tolist()  # fmt: skip
     fig = _new_figure(max(5.0, 1.1 * len(labels) + 1.5), 3.8)
     ax = fig.add_subplot()
     x = np.arange(len(labels))
@@ -165,11 +169,11 @@ def history_figure(long: pd.DataFrame, time_column: str, time_label: str) -> Fig
         for name, part in long.groupby("row", sort=True):
             part = part.sort_values("order")
             x = [runs.index(r) for r in part["run_label"]]
-            ax.plot(x, part[column].to_numpy(float), marker="o", label=name)
+            ax.plot(x, part[column].to_numpy(float), marker="o", label=mathtext(name))
         ax.set_ylabel(label)
     _log_if_wide(axes[0], long[time_column])
     axes[1].set_ylim(-0.03, 1.03)
-    axes[1].set_xticks(range(len(runs)), runs, rotation=30, ha="right", fontsize="small")
+    axes[1].set_xticks(range(len(runs)), [mathtext(r) for r in runs], rotation=30, ha="right", fontsize="small")
     axes[0].legend(fontsize="x-small")
     axes[0].set_title("History: steady epoch time and accuracy per run (oldest left)")
     return fig

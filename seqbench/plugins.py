@@ -8,7 +8,11 @@ entry-point names, comma separated):
 * ``SEQBENCH_DISABLE_PLUGINS``: never load these.
 
 A plugin that fails to import or to register is recorded with its name and
-the error, and the others still load.  Nothing here imports a framework.
+the error, and the others still load.  So is a plugin that implements a hook
+no spec declares (a misspelling such as ``seqbench_register_backend``): it is
+skipped with a warning that names it.  When two plugins register one backend
+name, both are named and the name is refused until one is removed: which one
+is meant cannot be guessed.  Nothing here imports a framework.
 """
 
 from __future__ import annotations
@@ -54,14 +58,18 @@ class Registry:
         A plugin's import side effects (a framework's thread pool) must not sit
         inside another backend's measurement.
         """
-        return tuple(sorted({self.origin[backend], self.task_origin.get(task, BUILTIN_TASKS)} - {BUILTIN_TASKS}))
+        needed = {self.origin.get(backend, BUILTIN_TASKS), self.task_origin.get(task, BUILTIN_TASKS)}
+        return tuple(sorted(needed - {BUILTIN_TASKS}))
+    conflicts: dict[str, list[str]] = field(default_factory=dict)  # refused backend name -> its plugins
 
     def backend(self, name: str) -> Backend:
+        if name in self.conflicts:
+            raise UsageError(conflict_message(name, self.conflicts[name]))
         try:
             return self.backends[name]
         except KeyError:
             raise UsageError(
-                f"unknown backend {name!r}; valid: {', '.join(sorted(self.backends)) or 'none'}"
+                f"unknown backend {name!r}; valid: {', '.join(sorted(self.backends)) or 'none'}{filter_hint()}"
             ) from None
 
     def task(self, name: str) -> Task:
@@ -71,6 +79,24 @@ class Registry:
             raise UsageError(
                 f"unknown task {name!r}; valid: {', '.join(sorted(self.tasks)) or 'none'}"
             ) from None
+
+
+def conflict_message(name: str, plugins: list[str]) -> str:
+    named = " and ".join(f'"{p}"' for p in plugins)
+    return (f"backend {name!r} is registered by plugins {named}: it is refused until one is removed "
+            f"(uninstall one, or set {ENV_DISABLE}={plugins[-1]})")  # fmt: skip
+
+
+def filter_hint() -> str:
+    """Why a backend may be missing: the plugin variables, when they are set."""
+    notes = []
+    for var in (ENV_ALLOW, ENV_DISABLE):
+        if os.environ.get(var) is not None:
+            notes.append(f"{var}={os.environ[var]!r}")
+    if not notes:
+        return ""
+    installed = ", ".join(ep.name for ep in _entry_points()) or "none"
+    return f" ({' and '.join(notes)} limits which plugins load; installed plugins: {installed})"
 
 
 def _names(var: str) -> set[str] | None:
@@ -126,19 +152,37 @@ def _collect(pm: pluggy.PluginManager, hook: str, accept) -> list[PluginFailure]
     return failures
 
 
+def drop_unknown_hooks(pm: pluggy.PluginManager) -> list[PluginFailure]:
+    """Unregister each plugin that implements a hook no spec declares; name it and the hook.
+
+    pluggy's ``check_pending()`` would raise for the first one and stop every command.
+    """
+    known = sorted(name for name in vars(hookspecs) if name.startswith("seqbench_"))
+    bad: dict[str, list[str]] = {}
+    for name, caller in vars(pm.hook).items():
+        if getattr(caller, "spec", True) is not None:  # declared, or not a hook caller at all
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                bad.setdefault(impl.plugin_name, []).append(name)
+    failures = []
+    for plugin, hooks in bad.items():
+        pm.unregister(name=plugin)
+        failures.append(PluginFailure(plugin, f'plugin "{plugin}" implements unknown hook(s) {", ".join(hooks)} '
+                                              f"(a misspelling? the hooks are {', '.join(known)}): skipped"))
+    return failures
+
+
 def build_registry(pm: pluggy.PluginManager, failures: Iterable[PluginFailure] = ()) -> Registry:
-    pm.check_pending()
     reg = Registry(failures=list(failures))
+    reg.failures += drop_unknown_hooks(pm)
+    pm.check_pending()  # nothing is left for it to raise on
+    claims: dict[str, list[tuple[str, Backend]]] = {}
 
     def add_backend(plugin: str, backend: Any) -> None:
         if not isinstance(backend, Backend):
             raise TypeError(f"{backend!r} does not implement seqbench.contract.Backend")
-        if backend.name in reg.backends:
-            raise ValueError(
-                f"backend {backend.name!r} is already registered by plugin {reg.origin[backend.name]!r}"
-            )
-        reg.backends[backend.name] = backend
-        reg.origin[backend.name] = plugin
+        claims.setdefault(backend.name, []).append((plugin, backend))
 
     def add_task(plugin: str, task: Any) -> None:
         if not isinstance(task, Task):
@@ -150,6 +194,14 @@ def build_registry(pm: pluggy.PluginManager, failures: Iterable[PluginFailure] =
 
     reg.failures += _collect(pm, "seqbench_register_backends", add_backend)
     reg.failures += _collect(pm, "seqbench_register_tasks", add_task)
+    for name, registered in claims.items():
+        plugins = list(dict.fromkeys(plugin for plugin, _ in registered))
+        if len(registered) == 1:
+            reg.backends[name], reg.origin[name] = registered[0][1], plugins[0]
+            continue
+        reg.conflicts[name] = plugins  # which one is meant cannot be guessed: neither runs
+        message = conflict_message(name, plugins)
+        reg.failures += [PluginFailure(plugin, message) for plugin in plugins]
     return reg
 
 

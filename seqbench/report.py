@@ -14,7 +14,6 @@ only inside the commands that need it.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from seqbench.calibration import machines, score
+from seqbench.escape import html_text, markdown, one_line, terminal
 from seqbench.results import COMPLETED, EXPERIMENT_FIELDS, STATUS_OK, Run, experiment_label
 
 # A row of a report is a backend's implementation of a model on a device, in
@@ -163,7 +163,9 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
         cold = ok[ok["cold"].ne(False)] if "cold" in ok else ok
         row: dict[str, Any] = dict(zip(KEYS, key, strict=True))
         steady = ok["steady_epoch_s"].dropna()
-        samples = (ok["samples_per_s"] * ok["steady_epoch_s"]).dropna()  # samples per epoch, for one rate
+        # throughput from the same median as the steady time, so that the two columns agree:
+        # each cell recorded samples/s = samples per epoch / its own steady median
+        samples = (ok["samples_per_s"] * ok["steady_epoch_s"]).dropna()
         normalised = ok["steady_epoch_s"] / ok["calibration_s"] if "calibration_s" in ok else pd.Series(dtype=float)
         machine_ids = sorted({str(m) for m in group.get("machine", pd.Series()).dropna()})
         row.update(
@@ -240,6 +242,7 @@ def run_info(run: Run) -> dict[str, Any]:
         "machines": machines(meta),
         "packages": meta.get("packages", {}),
         "merged_from": [m.get("run_id") for m in meta.get("merged_from") or [] if isinstance(m, dict)],
+        "notes": list(run.notes),
     }
 
 
@@ -250,8 +253,9 @@ def describe_machine(machine: dict[str, Any]) -> str:
         parts.append(f"{m['memory_gb']} GB")
     parts += [str(m.get("os", "")), f"Python {m.get('python', '?')}", f"host {m.get('hostname', '?')}"]
     cal = machine.get("calibration")
-    if score(cal) is not None:
-        parts.append(f"calibration {score(cal) * 1e3:.2f} ms")
+    cal_s = score(cal)
+    if cal_s is not None:
+        parts.append(f"calibration {cal_s * 1e3:.2f} ms")
     elif isinstance(cal, dict) and cal.get("error"):
         parts.append(f"calibration failed: {cal['error']}")
     return ", ".join(p for p in parts if p)
@@ -261,7 +265,8 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
     lines = []
     planned = info["cells_planned"]
     count = f"{info['cells_done']} of {planned} cells" if isinstance(planned, int) else f"{info['cells_done']} cells"
-    lines.append(f"run {info['run_id']}: {info['status']}, {count}, started {info['started']}, ended {info['ended']}")
+    ended = f"ended {info['ended']}" if info["ended"] else "no end time (still running, or killed)"
+    lines.append(f"run {info['run_id']}: {info['status']}, {count}, started {info['started'] or '?'}, {ended}")
     if info["partial"]:
         why = {"interrupted": "the run was interrupted", "running": "the run never finished (still running, "
                "or killed)", "failed": "the run stopped on an error", "partial": "not every part was merged"}
@@ -277,8 +282,9 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
     if info["shard"]:
         lines.append(f"shard {info['shard'].get('index')}/{info['shard'].get('count')} of the matrix")
     if info["merged_from"]:
-        lines.append("merged from: " + ", ".join(info["merged_from"]))
-    return lines
+        lines.append("merged from: " + ", ".join(map(str, info["merged_from"])))
+    lines += [f"note: {note}" for note in info["notes"]]
+    return [one_line(line) for line in lines]
 
 
 # ------------------------------------------------------------------ formatting
@@ -349,7 +355,7 @@ def text_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
     """A plain, aligned text table (no index)."""
     right = _RIGHT if right is None else right
     columns = list(frame.columns)
-    cells = [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    cells = [[one_line(v) for v in row] for row in frame.itertuples(index=False)]
     widths = [max([len(str(c))] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
 
     def line(values: list[str]) -> str:
@@ -362,22 +368,20 @@ def text_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
 def md_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
     right = _RIGHT if right is None else right
 
-    def esc(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    head = "| " + " | ".join(esc(c) for c in frame.columns) + " |"
+    head = "| " + " | ".join(markdown(c, line_start=False) for c in frame.columns) + " |"
     rule = "|" + "|".join("---:" if c in right else "---" for c in frame.columns) + "|"
-    body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(markdown(v, line_start=False) for v in row) + " |"
+            for row in frame.itertuples(index=False)]  # fmt: skip
     return "\n".join([head, rule, *body])
 
 
 def html_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
     right = _RIGHT if right is None else right
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = "".join(f"<th>{html_text(c)}</th>" for c in frame.columns)
     body = []
     for row in frame.itertuples(index=False):
         tds = "".join(
-            f'<td class="num">{html.escape(str(v))}</td>' if c in right else f"<td>{html.escape(str(v))}</td>"
+            f'<td class="num">{html_text(v)}</td>' if c in right else f"<td>{html_text(v)}</td>"
             for c, v in zip(frame.columns, row, strict=True)
         )
         body.append(f"<tr>{tds}</tr>")
@@ -417,6 +421,20 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+INTEGER_COLUMNS = ("seeds", "ok", "failed", "params", "steady_samples", "n_base", "n_new")
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV, counts written as integers (``131``, not the ``131.0`` a NaN-holding column gets)."""
+    frame = frame.copy()
+    for column in INTEGER_COLUMNS:
+        if column in frame:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            if (values.dropna() % 1 == 0).all():
+                frame[column] = values.astype("Int64")
+    return frame.to_csv(index=False)
+
+
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A DataFrame as JSON-ready rows (NaN becomes null)."""
     return [jsonable(r) for r in frame.astype(object).to_dict("records")]
@@ -442,7 +460,7 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
     bad = failures(cells)
     info = run_info(run)
     if fmt == "csv":
-        return table.to_csv(index=False)
+        return csv_text(table)
     if fmt == "json":
         doc = {"report_version": REPORT_VERSION, "run": info, "summary": records(table),
                "failures": records(bad)}  # fmt: skip
@@ -450,26 +468,26 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
     if fmt == "text":
         out = _info_lines(info)
         for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
-            out += ["", _task_heading(str(task), str(experiment)), text_table(display_table(part))]
+            out += ["", one_line(_task_heading(str(task), str(experiment))), text_table(display_table(part))]
         out += _disturbed_lines(table)
         if table.empty:
             out += ["", "no cells finished"]
         if not bad.empty:
-            out += ["", "cells that did not end ok:"] + ["  " + line for line in _failure_lines(bad)]
+            out += ["", "cells that did not end ok:"] + ["  " + one_line(line) for line in _failure_lines(bad)]
         if not table.empty:
             out += ["", legend(table)]
-        return "\n".join(out)
+        return terminal("\n".join(out))
     if fmt == "md":
-        out = [f"## seqbench run `{info['run_id']}`", ""]
+        out = [f"## seqbench run {markdown(info['run_id'])}", ""]
         for line in _info_lines(info):
-            out.append(f"> **{line}**" if line.startswith("PARTIAL") else f"- {line}")
+            out.append(f"> **{markdown(line)}**" if line.startswith("PARTIAL") else f"- {markdown(line)}")
         for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
-            out += ["", f"### {_task_heading(str(task), str(experiment))}", "", md_table(display_table(part))]
-        out += [text for line in _disturbed_lines(table) for text in ("", f"> **{line}**")]
+            out += ["", f"### {markdown(_task_heading(str(task), str(experiment)))}", "", md_table(display_table(part))]
+        out += [text for line in _disturbed_lines(table) for text in ("", f"> **{markdown(line)}**")]
         if table.empty:
             out += ["", "No cells finished."]
         if not bad.empty:
-            out += ["", "**Cells that did not end ok:**", ""] + [f"- {line}" for line in _failure_lines(bad)]
+            out += ["", "**Cells that did not end ok:**", ""] + [f"- {markdown(line)}" for line in _failure_lines(bad)]
         if not table.empty:
             out += ["", f"<sub>{legend(table)}</sub>"]
         return "\n".join(out) + "\n"
@@ -488,33 +506,33 @@ img{max-width:100%;border:1px solid #eee;margin:0.5em 0} .legend{color:#666;font
 
 
 def html_page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html_text(title)}</title>'
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
 
 
 def png_img(png: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    return f'<img alt="{html_text(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
 def _render_html(run: Run, info: dict[str, Any], table: pd.DataFrame, bad: pd.DataFrame, plots: bool) -> str:
-    parts = [f"<h1>seqbench run {html.escape(info['run_id'])}</h1>", "<ul>"]
+    parts = [f"<h1>seqbench run {html_text(info['run_id'])}</h1>", "<ul>"]
     for line in _info_lines(info):
         if line.startswith("PARTIAL"):
-            parts.insert(1, f'<p class="partial"><strong>{html.escape(line)}</strong></p>')
+            parts.insert(1, f'<p class="partial"><strong>{html_text(line)}</strong></p>')
         else:
-            parts.append(f"<li>{html.escape(line)}</li>")
+            parts.append(f"<li>{html_text(line)}</li>")
     parts.append("</ul>")
     for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
-        parts += [f"<h2>{html.escape(_task_heading(str(task), str(experiment)))}</h2>",
+        parts += [f"<h2>{html_text(_task_heading(str(task), str(experiment)))}</h2>",
                   html_table(display_table(part))]  # fmt: skip
-    parts += [f'<p class="warning">{html.escape(line)}</p>' for line in _disturbed_lines(table)]
+    parts += [f'<p class="warning">{html_text(line)}</p>' for line in _disturbed_lines(table)]
     if table.empty:
         parts.append("<p>No cells finished.</p>")
     if not bad.empty:
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in _failure_lines(bad))
+        items = "".join(f"<li>{html_text(line)}</li>" for line in _failure_lines(bad))
         parts.append(f"<h2>Cells that did not end ok</h2><ul>{items}</ul>")
     if not table.empty:
-        parts.append(f'<p class="legend">{html.escape(legend(table))}</p>')
+        parts.append(f'<p class="legend">{html_text(legend(table))}</p>')
     if plots and not table.empty:
         from seqbench import plots as plotting
 
@@ -522,8 +540,8 @@ def _render_html(run: Run, info: dict[str, Any], table: pd.DataFrame, bad: pd.Da
         try:
             pngs = plotting.run_pngs(run)
         except plotting.PlotError as e:
-            parts.append(f'<p class="warning">No plots: {html.escape(str(e))}</p>')
+            parts.append(f'<p class="warning">No plots: {html_text(str(e))}</p>')
             pngs = {}
         for name, png in pngs.items():
-            parts.append(f"<h3>{html.escape(plotting.TITLES.get(name, name))}</h3>{png_img(png, name)}")
+            parts.append(f"<h3>{html_text(plotting.TITLES.get(name, name))}</h3>{png_img(png, name)}")
     return html_page(f"seqbench run {info['run_id']}", "\n".join(parts))

@@ -19,7 +19,7 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -211,11 +211,11 @@ class RunWriter:
         self._fds = {name: os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                      for name, path in self._files.items()}  # fmt: skip
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
         """Replace run.json atomically, so a reader never sees half of it."""
         tmp = self.path / (RUN_FILE + ".tmp")
         try:
-            tmp.write_text(json.dumps(_clean(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(_clean(dict(meta)), indent=2, allow_nan=False) + "\n", encoding="utf-8")
             os.replace(tmp, self.path / RUN_FILE)
         except OSError as e:
             tmp.unlink(missing_ok=True)
@@ -262,57 +262,22 @@ class Run:
     meta: dict[str, Any]
     cells: pd.DataFrame
     epochs: pd.DataFrame
+    notes: list[str] = field(default_factory=list)  # what the reader left out (a row cut short), and why
 
     @property
     def status(self) -> str:
         return str(self.meta.get("status", "unknown"))
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ResultsError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ResultsError(f"{path}: line {lineno} is not a JSON object")
-            yield row
-
-
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(path)
-    run_file = path / RUN_FILE
-    if not run_file.is_file():
-        raise ResultsError(f"{path} is not a seqbench run: no {RUN_FILE}")
-    try:
-        meta = json.loads(run_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{run_file}: not valid JSON ({e})") from None
-    version = meta.get("format_version") if isinstance(meta, dict) else None
-    if not isinstance(version, int):
-        raise ResultsError(f"{run_file}: no integer format_version")
-    if version > FORMAT_VERSION:
-        raise ResultsError(
-            f"{path} has results format {version}; this seqbench reads up to {FORMAT_VERSION}: upgrade seqbench"
-        )
-    return meta
+    """``run.json`` of a run directory, checked (see :mod:`seqbench.loader`)."""
+    from seqbench.loader import read_meta as read
+
+    return dict(read(path))
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
-    import pandas as pd
+    """A run directory, checked once, as ``meta`` and DataFrames (see :mod:`seqbench.loader`)."""
+    from seqbench.loader import load_run as load
 
-    path = Path(path)
-    meta = read_meta(path)
-    frames = {}
-    for name, columns in ((CELLS_FILE, CELL_COLUMNS), (EPOCHS_FILE, EPOCH_COLUMNS)):
-        rows = list(_read_jsonl(path / name))
-        missing = sorted({c for row in rows for c in columns if c not in row} - ADDED_COLUMNS)
-        if missing:
-            raise ResultsError(f"{path / name}: rows lack column(s) {', '.join(missing)}")
-        frames[name] = pd.DataFrame(rows, columns=columns)
-    return Run(path, meta, frames[CELLS_FILE], frames[EPOCHS_FILE])
+    return load(path)

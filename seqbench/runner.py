@@ -24,16 +24,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, cast
 
 import seqbench
 from seqbench import threads as thread_policy
+from seqbench.budget import check_memory
 from seqbench.calibration import machine_id, run_calibration
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.errors import ResultsError, UsageError
 from seqbench.harness import model_spec
+from seqbench.loader import RunConfigMeta, RunMeta
 from seqbench.machine import git_commit, machine_info, package_versions
-from seqbench.plugins import Registry
+from seqbench.plugins import Registry, filter_hint
 from seqbench.results import (
     COMPLETED,
     FORMAT_VERSION,
@@ -123,7 +125,7 @@ def _install_note(backend: Backend) -> str:
 
 def _requested(config: RunConfig, registry: Registry) -> list[tuple[Backend, str | None, bool]]:
     """(backend, implementation or None for its default, explicitly asked for)."""
-    chosen = []
+    chosen: list[tuple[Backend, str | None, bool]] = []
     for item in config.backends:
         if item == "all":
             chosen += [(b, None, False) for _, b in sorted(registry.backends.items())]
@@ -174,6 +176,7 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
         raise UsageError(
             f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(task.defaults)}"
         )
+    check_memory(task, config.task_params, config.units, config.batch_size, config.models)  # before make()
     task_params = {**task.defaults, **config.task_params}  # a cell records its whole experiment
     try:
         data = task.make(0, **task_params)
@@ -229,12 +232,12 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
                          for seed in range(config.seeds)]  # fmt: skip
     if not rows:
         where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
-        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected"))
+        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected" + filter_hint()))
     plugins = {(b, task.name): registry.plugins_for(b, task.name) for b, *_ in rows}
     return Plan(interleave(list(rows.values())), notes, plugins)
 
 
-def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig]) -> dict[str, Any]:
+def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig]) -> RunMeta:
     versions = package_versions(["seqbench", "numpy", "pandas", "pluggy"])
     for name in dict.fromkeys(c.backend for c in cells):
         versions.update(registry.backend(name).versions())
@@ -244,7 +247,7 @@ def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig])
         "status": RUN_RUNNING,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ended": None,
-        "config": asdict(config),
+        "config": cast(RunConfigMeta, asdict(config)),
         "machine": (machine := machine_info()),
         "machine_id": machine_id(machine),
         "shard": {"index": config.shard[0], "count": config.shard[1]} if config.shard else None,
@@ -345,7 +348,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
                 if again:  # measured again later, when the load may have gone
                     queue.append(replace(cell, attempt=cell.attempt + 1))
                     total += 1
-                    meta["retries_run"] += 1
+                    meta["retries_run"] = meta.get("retries_run", 0) + 1
                 progress.cell_finished(record, len(cells), total)
                 if again:
                     progress.note(f"{cell.label}: other processes took {record.interference:.2f} cores: "
@@ -357,7 +360,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
         status, stopped_by = RUN_INTERRUPTED, signal.SIGINT
     finally:  # whatever happened, the record says how far the run got
         with _signals_blocked():
-            meta.update(status=status, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cells_done=len(cells))
+            meta.update({"status": status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells_done": len(cells)})
             try:
                 writer.write_meta(meta)
             except ResultsError:

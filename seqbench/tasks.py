@@ -65,6 +65,9 @@ class Task(Protocol):
     def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         """Score test-set predictions (shape ``(n,)``)."""
 
+    # Optional: ``data_bytes(**params) -> int``, the peak bytes make() needs, so that a run with an
+    # absurd size is refused before make() runs (seqbench.budget). versionadded: 0.1
+
 
 def regression_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """MSE, MAE and accuracy: the fraction within 0.5 of the integer target."""
@@ -114,6 +117,12 @@ class ArithmeticTask:
 
     def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         return regression_metrics(predictions, targets)
+
+    def data_bytes(self, **params: int) -> int:
+        """Peak bytes :meth:`make` needs (see :mod:`seqbench.budget`): int64 sequences, then float32 copies."""
+        p = {**self.defaults, **params}
+        n = int(p["samples"]) + int(p["test_samples"])
+        return n * int(p["steps"]) * (8 + 4) + n * (8 + 4)
 
 
 @hookimpl

@@ -129,7 +129,7 @@ def cases(backends: tuple[str, ...] | None, devices: tuple[str, ...]) -> list[An
                 for shape, units, steps, features, samples, batch in SHAPES:
                     for kind in ("rnn", "lstm"):
                         for activation in ("relu", "tanh"):
-                            spec = ModelSpec(kind, units, steps, features, activation)  # type: ignore[arg-type]
+                            spec = ModelSpec(kind, units, steps, features, activation)
                             case = Case(name, implementation, device, spec, shape, samples, batch)
                             why = (
                                 f"{name} is not available: {availability.reason}"

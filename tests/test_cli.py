@@ -19,18 +19,6 @@ pytestmark = pytest.mark.slow
 FAST = ["--epochs", "2", "--seeds", "1", "--retries", "0"]  # a busy test machine must not add cells
 
 
-def test_help_and_list_import_no_framework_and_no_pandas(plugin_env):
-    code = (
-        "import sys\nfrom seqbench.cli import main\n"
-        "for argv in (['--help'], ['list'], ['run', '--help']):\n"
-        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-        "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'pandas', 'matplotlib') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plugin_env)
-    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
-
-
 def test_version():
     result = cli("--version")
     assert result.returncode == 0 and seqbench.__version__ in result.stdout
@@ -74,34 +62,6 @@ def test_run_numpy_end_to_end_writes_a_complete_pandas_loadable_record(tmp_path)
     assert len(run.epochs) == 12
     # plain JSON Lines: pandas reads the tables directly
     assert len(pd.read_json(run_dir / "cells.jsonl", lines=True)) == 4
-
-
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--backends", "nope"], "unknown backend 'nope'; valid: "),
-        (["--backends", "numpy:fast"], "has no implementation 'fast'; valid: reference"),
-        (["--models", "gru"], "unknown model 'gru'; valid: rnn, lstm"),
-        (["--task", "sorting"], "unknown task 'sorting'; valid: arithmetic"),
-        (["--device", "tpu"], "unknown device 'tpu'; valid: cpu, gpu, auto"),
-        (["--activation", "gelu"], "unknown activation 'gelu'; valid: relu, tanh"),
-        (["--epochs", "0"], "--epochs must be positive, got 0"),
-        (["--units", "-3"], "--units must be positive, got -3"),
-        (["--batch-size", "0"], "--batch-size must be positive, got 0"),
-        (["--seeds", "0"], "--seeds must be positive, got 0"),
-        (["--epochs", "ten"], "invalid int value: 'ten'"),
-        (["-P", "colour=3"], "task 'arithmetic' has no parameter 'colour'"),
-        (["-P", "steps=0"], "steps must be positive"),
-        (["--backends", "numpy", "--device", "gpu"], "numpy cannot run rnn"),
-    ],
-)
-def test_bad_usage_is_one_line_and_exit_2_and_runs_nothing(tmp_path, args, message):
-    result = cli("run", *args, "--results-dir", str(tmp_path))
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("seqbench: error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr
-    assert "Traceback" not in result.stderr
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_requested_unavailable_backend_is_exit_2_with_install_hint(tmp_path, plugin_env):

@@ -92,7 +92,7 @@ def test_missing_or_old_framework_is_explained(monkeypatch: pytest.MonkeyPatch) 
     )
     missing = KerasBackend().availability()
     assert not missing.available and "tensorflow" in missing.reason
-    assert missing.install_hint == "pip install 'seqbench[keras]'"
+    assert missing.install_hint.startswith("pip install -e '.[keras]'")
     monkeypatch.undo()
     monkeypatch.setattr(seqbench_keras, "_installed", lambda dist: "3.1.0" if dist == "keras" else None)
     assert KerasBackend().availability().available

@@ -88,11 +88,51 @@ def test_merge_combines_shards_and_cells_keep_their_machine(tmp_path):
     assert table.loc["rnn", "steady_cal"] == pytest.approx(0.25, rel=0.02)
 
 
-def test_merge_with_a_missing_shard_is_partial(tmp_path):
+def test_merge_with_a_missing_shard_is_partial_and_counts_right(tmp_path):
     a, _ = _shards(tmp_path, count=3)
     result = merge_runs([a], tmp_path / "m")
-    assert result.status == "partial" and "2/3, 3/3 missing" in result.warnings[0]
-    assert "PARTIAL" in render(seqbench.load_run(tmp_path / "m"), "text")
+    assert result.status == "partial" and "2 shard(s) missing (2/3, 3/3)" in result.warnings[0]
+    text = render(seqbench.load_run(tmp_path / "m"), "text")
+    # the missing shards' cells were never planned here: no "3 of 3 cells"
+    assert "PARTIAL" in text and "3 cells" in text and " of 3 cells" not in text
+    said = invoke("merge", str(a), "-o", str(tmp_path / "m2"))
+    assert said.returncode == 0 and "merged 1 of 3 shards, 3 cells, status partial" in said.stderr
+
+
+def test_merge_of_a_shard_with_an_absurd_count_is_quick(tmp_path):
+    a, _ = _shards(tmp_path, count=2)
+    meta = json.loads((a / "run.json").read_text())
+    meta["shard"] = {"index": 1, "count": 2**62}
+    (a / "run.json").write_text(json.dumps(meta))
+    result = merge_runs([a], tmp_path / "m")
+    assert result.status == "partial" and ", ...)" in result.warnings[0]
+
+
+def test_merge_copies_only_regular_files_from_logs(tmp_path):
+    a, b = _shards(tmp_path)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.pem").write_text("SECRET")
+    (a / "logs" / "worker.log").write_text("real log")
+    (a / "logs" / "etc").symlink_to(secret)  # a folder link
+    (a / "logs" / "key.log").symlink_to(secret / "key.pem")  # a file link
+    (a / "logs" / "sub").mkdir()
+    (a / "logs" / "sub" / "inner.log").write_text("inner")
+    result = merge_runs([a, b], tmp_path / "m")
+    copied = tmp_path / "m" / "logs" / a.name
+    assert (copied / "worker.log").read_text() == "real log" and (copied / "sub" / "inner.log").is_file()
+    assert not (copied / "etc").exists() and not (copied / "key.log").exists()
+    assert "SECRET" not in "".join(p.read_text() for p in (tmp_path / "m").rglob("*") if p.is_file())
+    assert sum("not a regular file" in w for w in result.warnings) == 2
+
+
+def test_merge_refuses_a_logs_folder_that_is_a_link(tmp_path):
+    a, b = _shards(tmp_path)
+    (a / "logs").rmdir()
+    (a / "logs").symlink_to(tmp_path)
+    result = merge_runs([a, b], tmp_path / "m")
+    assert not (tmp_path / "m" / "logs" / a.name).exists()
+    assert any("not a regular file" in w for w in result.warnings)
 
 
 def test_merge_refuses_overlapping_cells_different_experiments_and_existing_output(tmp_path):

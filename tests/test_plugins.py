@@ -74,13 +74,64 @@ def test_each_test_gets_a_fresh_manager_and_bad_registrations_are_named():
     pm = new_plugin_manager()
     pm.register(_Plugin(_Fake("one")), name="good")
     pm.register(_Plugin(object()), name="notabackend")
-    pm.register(_Plugin(_Fake("one")), name="duplicate")
     reg = build_registry(pm)
     assert list(reg.backends) == ["one"] and reg.origin["one"] == "good"
     messages = {f.plugin: f.message for f in reg.failures}
     assert "does not implement seqbench.contract.Backend" in messages["notabackend"]
-    assert "already registered by plugin 'good'" in messages["duplicate"]
-    assert "one" not in new_plugin_manager().get_plugins()
+    fresh = new_plugin_manager()  # the plugins registered above live only in pm
+    assert fresh.get_plugin("good") is None and "good" not in {fresh.get_name(p) for p in fresh.get_plugins()}
+
+
+def test_two_plugins_registering_one_backend_name_are_both_named_and_the_name_is_refused():
+    pm = new_plugin_manager()
+    pm.register(_Plugin(_Fake("one")), name="first")
+    pm.register(_Plugin(_Fake("one"), _Fake("two")), name="second")
+    reg = build_registry(pm)
+    assert "one" not in reg.backends and list(reg.backends) == ["two"]  # neither wins silently
+    messages = {f.plugin: f.message for f in reg.failures}
+    assert set(messages) == {"first", "second"}
+    assert 'registered by plugins "first" and "second"' in messages["first"]
+    with pytest.raises(UsageError, match='refused until one is removed .*SEQBENCH_DISABLE_PLUGINS=second'):
+        reg.backend("one")
+
+
+class _Misspelled:
+    @seqbench.hookimpl
+    def seqbench_register_backend(self, register):  # the spec is seqbench_register_backends
+        register(_Fake("typo"))
+
+
+def test_a_misspelled_hook_skips_that_plugin_with_a_warning_naming_it():
+    pm = new_plugin_manager()
+    pm.register(_Misspelled(), name="typo-plugin")
+    pm.register(_Plugin(_Fake("fine")), name="fine")
+    reg = build_registry(pm)  # no raw PluginValidationError
+    assert list(reg.backends) == ["fine"]
+    [failure] = reg.failures
+    assert failure.plugin == "typo-plugin"
+    assert "unknown hook(s) seqbench_register_backend" in failure.message
+    assert "seqbench_register_backends" in failure.message
+
+
+def test_a_misspelled_hook_in_an_installed_plugin_is_a_warning_on_the_command_line(monkeypatch):
+    from tests.runfactory import invoke
+
+    monkeypatch.setattr("seqbench.plugins.load_entry_point_plugins",
+                        lambda pm, only=None: [pm.register(_Misspelled(), name="typo-plugin")] and [])  # fmt: skip
+    result = invoke("list")
+    assert result.returncode == 0 and 'Failed plugin typo-plugin: plugin "typo-plugin" implements unknown' in \
+        result.stdout  # fmt: skip
+
+
+def test_an_allow_list_that_filters_everything_out_points_at_the_variable(monkeypatch, tmp_path):
+    from tests.runfactory import invoke
+
+    monkeypatch.setenv(ENV_ALLOW, "nmupy")
+    with pytest.raises(UsageError, match=r"valid: none \(SEQBENCH_PLUGINS='nmupy' limits which plugins load; "
+                                         r"installed plugins: .*numpy"):  # fmt: skip
+        load_registry().backend("numpy")
+    result = invoke("run", "--backends", "all", "--results-dir", str(tmp_path))
+    assert result.returncode == 2 and "no backend selected (SEQBENCH_PLUGINS='nmupy'" in result.stderr
 
 
 def test_unknown_names_list_the_valid_ones():

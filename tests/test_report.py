@@ -184,7 +184,7 @@ def test_a_hand_edited_table_missing_a_column_is_an_error_naming_the_file(run_pa
     lines[4] = json.dumps(row)
     (run_path / "epochs.jsonl").write_text("\n".join(lines) + "\n")
     result = invoke("report", str(run_path))
-    assert result.returncode == 2 and "epochs.jsonl: rows lack column(s) wall_s" in result.stderr
+    assert result.returncode == 2 and "epochs.jsonl: line 5: lacks column(s) wall_s" in result.stderr
 
 
 def test_old_runs_without_machine_or_calibration_still_report(tmp_path):

@@ -241,8 +241,8 @@ def test_a_worker_exits_when_its_parent_stops_holding_its_stdin(tmp_path, plugin
     # The second line of defence, where PR_SET_PDEATHSIG does not exist: the pipe.
     cell = replace(_cell("hangy", "lstm", 0), implementation="broken")
     read_fd, write_fd = os.pipe()
-    child = subprocess.Popen([sys.executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent",
-                              str(os.getpid())], stdin=subprocess.PIPE, pass_fds=(write_fd,), env=plugin_env)  # fmt: skip
+    command = [sys.executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent", str(os.getpid())]
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(write_fd,), env=plugin_env)
     os.close(write_fd)
     from dataclasses import asdict
 

@@ -25,13 +25,22 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sys
 from collections.abc import Callable
 from importlib import metadata
 
 import seqbench
-from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights, unsupported_basics
+from seqbench.contract import (
+    Availability,
+    Backend,
+    Model,
+    ModelSpec,
+    Weights,
+    no_nvidia_driver,
+    unsupported_basics,
+)
 
-INSTALL_HINT = "pip install 'seqbench[keras]'"
+INSTALL_HINT = "pip install -e '.[keras]' -c constraints.txt  (in the seqbench checkout)"
 # Keras weights the epoch loss of fit by batch size since 3.2 (keras-team/keras#19363);
 # before, a short last batch counted as much as a full one.
 FIT_MIN_KERAS = (3, 2)
@@ -48,6 +57,24 @@ def _installed(distribution: str) -> str | None:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
+
+
+def no_gpu_reason() -> str | None:
+    """Why TensorFlow cannot use a GPU here, from cheap facts (no TensorFlow import, ~1 ms).
+
+    ``configure`` checks for real in the worker; this is what ``supports`` (and
+    so ``--device auto``) answers from: the installed build, then the driver.
+    """
+    if "tensorflow" in sys.modules:  # already imported: asking it costs nothing more
+        import tensorflow as tf
+
+        return None if tf.config.list_physical_devices("GPU") else "TensorFlow sees no GPU"
+    if _installed("tensorflow") is None:  # tensorflow-cpu, or tensorflow-macos, ...
+        builds = [d for d in ("tensorflow-cpu", "tensorflow-macos", "tensorflow-intel") if _installed(d)]
+        return f"the installed TensorFlow ({', '.join(builds) or 'unknown build'}) is a CPU-only build"
+    if sys.platform == "win32":
+        return "TensorFlow 2.11 and later has no GPU support on native Windows (use WSL2)"
+    return no_nvidia_driver()
 
 
 class KerasBackend:
@@ -78,6 +105,8 @@ class KerasBackend:
         if implementation == "fit" and _release(keras_version) < FIT_MIN_KERAS:
             floor = ".".join(map(str, FIT_MIN_KERAS))
             return f"fit needs keras>={floor} to report a sample-weighted epoch loss, found {keras_version}"
+        if device == "gpu":
+            return no_gpu_reason()
         return None
 
     def configure(self, device: str, threads: int) -> None:

@@ -18,6 +18,7 @@ Made for speed as well as clarity, since it is also benchmarked:
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from seqbench.contract import ModelSpec, Weights
 
@@ -41,7 +42,7 @@ class _Buffers:
     run about three times faster than on column slices of ``(batch, 4h)``.
     """
 
-    def __init__(self, steps: int, batch: int, features: int, units: int, gates: int, dtype: type) -> None:
+    def __init__(self, steps: int, batch: int, features: int, units: int, gates: int, dtype: npt.DTypeLike) -> None:
         g = gates * units
         self.x = np.empty((steps, features, batch), dtype)
         self.y = np.empty(batch, dtype)
@@ -97,7 +98,7 @@ class NumpyModel:
         p = self._perm()
         return [w.kernel[:, p].T, w.recurrent_kernel[:, p].T, w.bias[p][:, None], w.dense_kernel, w.dense_bias]
 
-    def _to_canonical(self, arrays: list[np.ndarray], dtype: type) -> Weights:
+    def _to_canonical(self, arrays: list[np.ndarray], dtype: npt.DTypeLike) -> Weights:
         inverse = np.argsort(self._perm())
         wx, wh, b, wd, bd = (np.asarray(a, dtype=dtype) for a in arrays)
         return Weights(wx.T[:, inverse].copy(), wh.T[:, inverse].copy(), b[inverse, 0], wd.copy(), bd.copy())

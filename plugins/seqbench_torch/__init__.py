@@ -20,15 +20,21 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from importlib import metadata
-from pathlib import Path
 
 import seqbench
-from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights, unsupported_basics
+from seqbench.contract import (
+    Availability,
+    Backend,
+    Model,
+    ModelSpec,
+    Weights,
+    no_nvidia_driver,
+    unsupported_basics,
+)
 
 INSTALL_HINT = (
-    "pip install 'seqbench[torch]' torch==2.13.0  (pin it: the pin takes the CPU wheel, "
-    "an unpinned torch can resolve to a ~2.7 GB CUDA build; elsewhere add "
-    "--index-url https://download.pytorch.org/whl/cpu for the CPU-only wheel)"
+    "pip install -e '.[torch]' -c constraints.txt  (in the seqbench checkout; for the small CPU-only "
+    "build first: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)"
 )
 FUSED_ACTIVATIONS = {"rnn": ("tanh", "relu"), "lstm": ("tanh",)}
 
@@ -49,13 +55,9 @@ def _no_cuda_reason() -> str | None:
     version = _torch_version() or ""
     if "+cpu" in version:
         return f"the installed torch {version} is a CPU-only build"
-    if sys.platform == "darwin":
-        return "PyTorch has no CUDA on macOS"
-    # ROCm builds also answer to "cuda"; their driver is not NVIDIA's.
-    if sys.platform.startswith("linux") and "+rocm" not in version:
-        if not Path("/proc/driver/nvidia/version").exists():
-            return "no NVIDIA driver is loaded (/proc/driver/nvidia/version is missing)"
-    return None
+    if "+rocm" in version:  # ROCm builds also answer to "cuda"; their driver is not NVIDIA's
+        return None
+    return no_nvidia_driver()
 
 
 class TorchBackend:
