@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,7 +257,7 @@ def display_table(c: Comparison) -> pd.DataFrame:
 _RIGHT = {"base ms", "new ms", "base cal", "new cal", "new/base", "95% CI", "processes", "params"}
 
 
-def _disturbed_mark(r: dict[str, Any]) -> str:
+def _disturbed_mark(r: Mapping[Any, Any]) -> str:
     n = int(r["base_disturbed"] or 0) + int(r["new_disturbed"] or 0)
     return f" ({n} disturbed)" if n else ""
 

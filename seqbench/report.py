@@ -80,7 +80,7 @@ def cell_view(run: Run) -> pd.DataFrame:
     Runs written before these columns existed get them from run.json's config.
     """
     cells = _numeric(run.cells, _NUMERIC_CELL)
-    config = run.meta.get("config") if isinstance(run.meta.get("config"), dict) else {}
+    config: dict[str, Any] = dict(run.meta.get("config") or {})
     cells["attempt"] = cells["attempt"].fillna(1.0) if "attempt" in cells else 1.0
     cells["disturbed"] = cells["disturbed"].eq(True) if "disturbed" in cells else False
     defaults = {name: config.get(name) for name in EXPERIMENT_FIELDS} | {

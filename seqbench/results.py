@@ -142,7 +142,7 @@ ROW_KEYS = ("task", "backend", "implementation", "model", "device")
 EXPERIMENT_FIELDS = ("task_params", "units", "activation", "epochs", "batch_size", "threads", "dtype")
 
 
-def experiment_label(values: dict[str, Any]) -> str:
+def experiment_label(values: Mapping[Any, Any]) -> str:
     """The experiment of a cell as one stable, readable string (its identity in history and compare)."""
     def text(value: Any) -> str:  # 32 and 32.0 (a column that also holds nulls) are one value
         return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
