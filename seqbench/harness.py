@@ -58,15 +58,18 @@ def orthogonal(gen: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
 def initial_weights(spec: ModelSpec, seed: int) -> Weights:
     """Canonical initial weights for ``spec``, drawn from ``seed``.
 
-    Glorot-uniform kernels, orthogonal recurrent kernel, zero biases and, for
-    the LSTM, a forget-gate bias of one (Keras's ``unit_forget_bias``).
+    Glorot-uniform kernels, orthogonal recurrent kernel, and biases at zero
+    except where the kind's ``initial_bias`` says otherwise (the LSTM's forget
+    gate starts at one: Keras's ``unit_forget_bias``).  For a kind with two
+    bias rows (the GRU) the rule applies to the input row only.
     """
     gen = rng(seed, STREAM_WEIGHTS)
     shapes = spec.weight_shapes()
-    h = spec.units
+    info = spec.info  # ValueError for an unknown kind
     bias = np.zeros(shapes["bias"])
-    if spec.kind == "lstm":
-        bias[h : 2 * h] = 1.0
+    first_row = bias if info.bias_rows == 1 else bias[0]
+    for gate, value in info.initial_bias.items():
+        first_row[info.gate_slice(gate, spec.units)] = value
     w = Weights(
         kernel=glorot_uniform(gen, shapes["kernel"]),
         recurrent_kernel=orthogonal(gen, shapes["recurrent_kernel"]),

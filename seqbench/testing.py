@@ -75,22 +75,52 @@ def random_weights(spec: ModelSpec, seed: int = 1) -> Weights:
     return Weights(**{k: gen.uniform(-0.5, 0.5, s).astype(np.float32) for k, s in spec.weight_shapes().items()})
 
 
+def _rnn_step(act, z, zh, h, c):  # noqa: ANN001, ANN202
+    z = z + zh
+    return act(z), c
+
+
+def _lstm_step(act, z, zh, h, c):  # noqa: ANN001, ANN202
+    i, f, g, o = np.split(z + zh, 4, axis=1)  # canonical gate order
+    c = _sig(f) * c + _sig(i) * act(g)
+    return _sig(o) * act(c), c
+
+
+def _gru_step(act, z, zh, h, c):  # noqa: ANN001, ANN202
+    # z holds x W + b_in, zh holds h U + b_rec (reset_after=True)
+    xu, xr, xc = np.split(z, 3, axis=1)
+    hu, hr, hc = np.split(zh, 3, axis=1)
+    u, r = _sig(xu + hu), _sig(xr + hr)
+    cand = act(xc + r * hc)
+    return u * h + (1 - u) * cand, c
+
+
+def _sig(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# One plainly written step per kind of seqbench.contract.KINDS; a kind missing here fails loudly.
+_STEPS = {"rnn": _rnn_step, "lstm": _lstm_step, "gru": _gru_step}
+
+
 def reference_forward(spec: ModelSpec, weights: Weights, x: np.ndarray) -> np.ndarray:
-    """The canonical model written out plainly, in float64: a check independent of any backend."""
+    """The canonical model written out plainly, in float64: a check independent of any backend.
+
+    Returns ``(n,)`` for a regression head and the logits ``(n, outputs)`` for
+    a classification head, as :meth:`Model.predict` does.
+    """
+    if spec.kind not in _STEPS:
+        raise ValueError(f"the kit has no reference forward for model kind {spec.kind!r}")
+    step = _STEPS[spec.kind]
     act = np.tanh if spec.activation == "tanh" else (lambda z: np.maximum(z, 0.0))
-    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
     k, r, b, dk, db = (np.asarray(a, np.float64) for a in weights.arrays().values())
+    b_in, b_rec = (b, 0.0) if spec.info.bias_rows == 1 else (b[0], b[1])
     h = np.zeros((len(x), spec.units))
     c = np.zeros_like(h)
     for t in range(x.shape[1]):
-        z = np.asarray(x[:, t], np.float64) @ k + h @ r + b
-        if spec.kind == "rnn":
-            h = act(z)
-            continue
-        i, f, g, o = np.split(z, 4, axis=1)  # canonical gate order
-        c = sig(f) * c + sig(i) * act(g)
-        h = sig(o) * act(c)
-    return (h @ dk + db)[:, 0]
+        h, c = step(act, np.asarray(x[:, t], np.float64) @ k + b_in, h @ r + b_rec, h, c)
+    out = h @ dk + db
+    return out if spec.classification else out[:, 0]
 
 
 def assert_weights_close(got: Weights, want: Weights, rtol: float, what: str) -> None:
