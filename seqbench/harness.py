@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from seqbench.contract import Backend, ModelSpec, Weights
+from seqbench.efficiency import epoch_flops, gflops_per_s
 from seqbench.results import (
     STATUS_DIVERGED,
     STATUS_OK,
@@ -28,7 +29,7 @@ from seqbench.results import (
     EpochRecord,
     cell_fields,
 )
-from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng
+from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng, score
 
 
 def model_spec(cell: CellConfig, data: TaskData) -> ModelSpec:
@@ -38,6 +39,8 @@ def model_spec(cell: CellConfig, data: TaskData) -> ModelSpec:
         steps=data.steps,
         features=data.features,
         activation=cell.activation,
+        head=data.head,
+        outputs=data.outputs,
     )
 
 
@@ -146,10 +149,10 @@ def run_cell(
             status = STATUS_DIVERGED
             break
 
-    metrics = task.metrics(model.predict(data.x_test), data.y_test)
-    probe = float(np.asarray(model.predict(data.probe_x)).reshape(-1)[0])
+    scores = score(task, data, model.predict)
     steady = epochs[1:]
     steady_s = _median([e.wall_s for e in steady])
+    flops = epoch_flops(spec, n)
     gpu = [e.gpu_s for e in steady if e.gpu_s is not None]
     return CellRecord(
         **cell_fields(cell),
@@ -158,11 +161,11 @@ def run_cell(
         epochs_run=len(epochs),
         params=int(model.trainable_params()),
         final_loss=epochs[-1].loss,
-        accuracy=metrics.get("accuracy"),
-        mse=metrics.get("mse"),
-        mae=metrics.get("mae"),
-        probe_prediction=probe,
-        probe_target=data.probe_y,
+        accuracy=scores.metrics.get("accuracy"),
+        mse=scores.metrics.get("mse"),
+        mae=scores.metrics.get("mae"),
+        probe_prediction=scores.probe_prediction,
+        probe_target=scores.probe_target,
         first_epoch_s=epochs[0].wall_s,
         steady_epoch_s=steady_s,
         cpu_s=_median([e.cpu_s for e in steady]),
@@ -171,4 +174,10 @@ def run_cell(
         peak_rss_mb=_peak_rss_mb(),
         build_s=build_s,
         details={str(k): str(v) for k, v in model.describe().items()},
+        metrics=scores.metrics,
+        primary_metric=scores.primary,
+        higher_is_better=scores.higher_is_better,
+        baseline=scores.baseline,
+        flops=flops,
+        gflops_per_s=gflops_per_s(flops, steady_s),
     )

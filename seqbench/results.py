@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 #   1  run.json + cells.jsonl + epochs.jsonl (seqbench 0.1)
 #      compatible additions (older readers ignore them, newer readers accept
 #      files without them): cells.machine; run.json machine_id, calibration,
-#      shard, and for merged runs machines and merged_from.
+#      shard, and for merged runs machines and merged_from; cells.metrics,
+#      primary_metric, higher_is_better, baseline, flops, gflops_per_s,
+#      peak_share (seqbench 0.2).
 #      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
@@ -113,12 +115,26 @@ class CellRecord:
     build_s: float | None = None
     details: dict[str, str] | None = None
     machine: str | None = None  # id of the machine it ran on: a key of run.json's machines
+    # Added in 0.2 (read as null from older files).  ``metrics`` holds every metric the task
+    # returned (accuracy/mse/mae above stay for older readers); ``primary_metric`` names the one
+    # reports use and ``higher_is_better`` its direction; ``baseline`` is that metric for the
+    # trivial model that ignores its input.
+    metrics: dict[str, float] | None = None
+    primary_metric: str | None = None
+    higher_is_better: bool | None = None
+    baseline: float | None = None
+    # Efficiency (seqbench.efficiency): analytic FLOPs of one training epoch, their rate over
+    # the steady epoch, and that rate's share of run.json's matmul peak (set by the runner).
+    flops: float | None = None
+    gflops_per_s: float | None = None
+    peak_share: float | None = None
 
 
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
 EPOCH_COLUMNS = [f.name for f in fields(EpochRecord)]
 # Columns added to format 1 after its first files were written: read as null when absent.
-ADDED_COLUMNS = frozenset({"machine"})
+ADDED_COLUMNS = frozenset({"machine", "metrics", "primary_metric", "higher_is_better", "baseline", "flops",
+                           "gflops_per_s", "peak_share"})
 
 
 def failed_cell(cell: CellConfig, status: str, error: str, **extra: Any) -> CellRecord:
