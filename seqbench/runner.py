@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 import seqbench
+from seqbench import grid
 from seqbench.calibration import machine_id, run_calibration
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.errors import UsageError
@@ -28,6 +29,7 @@ from seqbench.results import (
     EpochRecord,
     RunWriter,
 )
+from seqbench.tasks import Task
 from seqbench.worker import Callbacks, Group, run_group
 
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
@@ -39,11 +41,12 @@ class RunConfig:
     backends: tuple[str, ...] = ("all",)
     models: tuple[str, ...] = ("rnn", "lstm")
     task: str = "arithmetic"
-    task_params: dict[str, int] = field(default_factory=dict)
+    # units, batch_size, activation and each task parameter take one value or a tuple: a grid (seqbench.grid)
+    task_params: dict[str, int | tuple[int, ...]] = field(default_factory=dict)
     epochs: int = 10
-    batch_size: int = 32
-    units: int = 10
-    activation: str = "relu"
+    batch_size: int | tuple[int, ...] = 32
+    units: int | tuple[int, ...] = 10
+    activation: str | tuple[str, ...] = "relu"
     seeds: int = 3
     device: str = "cpu"
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -81,13 +84,13 @@ def _check_choices(kind: str, values: tuple[str, ...], valid: tuple[str, ...]) -
 
 def validate(config: RunConfig) -> None:
     for name in ("epochs", "batch_size", "units", "seeds", "threads", "timeout"):
-        value = getattr(config, name)
-        if value <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        for value in grid.values(getattr(config, name)):
+            if value <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if not config.models:
         raise UsageError(f"no model given; valid: {', '.join(MODEL_KINDS)}")
     _check_choices("model", config.models, MODEL_KINDS)
-    _check_choices("activation", (config.activation,), ACTIVATIONS)
+    _check_choices("activation", grid.values(config.activation), ACTIVATIONS)
     _check_choices("device", (config.device,), DEVICE_CHOICES)
     if config.shard is not None:
         index, count = config.shard
@@ -141,15 +144,34 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
         raise UsageError(
             f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(task.defaults)}"
         )
-    try:
-        data = task.make(0, **config.task_params)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-
     notes: list[str] = []
     groups: dict[tuple[str, str, str], list[CellConfig]] = {}
     requested = _requested(config, registry)
     owned = select_shard([(b.name, i or "", m) for b, i, _ in requested for m in config.models], config.shard)
+    # ---- grid: every combination of list values is one experiment point (seqbench.grid)
+    for point in grid.expand(config):
+        _plan_point(replace(config, **point.overrides()), task, requested, owned, groups, notes)
+    notes = list(dict.fromkeys(notes))  # a skipped backend is noted once, not once per point
+    # ---- end grid
+    if not groups:
+        where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
+        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected"))
+    return [Group(b, i, d, tuple(cells)) for (b, i, d), cells in groups.items()], notes
+
+
+def _plan_point(
+    config: RunConfig,
+    task: Task,
+    requested: list[tuple[Backend, str | None, bool]],
+    owned: set[tuple[str, str, str]],
+    groups: dict[tuple[str, str, str], list[CellConfig]],
+    notes: list[str],
+) -> None:
+    """Add the cells of one grid point (``config`` holds single values) to ``groups``."""
+    try:
+        data = task.make(0, **config.task_params)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     for backend, impl, explicit in requested:
         if not backend.availability().available:
             if explicit:
@@ -190,10 +212,6 @@ def plan(config: RunConfig, registry: Registry) -> tuple[list[Group], list[str]]
                 cell = CellConfig(**{**asdict(probe), "implementation": choice[0], "device": choice[1], "seed": seed})
                 if cell not in groups.setdefault(key, []):
                     groups[key].append(cell)
-    if not groups:
-        where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
-        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected"))
-    return [Group(b, i, d, tuple(cells)) for (b, i, d), cells in groups.items()], notes
 
 
 def run_metadata(config: RunConfig, registry: Registry, groups: list[Group]) -> dict[str, object]:
