@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 #   1  run.json + cells.jsonl + epochs.jsonl (seqbench 0.1)
 #      compatible additions (older readers ignore them, newer readers accept
 #      files without them): cells.machine; run.json machine_id, calibration,
-#      shard, and for merged runs machines and merged_from; cells.metrics,
+#      shard, and for merged runs machines and merged_from; cells.task_params, metrics,
 #      primary_metric, higher_is_better, baseline, flops, gflops_per_s,
 #      peak_share (seqbench 0.2).
 #      docs/results-format.md describes every file and column.
@@ -119,6 +119,7 @@ class CellRecord:
     # returned (accuracy/mse/mae above stay for older readers); ``primary_metric`` names the one
     # reports use and ``higher_is_better`` its direction; ``baseline`` is that metric for the
     # trivial model that ignores its input.
+    task_params: dict[str, int] | None = None  # the task parameters of the cell's grid point
     metrics: dict[str, float] | None = None
     primary_metric: str | None = None
     higher_is_better: bool | None = None
@@ -133,7 +134,7 @@ class CellRecord:
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
 EPOCH_COLUMNS = [f.name for f in fields(EpochRecord)]
 # Columns added to format 1 after its first files were written: read as null when absent.
-ADDED_COLUMNS = frozenset({"machine", "metrics", "primary_metric", "higher_is_better", "baseline", "flops",
+ADDED_COLUMNS = frozenset({"machine", "task_params", "metrics", "primary_metric", "higher_is_better", "baseline", "flops",
                            "gflops_per_s", "peak_share"})
 
 
@@ -146,7 +147,7 @@ def cell_fields(cell: CellConfig) -> dict[str, Any]:
     """The CellRecord fields that come straight from the cell's configuration."""
     keys = ("task", "model", "backend", "implementation", "device", "seed",
             "units", "activation", "epochs", "batch_size", "threads")  # fmt: skip
-    return {k: getattr(cell, k) for k in keys}
+    return {**{k: getattr(cell, k) for k in keys}, "task_params": dict(cell.task_params)}
 
 
 def _clean(value: Any) -> Any:

@@ -85,7 +85,7 @@ def test_each_test_gets_a_fresh_manager_and_bad_registrations_are_named():
 
 def test_unknown_names_list_the_valid_ones():
     reg = build_registry(new_plugin_manager())
-    with pytest.raises(UsageError, match="unknown task 'nope'; valid: arithmetic"):
+    with pytest.raises(UsageError, match="unknown task 'nope'; valid: adding, arithmetic, digits"):
         reg.task("nope")
     with pytest.raises(UsageError, match="unknown backend 'nope'"):
         reg.backend("nope")
