@@ -134,8 +134,8 @@ class CellRecord:
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
 EPOCH_COLUMNS = [f.name for f in fields(EpochRecord)]
 # Columns added to format 1 after its first files were written: read as null when absent.
-ADDED_COLUMNS = frozenset({"machine", "task_params", "metrics", "primary_metric", "higher_is_better", "baseline", "flops",
-                           "gflops_per_s", "peak_share"})
+ADDED_COLUMNS = frozenset({"machine", "task_params", "metrics", "primary_metric", "higher_is_better", "baseline",
+                           "flops", "gflops_per_s", "peak_share"})
 
 
 def failed_cell(cell: CellConfig, status: str, error: str, **extra: Any) -> CellRecord:

@@ -1,10 +1,11 @@
 """Every registered backend passes the conformance kit, the reference included."""
 
+import numpy as np
 import pytest
+from seqbench_numpy.model import NumpyModel
 
-from seqbench.testing import BackendConformance
-
-
+from seqbench.contract import ModelSpec
+from seqbench.testing import SHAPE, BackendConformance, Case, compare_training
 
 
 @pytest.mark.slow
@@ -14,11 +15,6 @@ class TestEveryBackend(BackendConformance):
 
 # ---- the kit catches the two faults a contributor's JAX backend slipped past it (issue 9)
 
-import numpy as np  # noqa: E402
-from seqbench_numpy.model import NumpyModel  # noqa: E402
-
-from seqbench.contract import ModelSpec  # noqa: E402
-from seqbench.testing import SHAPE, Case, compare_training  # noqa: E402
 
 
 class _DropsShortBatch(NumpyModel):
