@@ -33,14 +33,30 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def _task_param(value: str) -> tuple[str, int]:
-    key, sep, number = value.partition("=")
+def _task_param(value: str) -> tuple[str, int | tuple[int, ...]]:
+    from seqbench.grid import parse_list
+
+    key, sep, numbers = value.partition("=")
     try:
-        if not sep:
+        if not sep or not key.strip():
             raise ValueError
-        return key.strip(), int(number)
+        return key.strip(), parse_list(numbers, int)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected KEY=INTEGER, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected KEY=INTEGER or KEY=N1,N2,..., got {value!r}") from None
+
+
+def _grid(kind: type):  # noqa: ANN202 - an argparse type
+    """An argparse type for a value or a comma list (a grid, see seqbench.grid)."""
+    from seqbench.grid import parse_list
+
+    def parse(value: str):  # noqa: ANN202
+        try:
+            return parse_list(value, kind)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = "integer list" if kind is int else "list"  # argparse names the type in its error
+    return parse
 
 
 def _threads(value: str) -> int | None:
@@ -91,20 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the benchmark matrix and write a run directory",
         description="Run every backend x model x seed as its own cell, each (backend, implementation, "
-        "device) group in its own worker process, and write results/<run-id>/ as cells finish.",
+        "device) group in its own worker process, and write results/<run-id>/ as cells finish. Comma lists in "
+        "--units, --batch-size, --activation and -P expand into every combination (a grid).",
     )
     run.add_argument("--backends", type=_csv, default=("all",), metavar="LIST",
                      help="'all' (every available backend) or a comma list of NAME or NAME:IMPLEMENTATION "
                      "(see 'seqbench list'; default: all)")
     run.add_argument("--models", type=_csv, default=("rnn", "lstm"), metavar="LIST",
-                     help="comma list of rnn, lstm (default: rnn,lstm)")
+                     help="comma list of rnn, lstm, gru (default: rnn,lstm)")
     run.add_argument("--task", default="arithmetic", help="task name (default: arithmetic)")
     run.add_argument("-P", "--task-param", type=_task_param, action="append", default=[],
-                     metavar="KEY=N", help="task parameter, repeatable, e.g. -P steps=50 -P samples=8192")
+                     metavar="KEY=N", help="task parameter, repeatable, e.g. -P steps=50 -P samples=8192; "
+                     "a comma list (-P steps=10,50,200) runs every value")
     run.add_argument("--epochs", type=int, default=10, help="epochs per cell (default: 10)")
-    run.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
-    run.add_argument("--units", type=int, default=10, help="recurrent units (default: 10)")
-    run.add_argument("--activation", default="relu", help="relu or tanh (default: relu)")
+    run.add_argument("--batch-size", type=_grid(int), default=32, metavar="N[,N...]",
+                     help="batch size, or a comma list to run each (default: 32)")
+    run.add_argument("--units", type=_grid(int), default=10, metavar="N[,N...]",
+                     help="recurrent units, or a comma list to run each (default: 10)")
+    run.add_argument("--activation", type=_grid(str), default="relu", metavar="NAME[,NAME]",
+                     help="relu or tanh, or relu,tanh to run both (default: relu)")
     run.add_argument("--seeds", type=int, default=3,
                      help="repeats per row, seeds 0..N-1, each in a fresh worker process (default: 3; one seed "
                      "is no accuracy figure, and spreads and compare intervals are computed over processes)")
@@ -180,8 +201,13 @@ class _ConsoleProgress:
                f"{record.model} seed={record.seed}{again}  {record.status}"
         if record.status in ("ok", "diverged"):
             steady_ms = None if record.steady_epoch_s is None else record.steady_epoch_s * 1e3
-            line += f"  acc {_fmt(record.accuracy, '.2f')}  loss {_fmt(record.final_loss, '.4g')}  " \
-                    f"steady {_fmt(steady_ms, '.1f')} ms/epoch"
+            name = record.primary_metric or "accuracy"  # cells before 0.2 name none
+            value = (record.metrics or {}).get(name, record.accuracy)
+            shown = "acc" if name == "accuracy" else name
+            line += f"  {shown} {_fmt(value, '.2f' if name == 'accuracy' else '.4g')}"
+            if record.baseline is not None and name != "accuracy":
+                line += f" (baseline {record.baseline:.4g})"
+            line += f"  loss {_fmt(record.final_loss, '.4g')}  steady {_fmt(steady_ms, '.1f')} ms/epoch"
             if record.disturbed:
                 line += f"  DISTURBED ({record.interference:.2f} cores busy elsewhere)"
         elif record.error:

@@ -26,10 +26,74 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-ModelKind = Literal["rnn", "lstm"]
-MODEL_KINDS: tuple[str, ...] = ("rnn", "lstm")
+ModelKind = Literal["rnn", "lstm", "gru"]
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
 DEVICES: tuple[str, ...] = ("cpu", "gpu")
+HEADS: tuple[str, ...] = ("regression", "classification")
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """What a model kind is, as data: everything that code branching on the kind needs.
+
+    Attributes:
+        name: the kind's name on the command line (``--models``).
+        gates: the blocks of ``units`` columns in the kernels, in canonical order.
+        bias_rows: 1 for a bias ``(gates*h,)``; 2 for an input and a recurrent
+            bias ``(2, gates*h)`` (the GRU with ``reset_after=True``).
+        initial_bias: gate name -> the value its bias starts at (others start at 0).
+        forward: the recurrence, for readers and implementers.
+
+    .. versionadded:: 0.2
+    """
+
+    name: str
+    gates: tuple[str, ...]
+    bias_rows: int
+    initial_bias: dict[str, float]
+    forward: str
+
+    def gate_slice(self, gate: str, units: int) -> slice:
+        """The columns of ``gate`` in a canonical kernel or bias row."""
+        k = self.gates.index(gate)
+        return slice(k * units, (k + 1) * units)
+
+
+# The one table of model kinds.  In the formulas ``act`` is the spec's
+# activation, ``sig`` the logistic sigmoid, ``W`` the kernel, ``U`` the
+# recurrent kernel, subscripts name a gate's columns, ``*`` is element-wise,
+# and the state starts at zero.
+KINDS: dict[str, KindInfo] = {
+    "rnn": KindInfo(
+        "rnn", ("candidate",), 1, {},
+        "Keras SimpleRNN: h_t = act(x_t W + h_{t-1} U + b)",
+    ),
+    "lstm": KindInfo(
+        "lstm", ("input", "forget", "candidate", "output"), 1, {"forget": 1.0},
+        "Keras LSTM: i, f, o = sig(x_t W_g + h_{t-1} U_g + b_g) for g = input, forget, output; "
+        "c_t = f * c_{t-1} + i * act(x_t W_c + h_{t-1} U_c + b_c); h_t = o * act(c_t). "
+        "The forget bias starts at 1 (Keras's unit_forget_bias).",
+    ),
+    "gru": KindInfo(
+        "gru", ("update", "reset", "candidate"), 2, {},
+        "Keras GRU with reset_after=True (torch's nn.GRU computes the same in gate order reset, update, new): "
+        "u, r = sig(x_t W_g + b_in_g + h_{t-1} U_g + b_rec_g) for g = update, reset; "
+        "c = act(x_t W_c + b_in_c + r * (h_{t-1} U_c + b_rec_c)); h_t = u * h_{t-1} + (1 - u) * c. "
+        "bias[0] is the input bias b_in, bias[1] the recurrent bias b_rec.",
+    ),
+}  # fmt: skip
+MODEL_KINDS: tuple[str, ...] = tuple(KINDS)
+
+
+def kind_info(kind: str) -> KindInfo:
+    """The table entry of ``kind``; ``ValueError`` naming the valid kinds for an unknown one.
+
+    .. versionadded:: 0.2
+    """
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(KINDS)}") from None
 
 
 @dataclass(frozen=True)
@@ -54,11 +118,22 @@ class OptimizerSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One recurrent layer of ``units`` followed by ``Dense(1)``.
+    """One recurrent layer of ``units`` followed by a dense head.
 
-    ``activation`` applies to the RNN update and, for the LSTM, to the
-    candidate and the cell output; LSTM gates use sigmoid.  The loss is the
-    mean squared error of the single output against the target.
+    The recurrence of each kind is stated in :data:`KINDS`: ``activation``
+    applies to the RNN update, to the LSTM's candidate and cell output and to
+    the GRU's candidate; gates use sigmoid.
+
+    The head (``head``, ``outputs``):
+
+    * ``"regression"``: ``Dense(1)``; the loss is the mean squared error of the
+      single output against the target; :meth:`Model.predict` returns ``(n,)``.
+    * ``"classification"``: ``Dense(outputs)`` giving logits; the loss is the
+      mean softmax cross-entropy against the integer class in the target
+      (``y`` holds class indices as float32); :meth:`Model.predict` returns
+      the logits ``(n, outputs)``.
+
+    .. versionadded:: 0.2 ``head`` and ``outputs``; the ``"gru"`` kind.
     """
 
     kind: ModelKind
@@ -68,25 +143,37 @@ class ModelSpec:
     activation: str = "relu"
     dtype: str = "float32"
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    head: str = "regression"
+    outputs: int = 1
+
+    @property
+    def info(self) -> KindInfo:
+        """This kind's entry of :data:`KINDS` (``ValueError`` if unknown)."""
+        return kind_info(self.kind)
 
     @property
     def gates(self) -> int:
-        return 4 if self.kind == "lstm" else 1
+        return len(self.info.gates)
+
+    @property
+    def classification(self) -> bool:
+        return self.head == "classification"
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """Canonical (Keras) shapes, in :class:`Weights` field order."""
         g, h = self.gates, self.units
+        rows = self.info.bias_rows
         return {
             "kernel": (self.features, g * h),
             "recurrent_kernel": (h, g * h),
-            "bias": (g * h,),
-            "dense_kernel": (h, 1),
-            "dense_bias": (1,),
+            "bias": (g * h,) if rows == 1 else (rows, g * h),
+            "dense_kernel": (h, self.outputs),
+            "dense_bias": (self.outputs,),
         }
 
     @property
     def param_count(self) -> int:
-        """Trainable parameters in the canonical layout (RNN 131, LSTM 491 for the seed)."""
+        """Trainable parameters in the canonical layout (RNN 131, LSTM 491, GRU 401 for the seed)."""
         return sum(int(np.prod(s)) for s in self.weight_shapes().values())
 
 
@@ -97,7 +184,11 @@ class Weights:
     RNN: ``kernel (in, h)``, ``recurrent_kernel (h, h)``, ``bias (h,)``.
     LSTM: ``kernel (in, 4h)``, ``recurrent_kernel (h, 4h)``, ``bias (4h,)``
     with gates in the order input, forget, candidate, output.
-    Head: ``dense_kernel (h, 1)``, ``dense_bias (1,)``.
+    GRU: ``kernel (in, 3h)``, ``recurrent_kernel (h, 3h)``, ``bias (2, 3h)``
+    (input bias, recurrent bias) with gates in the order update, reset,
+    candidate (Keras, ``reset_after=True``).
+    Head: ``dense_kernel (h, outputs)``, ``dense_bias (outputs,)``.
+    :meth:`ModelSpec.weight_shapes` gives every shape.
     """
 
     kernel: np.ndarray
@@ -141,6 +232,9 @@ class Model(Protocol):
     def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
         """Keep the training set (``x (n, steps, features)``, ``y (n,)``, float32).
 
+        For a classification head ``y`` holds the class indices (0 to
+        ``outputs - 1``) as float32.
+
         Called before any timing: copy it to the device here, so that a
         batch is an index slice of data already in place.
         """
@@ -149,9 +243,13 @@ class Model(Protocol):
         """Train one epoch and return its loss.
 
         Batches are ``order[i:i + batch_size]`` for ``i = 0, batch_size, ...``
-        (the last one may be short), one Adam step each.  The returned loss
-        is the sample-weighted mean of the batch losses, each measured
-        before its step: ``sum(loss_b * len_b) / len(order)``.
+        (the last one may be short: it is trained too), one Adam step each.
+        The returned loss is the sample-weighted mean of the batch losses,
+        each measured before its step: ``sum(loss_b * len_b) / len(order)``.
+
+        The optimiser's state (Adam's moments and step count) persists across
+        calls: three calls of one epoch each train exactly as one run of three
+        epochs.  Resetting it per call is a bug the conformance kit catches.
         """
 
     def synchronize(self) -> None:
@@ -161,7 +259,8 @@ class Model(Protocol):
         """Device time of the last :meth:`train_epoch`, or None if not measured."""
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Return predictions of shape ``(n,)`` as a float NumPy array."""
+        """Return predictions as a float NumPy array: ``(n,)`` for a regression
+        head, the logits ``(n, outputs)`` for a classification head."""
 
     def get_weights(self) -> Weights:
         """Return the current weights in the canonical layout, as NumPy arrays."""
@@ -231,6 +330,8 @@ def unsupported_basics(backend: Backend, implementation: str, spec: ModelSpec, d
         return f"device {device!r} is not one of {', '.join(backend.devices)}"
     if spec.kind not in MODEL_KINDS:
         return f"model {spec.kind!r} is not one of {', '.join(MODEL_KINDS)}"
+    if spec.head not in HEADS:
+        return f"head {spec.head!r} is not one of {', '.join(HEADS)}"
     if spec.activation not in ACTIVATIONS:
         return f"activation {spec.activation!r} is not one of {', '.join(ACTIVATIONS)}"
     if spec.dtype != "float32":

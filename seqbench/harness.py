@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from seqbench.contract import Backend, ModelSpec, Weights
+from seqbench.efficiency import epoch_flops, gflops_per_s
 from seqbench.interference import Meter, interference, is_disturbed, others
 from seqbench.results import (
     STATUS_DIVERGED,
@@ -30,7 +31,7 @@ from seqbench.results import (
     cell_fields,
     experiment_label,
 )
-from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng
+from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng, score
 
 
 def model_spec(cell: CellConfig, data: TaskData) -> ModelSpec:
@@ -40,6 +41,8 @@ def model_spec(cell: CellConfig, data: TaskData) -> ModelSpec:
         steps=data.steps,
         features=data.features,
         activation=cell.activation,
+        head=data.head,
+        outputs=data.outputs,
     )
 
 
@@ -60,15 +63,18 @@ def orthogonal(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 def initial_weights(spec: ModelSpec, seed: int) -> Weights:
     """Canonical initial weights for ``spec``, drawn from ``seed``.
 
-    Glorot-uniform kernels, orthogonal recurrent kernel, zero biases and, for
-    the LSTM, a forget-gate bias of one (Keras's ``unit_forget_bias``).
+    Glorot-uniform kernels, orthogonal recurrent kernel, and biases at zero
+    except where the kind's ``initial_bias`` says otherwise (the LSTM's forget
+    gate starts at one: Keras's ``unit_forget_bias``).  For a kind with two
+    bias rows (the GRU) the rule applies to the input row only.
     """
     gen = rng(seed, STREAM_WEIGHTS)
     shapes = spec.weight_shapes()
-    h = spec.units
+    info = spec.info  # ValueError for an unknown kind
     bias = np.zeros(shapes["bias"])
-    if spec.kind == "lstm":
-        bias[h : 2 * h] = 1.0
+    first_row = bias if info.bias_rows == 1 else bias[0]
+    for gate, value in info.initial_bias.items():
+        first_row[info.gate_slice(gate, spec.units)] = value
     w = Weights(
         kernel=glorot_uniform(gen, shapes["kernel"]),
         recurrent_kernel=orthogonal(gen, shapes["recurrent_kernel"]),
@@ -162,10 +168,10 @@ def run_cell(
             status = STATUS_DIVERGED
             break
 
-    metrics = task.metrics(model.predict(data.x_test), data.y_test)
-    probe = float(np.asarray(model.predict(data.probe_x)).reshape(-1)[0])
+    scores = score(task, data, model.predict)
     steady = epochs[1:]
     steady_s = _median([e.wall_s for e in steady])
+    flops = epoch_flops(spec, n)
     gpu = [e.gpu_s for e in steady if e.gpu_s is not None]
     # Interference over the epochs the steady time comes from (epoch 1 alone when there is no other).
     start, end = window[1 if len(epochs) > 1 else 0], after
@@ -176,11 +182,11 @@ def run_cell(
         epochs_run=len(epochs),
         params=int(model.trainable_params()),
         final_loss=epochs[-1].loss,
-        accuracy=metrics.get("accuracy"),
-        mse=metrics.get("mse"),
-        mae=metrics.get("mae"),
-        probe_prediction=probe,
-        probe_target=data.probe_y,
+        accuracy=scores.metrics.get("accuracy"),
+        mse=scores.metrics.get("mse"),
+        mae=scores.metrics.get("mae"),
+        probe_prediction=scores.probe_prediction,
+        probe_target=scores.probe_target,
         first_epoch_s=epochs[0].wall_s,
         steady_epoch_s=steady_s,
         cpu_s=_median([e.cpu_s for e in steady]),
@@ -192,4 +198,10 @@ def run_cell(
         cold=cold,
         interference=interference(start, end),
         disturbed=is_disturbed(start, end, meter.cpus),
+        metrics=scores.metrics,
+        primary_metric=scores.primary,
+        higher_is_better=scores.higher_is_better,
+        baseline=scores.baseline,
+        flops=flops,
+        gflops_per_s=gflops_per_s(flops, steady_s),
     )

@@ -36,21 +36,24 @@ REPORT_VERSION = 1  # of the JSON report's layout
 
 _NUMERIC_CELL = ["seed", "epochs_run", "params", "final_loss", "accuracy", "mse", "mae", "probe_prediction",
                  "probe_target", "first_epoch_s", "steady_epoch_s", "cpu_s", "gpu_s", "samples_per_s",
-                 "peak_rss_mb", "build_s", "attempt", "interference"]  # fmt: skip
+                 "peak_rss_mb", "build_s", "attempt", "interference", "baseline", "flops", "gflops_per_s",
+                 "peak_share"]  # fmt: skip
 _NUMERIC_EPOCH = ["seed", "epoch", "loss", "wall_s", "cpu_s", "gpu_s", "attempt", "other_cpu_s"]
 
 SUMMARY_COLUMNS = [
     "seeds", "ok", "failed", "status", "params",
     "accuracy", "accuracy_min", "accuracy_max", "final_loss",
+    "metric", "score", "score_min", "score_max", "baseline", "gflops_per_s", "peak_share",
     "first_epoch_ms", "first_epoch_min_ms", "first_epoch_max_ms",
     "steady_epoch_ms", "steady_min_ms", "steady_max_ms", "processes", "disturbed",
     "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "path", "machine",
 ]  # fmt: skip
 
 LEGEND = (
-    "accuracy: median (min-max) over seeds; first: first epoch in a fresh process (imports, compile, trace), "
-    "median (min-max) over processes; steady: each process's median of epochs 2..N, then the median (min-max) "
-    "over processes, one per seed; cpu/gpu: process CPU and device time per steady epoch"
+    "accuracy (or the task's primary metric): median (min-max) over seeds; baseline: that metric for a model "
+    "that ignores its input; first: first epoch in a fresh process (imports, compile, trace), median (min-max) "
+    "over processes; steady: each process's median of epochs 2..N, then the median (min-max) over processes, "
+    "one per seed; cpu/gpu: process CPU and device time per steady epoch"
 )
 DISTURBED_NOTE = ("DISTURBED: other processes took CPU during {n} of the measurements behind this table "
                   "(marked * in the steady column); their times say more about the neighbours than the code")
@@ -125,6 +128,22 @@ def epoch_view(cells: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     return epochs.merge(done[keep].drop_duplicates(join), on=join).reset_index(drop=True)
 
 
+def primary_scores(cells: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each cell's primary metric name and value.
+
+    From the cell's ``metrics`` and ``primary_metric`` (seqbench 0.2); cells
+    written before then have neither and score their ``accuracy``.
+    """
+    names = cells["primary_metric"] if "primary_metric" in cells else pd.Series(None, index=cells.index)
+    names = names.where(names.notna(), "accuracy").astype(object)
+    metrics = cells["metrics"] if "metrics" in cells else pd.Series(None, index=cells.index)
+    values = []
+    for name, found, (_, row) in zip(names, metrics, cells.iterrows(), strict=True):
+        value = found.get(name) if isinstance(found, dict) else row.get(name)
+        values.append(value)
+    return names, pd.to_numeric(pd.Series(values, index=cells.index, dtype=object), errors="coerce").astype("float64")
+
+
 def _status_text(statuses: pd.Series) -> str:
     counts = statuses.value_counts()
     if len(counts) == 1 and counts.index[0] == STATUS_OK:
@@ -157,6 +176,10 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
     if cells.empty:
         return pd.DataFrame(columns=KEYS + SUMMARY_COLUMNS)
     cells = _numeric(cells, _NUMERIC_CELL)
+    cells["_metric"], cells["_score"] = primary_scores(cells)
+    for column in ("baseline", "gflops_per_s", "peak_share"):
+        if column not in cells:
+            cells[column] = math.nan
     rows = []
     for key, group in cells.groupby(KEYS, sort=True, dropna=False):
         ok = group[group["status"].isin(COMPLETED)]
@@ -178,6 +201,13 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
             accuracy_min=_agg(ok["accuracy"], "min"),
             accuracy_max=_agg(ok["accuracy"], "max"),
             final_loss=_median(ok["final_loss"]),
+            metric=",".join(sorted({str(m) for m in group["_metric"]})),
+            score=_median(ok["_score"]),
+            score_min=_agg(ok["_score"], "min"),
+            score_max=_agg(ok["_score"], "max"),
+            baseline=_median(ok["baseline"]),
+            gflops_per_s=_median(ok["gflops_per_s"]),
+            peak_share=_median(ok["peak_share"]),
             first_epoch_ms=_median(cold["first_epoch_s"]) * 1e3,
             first_epoch_min_ms=_agg(cold["first_epoch_s"], "min") * 1e3,
             first_epoch_max_ms=_agg(cold["first_epoch_s"], "max") * 1e3,
@@ -322,19 +352,34 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     show_gpu = table["gpu_ms"].notna().any()
     show_cal = table["steady_cal"].notna().any()
     show_machine = table["machine"].str.contains(",").any() or table["machine"].nunique() > 1
+    show_baseline = table["baseline"].notna().any()
+    show_flops = table["gflops_per_s"].notna().any()
+    show_share = table["peak_share"].notna().any()
+    metrics = set(table["metric"].dropna())
+    # The primary metric's own name heads the column when the table has one metric (today's "accuracy").
+    score_title = next(iter(metrics)) if len(metrics) == 1 else "score"
     rows = []
     for r in table.to_dict("records"):
+        f = _score_format(r["metric"])
+        score = _range(f(r["score"]), r["score_min"], r["score_max"], f)
         row = {
             "backend": r["backend"], "impl": r["implementation"], "model": r["model"], "device": r["device"],
             "status": r["status"], "params": _fmt(r["params"], ".0f"),
-            "accuracy": _range(_fmt(r["accuracy"], ".2f"), r["accuracy_min"], r["accuracy_max"],
-                               lambda v: _fmt(v, ".2f")),
+            score_title: score if len(metrics) == 1 else f"{r['metric']} {score}",
+        }  # fmt: skip
+        if show_baseline:
+            row["baseline"] = f(r["baseline"])
+        row.update({
             "final loss": _fmt(r["final_loss"], ".4g"),
             "first ms": _range(fmt_ms(r["first_epoch_ms"]), r["first_epoch_min_ms"], r["first_epoch_max_ms"], fmt_ms),
             "steady ms": _range(fmt_ms(r["steady_epoch_ms"]), r["steady_min_ms"], r["steady_max_ms"], fmt_ms)
             + ("*" if r["disturbed"] else ""),
             "cpu ms": fmt_ms(r["cpu_ms"]),
-        }  # fmt: skip
+        })  # fmt: skip
+        if show_flops:
+            row["GFLOP/s"] = _fmt(r["gflops_per_s"], ".3g")
+        if show_share:
+            row["% peak"] = _fmt(100 * r["peak_share"], ".0f") if _ok(r["peak_share"]) else "-"
         if show_gpu:
             row["gpu ms"] = fmt_ms(r["gpu_ms"])
         row.update({"samples/s": _fmt(r["samples_per_s"], ",.0f"), "peak MB": _fmt(r["peak_rss_mb"], ".0f")})
@@ -347,8 +392,14 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _score_format(metric: Any) -> Callable[[Any], str]:
+    """Two decimals for accuracy (today's look), four significant digits for anything else."""
+    spec = ".2f" if metric == "accuracy" else ".4g"
+    return lambda v: _fmt(v, spec)
+
+
 _RIGHT = {"params", "accuracy", "final loss", "first ms", "steady ms", "cpu ms", "gpu ms", "samples/s", "peak MB",
-          "steady/cal"}  # fmt: skip
+          "steady/cal", "score", "baseline", "mse", "mae", "cross_entropy", "GFLOP/s", "% peak"}  # fmt: skip
 
 
 def text_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
@@ -421,7 +472,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-INTEGER_COLUMNS = ("seeds", "ok", "failed", "params", "steady_samples", "n_base", "n_new")
+INTEGER_COLUMNS = ("seeds", "ok", "failed", "params", "processes", "disturbed", "n_base", "n_new")
 
 
 def csv_text(frame: pd.DataFrame) -> str:

@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 #      compatible additions (older readers ignore them, newer readers accept
 #      files without them): cells.machine; run.json machine_id, calibration,
 #      shard, and for merged runs machines and merged_from.
-#      seqbench 0.2 (process per repeat): cells.task_params, dtype, attempt,
-#      cold, interference, disturbed; epochs.other_cpu_s; run.json
-#      thread_policy, schedule, retries.
+#      seqbench 0.2: cells.task_params, dtype, attempt, cold, interference,
+#      disturbed (process per repeat), metrics, primary_metric,
+#      higher_is_better, baseline, flops, gflops_per_s, peak_share;
+#      epochs.other_cpu_s, attempt, experiment; run.json thread_policy,
+#      schedule, retries_run, matmul_peak.
 #      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
@@ -122,19 +124,33 @@ class CellRecord:
     build_s: float | None = None
     details: dict[str, str] | None = None
     machine: str | None = None  # id of the machine it ran on: a key of run.json's machines
-    task_params: dict[str, int] | None = None
+    # Added in 0.2 (read as null from older files).  ``metrics`` holds every metric the task
+    # returned (accuracy/mse/mae above stay for older readers); ``primary_metric`` names the one
+    # reports use and ``higher_is_better`` its direction; ``baseline`` is that metric for the
+    # trivial model that ignores its input.
+    task_params: dict[str, int] | None = None  # every task parameter of the cell, defaults filled in
     dtype: str | None = None
     attempt: int = 1
     cold: bool | None = None  # the first cell of a fresh worker process (imports and caches not yet warm)
     interference: float | None = None  # cores other processes kept busy during the steady epochs
     disturbed: bool | None = None  # interference beyond seqbench.interference.DISTURBED_CORES
+    metrics: dict[str, float] | None = None
+    primary_metric: str | None = None
+    higher_is_better: bool | None = None
+    baseline: float | None = None
+    # Efficiency (seqbench.efficiency): analytic FLOPs of one training epoch, their rate over
+    # the steady epoch, and that rate's share of run.json's matmul peak (set by the runner).
+    flops: float | None = None
+    gflops_per_s: float | None = None
+    peak_share: float | None = None
 
 
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
 EPOCH_COLUMNS = [f.name for f in fields(EpochRecord)]
 # Columns added to format 1 after its first files were written: read as null when absent.
 ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold", "interference", "disturbed",
-                           "other_cpu_s"})  # fmt: skip
+                           "other_cpu_s", "experiment", "metrics", "primary_metric", "higher_is_better", "baseline",
+                           "flops", "gflops_per_s", "peak_share"})  # fmt: skip
 
 # What makes two measurements comparable besides the row (task, backend,
 # implementation, model, device): the whole experiment (DESIGN.md).
@@ -169,8 +185,8 @@ def failed_cell(cell: CellConfig, status: str, error: str, **extra: Any) -> Cell
 def cell_fields(cell: CellConfig) -> dict[str, Any]:
     """The CellRecord fields that come straight from the cell's configuration."""
     keys = ("task", "model", "backend", "implementation", "device", "seed",
-            "units", "activation", "epochs", "batch_size", "threads", "task_params", "dtype", "attempt")  # fmt: skip
-    return {k: getattr(cell, k) for k in keys}
+            "units", "activation", "epochs", "batch_size", "threads", "dtype", "attempt")  # fmt: skip
+    return {**{k: getattr(cell, k) for k in keys}, "task_params": dict(cell.task_params)}
 
 
 def _clean(value: Any) -> Any:

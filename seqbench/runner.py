@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol, cast
 
 import seqbench
+from seqbench import grid
 from seqbench import threads as thread_policy
 from seqbench.budget import check_memory
 from seqbench.calibration import machine_id, run_calibration
@@ -44,6 +45,7 @@ from seqbench.results import (
     EpochRecord,
     RunWriter,
 )
+from seqbench.tasks import Task
 from seqbench.worker import Callbacks, run_in_worker
 
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
@@ -56,11 +58,12 @@ class RunConfig:
     backends: tuple[str, ...] = ("all",)
     models: tuple[str, ...] = ("rnn", "lstm")
     task: str = "arithmetic"
-    task_params: dict[str, int] = field(default_factory=dict)
+    # units, batch_size, activation and each task parameter take one value or a tuple: a grid (seqbench.grid)
+    task_params: dict[str, int | tuple[int, ...]] = field(default_factory=dict)
     epochs: int = 10
-    batch_size: int = 32
-    units: int = 10
-    activation: str = "relu"
+    batch_size: int | tuple[int, ...] = 32  # a tuple is a grid (seqbench.grid)
+    units: int | tuple[int, ...] = 10
+    activation: str | tuple[str, ...] = "relu"
     seeds: int = 3  # repeats: each in its own process
     device: str = "cpu"
     threads: int | None = None  # None: the policy of seqbench.threads
@@ -101,15 +104,15 @@ def _check_choices(kind: str, values: tuple[str, ...], valid: tuple[str, ...]) -
 
 def validate(config: RunConfig) -> None:
     for name in ("epochs", "batch_size", "units", "seeds", "threads", "timeout", "startup_timeout"):
-        value = getattr(config, name)
-        if value is not None and not value > 0:  # "not >" also refuses NaN
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        for value in grid.values(getattr(config, name)):
+            if value is not None and not value > 0:  # "not >" also refuses NaN
+                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if not config.retries >= 0:
         raise UsageError(f"--retries must be 0 or more, got {config.retries}")
     if not config.models:
         raise UsageError(f"no model given; valid: {', '.join(MODEL_KINDS)}")
     _check_choices("model", config.models, MODEL_KINDS)
-    _check_choices("activation", (config.activation,), ACTIVATIONS)
+    _check_choices("activation", grid.values(config.activation), ACTIVATIONS)
     _check_choices("device", (config.device,), DEVICE_CHOICES)
     if config.shard is not None:
         index, count = config.shard
@@ -168,7 +171,12 @@ class Plan:
 
 
 def plan(config: RunConfig, registry: Registry) -> Plan:
-    """Expand ``config`` into cells in interleaved order, with notes on what was skipped."""
+    """Expand ``config`` into cells in interleaved order, with notes on what was skipped.
+
+    A grid (comma lists: :mod:`seqbench.grid`) is every combination of its
+    values; each combination is one experiment, and each row of each
+    experiment is one row of the interleaved schedule.
+    """
     validate(config)
     task = registry.task(config.task)
     unknown = sorted(set(config.task_params) - set(task.defaults))
@@ -176,17 +184,36 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
         raise UsageError(
             f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(task.defaults)}"
         )
-    check_memory(task, config.task_params, config.units, config.batch_size, config.models)  # before make()
+    notes: list[str] = []
+    rows: dict[tuple[object, ...], list[CellConfig]] = {}
+    requested = _requested(config, registry)
+    owned = select_shard([(b.name, i or "", m) for b, i, _ in requested for m in config.models], config.shard)
+    for point in grid.expand(config):
+        _plan_point(replace(config, **point.overrides()), task, requested, owned, rows, notes)
+    notes = list(dict.fromkeys(notes))  # a skipped backend is noted once, not once per point
+    if not rows:
+        where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
+        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected" + filter_hint()))
+    plugins = {(c.backend, task.name): registry.plugins_for(c.backend, task.name) for r in rows.values() for c in r}
+    return Plan(interleave(list(rows.values())), notes, plugins)
+
+
+def _plan_point(
+    config: RunConfig,
+    task: Task,
+    requested: list[tuple[Backend, str | None, bool]],
+    owned: set[tuple[str, str, str]],
+    rows: dict[tuple[object, ...], list[CellConfig]],
+    notes: list[str],
+) -> None:
+    """Add the rows of one grid point (``config`` holds single values) to ``rows``."""
+    units, batch_size, activation = cast(int, config.units), cast(int, config.batch_size), str(config.activation)
+    check_memory(task, config.task_params, units, batch_size, config.models)  # before make()
     task_params = {**task.defaults, **config.task_params}  # a cell records its whole experiment
     try:
         data = task.make(0, **task_params)
     except ValueError as e:
         raise UsageError(str(e)) from None
-
-    notes: list[str] = []
-    rows: dict[tuple[str, ...], list[CellConfig]] = {}
-    requested = _requested(config, registry)
-    owned = select_shard([(b.name, i or "", m) for b, i, _ in requested for m in config.models], config.shard)
     available = thread_policy.cores()
     for backend, impl, explicit in requested:
         if not backend.availability().available:
@@ -197,11 +224,11 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
         for model in config.models:
             if (backend.name, impl or "", model) not in owned:
                 continue
-            probe = CellConfig(config.task, model, backend.name, "", "", 0, config.units, config.activation,
-                               config.epochs, config.batch_size, config.threads or available, task_params)  # fmt: skip
+            probe = CellConfig(config.task, model, backend.name, "", "", 0, units, activation, config.epochs,
+                               batch_size, config.threads or available, task_params)  # fmt: skip
             spec = model_spec(probe, data)
             if config.threads is None:
-                probe = replace(probe, threads=thread_policy.choose(spec, config.batch_size, available))
+                probe = replace(probe, threads=thread_policy.choose(spec, batch_size, available))
             devices = ["gpu", "cpu"] if config.device == "auto" else [config.device]
             choice, reasons = None, []
             for device in devices:
@@ -219,22 +246,17 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
             if choice is None:
                 message = (
                     f"{backend.name}{':' + impl if impl else ''} cannot run {model} "
-                    f"({config.activation}, {config.units} units): {'; '.join(reasons)}"
+                    f"({activation}, {units} units): {'; '.join(reasons)}"
                 )
                 if explicit:
                     raise UsageError(message)
                 notes.append(message + ": skipped")
                 continue
-            key = (backend.name, *choice, model)
+            key = (backend.name, *choice, model, units, batch_size, activation, tuple(sorted(task_params.items())))
             if key in rows:  # the same row asked for twice (e.g. "torch,torch:fused")
                 continue
             rows[key] = [replace(probe, implementation=choice[0], device=choice[1], seed=seed)
                          for seed in range(config.seeds)]  # fmt: skip
-    if not rows:
-        where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
-        raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected" + filter_hint()))
-    plugins = {(b, task.name): registry.plugins_for(b, task.name) for b, *_ in rows}
-    return Plan(interleave(list(rows.values())), notes, plugins)
 
 
 def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig]) -> RunMeta:

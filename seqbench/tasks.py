@@ -2,7 +2,16 @@
 
 A task is a small object the harness asks for data (:meth:`Task.make`) and
 metrics (:meth:`Task.metrics`).  Built-in tasks are registered through the
-same ``seqbench_register_tasks`` hook that a plugin would use.
+same ``seqbench_register_tasks`` hook that a plugin would use:
+
+* ``arithmetic``: the seed notebook's next-number prediction (regression);
+* ``adding``: Hochreiter & Schmidhuber's adding problem (regression, long memory);
+* ``digits``: scikit-learn's bundled handwritten digits read row by row
+  (classification, real data; needs the ``data`` extra).
+
+Metrics are one table, :data:`METRICS`: a metric's name, its direction and
+its code live there and nowhere else.  A task names the metrics it reports
+and its primary one; the harness keeps every metric a task returns.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from seqbench.errors import UsageError
 from seqbench.hookspecs import hookimpl
 
 # Independent random streams derived from one seed, so that changing how many
@@ -27,7 +37,17 @@ def rng(seed: int, stream: int) -> np.random.Generator:
 
 @dataclass(frozen=True)
 class TaskData:
-    """Float32 arrays: ``x (n, steps, features)`` and ``y (n,)``."""
+    """Float32 arrays: ``x (n, steps, features)`` and ``y (n,)``, as the model sees them.
+
+    ``head`` and ``outputs`` say which head the model needs (see
+    :class:`seqbench.contract.ModelSpec`); for ``"classification"`` ``y``
+    holds class indices.  ``target_scale`` is the factor that turns targets
+    and regression predictions back into the task's own units: the harness
+    scores metrics and the probe in those units, so a scaled run is
+    comparable with an unscaled one.
+
+    .. versionadded:: 0.2 ``head``, ``outputs`` and ``target_scale``.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -35,6 +55,9 @@ class TaskData:
     y_test: np.ndarray
     probe_x: np.ndarray
     probe_y: float
+    head: str = "regression"
+    outputs: int = 1
+    target_scale: float = 1.0
 
     @property
     def steps(self) -> int:
@@ -53,6 +76,12 @@ class Task(Protocol):
         name: used on the command line (``--task``).
         description: one line for ``seqbench list``.
         defaults: the parameters :meth:`make` accepts, with their defaults.
+
+    Optional attributes (read with :func:`primary_metric`; versionadded 0.2):
+        metric_names: the keys :meth:`metrics` returns, names of :data:`METRICS`.
+        primary_metric: the metric reports and comparisons use (default
+            ``"accuracy"``); its direction is the :data:`METRICS` entry's, or
+            the task's ``higher_is_better`` for a metric not in the table.
     """
 
     name: str
@@ -63,22 +92,147 @@ class Task(Protocol):
         """Generate train, test and probe data from ``seed``."""
 
     def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        """Score test-set predictions (shape ``(n,)``)."""
+        """Score test-set predictions (``(n,)``, or logits ``(n, k)`` for classification).
+
+        Predictions and targets are in the task's own units (see
+        :attr:`TaskData.target_scale`).  Every key returned is recorded.
+        """
 
     # Optional: ``data_bytes(**params) -> int``, the peak bytes make() needs, so that a run with an
     # absurd size is refused before make() runs (seqbench.budget). versionadded: 0.1
 
 
+# ------------------------------------------------------------------ metrics
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64).reshape(-1)
+
+
+def _mse(p: np.ndarray, t: np.ndarray) -> float:
+    return float(np.mean((_flat(p) - _flat(t)) ** 2))
+
+
+def _mae(p: np.ndarray, t: np.ndarray) -> float:
+    return float(np.mean(np.abs(_flat(p) - _flat(t))))
+
+
+def _accuracy(p: np.ndarray, t: np.ndarray) -> float:
+    # logits (n, k): the argmax is the class; values (n,): right when within 0.5 of the integer target
+    p = np.asarray(p, np.float64)
+    if p.ndim == 2:
+        return float(np.mean(np.argmax(p, axis=1) == _flat(t).astype(np.int64)))
+    return float(np.mean(np.abs(_flat(p) - _flat(t)) < 0.5))
+
+
+def _cross_entropy(p: np.ndarray, t: np.ndarray) -> float:
+    logits = np.asarray(p, np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_total = np.log(np.exp(shifted).sum(axis=1))
+    return float(np.mean(log_total - shifted[np.arange(len(logits)), _flat(t).astype(np.int64)]))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its name, its direction, what it means and its code.
+
+    .. versionadded:: 0.2
+    """
+
+    name: str
+    higher_is_better: bool
+    description: str
+    compute: Callable[[np.ndarray, np.ndarray], float]
+
+
+# The one table of metrics: adding a metric is one entry here (and its name in a task).
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", True, "classification: argmax equals the class; regression: within 0.5 of the "
+               "integer target", _accuracy),
+        Metric("mse", False, "mean squared error", _mse),
+        Metric("mae", False, "mean absolute error", _mae),
+        Metric("cross_entropy", False, "mean softmax cross-entropy of the logits (nats)", _cross_entropy),
+    )
+}  # fmt: skip
+DEFAULT_METRICS = ("accuracy", "mse", "mae")
+
+
+def compute_metrics(names: tuple[str, ...], predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """The metrics ``names`` of :data:`METRICS` on these predictions."""
+    return {name: METRICS[name].compute(predictions, targets) for name in names}
+
+
 def regression_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """MSE, MAE and accuracy: the fraction within 0.5 of the integer target."""
-    p = np.asarray(predictions, dtype=np.float64).reshape(-1)
-    t = np.asarray(targets, dtype=np.float64).reshape(-1)
-    err = p - t
-    return {
-        "mse": float(np.mean(err**2)),
-        "mae": float(np.mean(np.abs(err))),
-        "accuracy": float(np.mean(np.abs(err) < 0.5)),
-    }
+    return compute_metrics(DEFAULT_METRICS, predictions, targets)
+
+
+def primary_metric(task: Task) -> tuple[str, bool]:
+    """The task's primary metric and whether higher is better (defaults for tasks that declare none)."""
+    name = getattr(task, "primary_metric", "accuracy")
+    if name in METRICS:
+        return name, METRICS[name].higher_is_better
+    return name, bool(getattr(task, "higher_is_better", True))
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the harness records about a trained model's predictions, in the task's units.
+
+    ``baseline`` is the primary metric of the trivial model that ignores its
+    input: it predicts the training mean (regression) or the most frequent
+    training class (classification).  For ``adding`` that is MSE ~0.167.
+
+    .. versionadded:: 0.2
+    """
+
+    metrics: dict[str, float]
+    primary: str
+    higher_is_better: bool
+    baseline: float | None
+    probe_prediction: float
+    probe_target: float
+
+
+def _trivial_predictions(data: TaskData, n: int) -> np.ndarray:
+    if data.head == "classification":
+        counts = np.bincount(np.asarray(data.y_train, np.int64), minlength=data.outputs)
+        return np.tile(np.eye(data.outputs)[np.argmax(counts)], (n, 1))
+    return np.full(n, float(np.mean(np.asarray(data.y_train, np.float64))))
+
+
+def _task_units(data: TaskData, predictions: np.ndarray) -> np.ndarray:
+    p = np.asarray(predictions, np.float64)
+    return p if data.head == "classification" else p * data.target_scale
+
+
+def score(task: Task, data: TaskData, predict: Callable[[np.ndarray], np.ndarray]) -> Scores:
+    """Score ``predict`` (a trained model's) on the test set and the probe."""
+    primary, higher = primary_metric(task)
+    targets = np.asarray(data.y_test, np.float64) * (1.0 if data.head == "classification" else data.target_scale)
+    metrics = {str(k): float(v) for k, v in task.metrics(_task_units(data, predict(data.x_test)), targets).items()}
+    trivial = task.metrics(_task_units(data, _trivial_predictions(data, len(targets))), targets)
+    probe = _task_units(data, predict(data.probe_x))
+    probe_value = float(np.argmax(probe[0])) if probe.ndim == 2 else float(probe.reshape(-1)[0])
+    probe_target = data.probe_y * (1.0 if data.head == "classification" else data.target_scale)
+    return Scores(metrics, primary, higher, trivial.get(primary), probe_value, float(probe_target))
+
+
+# ------------------------------------------------------------------ tasks
+
+
+def _check_params(task: Task, params: dict[str, int]) -> dict[str, int]:
+    """The task's defaults updated with ``params``; ``ValueError`` for unknown or non-positive ones."""
+    p = {**task.defaults, **params}
+    unknown = sorted(set(p) - set(task.defaults))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) for task {task.name!r}: {', '.join(unknown)}")
+    for key, value in p.items():
+        if int(value) <= 0:
+            raise ValueError(f"task parameter {key} must be positive, got {value}")
+    return {k: int(v) for k, v in p.items()}
 
 
 class ArithmeticTask:
@@ -87,36 +241,38 @@ class ArithmeticTask:
     The seed notebook's experiment: 1000 training samples, ``start`` drawn
     from [0, 100), 3 steps of 1 feature, unscaled, and the probe
     ``[10, 11, 12] -> 13``.
+
+    ``scale=S`` divides inputs and targets by ``S`` (task parameters are
+    integers: ``-P scale=100`` means ``/ 100``), so that inputs stay in the
+    range where tanh is not saturated.  Metrics and the probe are scored on
+    the unscaled integers: accuracy still means "within 0.5 of the next
+    number", and MSE is in the task's units whatever the scale.
     """
 
     name = "arithmetic"
-    description = "next number of an arithmetic sequence (the seed notebook)"
-    defaults = {"samples": 1000, "test_samples": 200, "steps": 3, "max_start": 100}
+    description = "next number of an arithmetic sequence (the seed notebook; -P scale=100 for tanh models)"
+    defaults = {"samples": 1000, "test_samples": 200, "steps": 3, "max_start": 100, "scale": 1}
+    metric_names = DEFAULT_METRICS
+    primary_metric = "accuracy"
 
-    def _sequences(self, starts: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
-        x = starts[:, None] + np.arange(steps)
-        return x[:, :, None].astype(np.float32), (starts + steps).astype(np.float32)
+    def _sequences(self, starts: np.ndarray, steps: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        x = (starts[:, None] + np.arange(steps)) / scale
+        return x[:, :, None].astype(np.float32), ((starts + steps) / scale).astype(np.float32)
 
     def make(self, seed: int, **params: int) -> TaskData:
-        p = {**self.defaults, **params}
-        unknown = sorted(set(p) - set(self.defaults))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) for task {self.name!r}: {', '.join(unknown)}")
-        for key, value in p.items():
-            if int(value) <= 0:
-                raise ValueError(f"task parameter {key} must be positive, got {value}")
-        steps = int(p["steps"])
+        p = _check_params(self, params)
+        steps, scale = p["steps"], p["scale"]
         x_train, y_train = self._sequences(
-            rng(seed, STREAM_TRAIN).integers(0, p["max_start"], p["samples"]), steps
+            rng(seed, STREAM_TRAIN).integers(0, p["max_start"], p["samples"]), steps, scale
         )
         x_test, y_test = self._sequences(
-            rng(seed, STREAM_TEST).integers(0, p["max_start"], p["test_samples"]), steps
+            rng(seed, STREAM_TEST).integers(0, p["max_start"], p["test_samples"]), steps, scale
         )
-        probe_x, probe_y = self._sequences(np.array([10]), steps)
-        return TaskData(x_train, y_train, x_test, y_test, probe_x, float(probe_y[0]))
+        probe_x, probe_y = self._sequences(np.array([10]), steps, scale)
+        return TaskData(x_train, y_train, x_test, y_test, probe_x, float(probe_y[0]), target_scale=float(scale))
 
     def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        return regression_metrics(predictions, targets)
+        return compute_metrics(self.metric_names, predictions, targets)
 
     def data_bytes(self, **params: int) -> int:
         """Peak bytes :meth:`make` needs (see :mod:`seqbench.budget`): int64 sequences, then float32 copies."""
@@ -125,6 +281,111 @@ class ArithmeticTask:
         return n * int(p["steps"]) * (8 + 4) + n * (8 + 4)
 
 
+class AddingTask:
+    """The adding problem (Hochreiter & Schmidhuber 1997): a test of long memory.
+
+    Each step has two features: a value drawn uniformly from [0, 1] and a
+    marker that is 1 at exactly two steps, one in each half of the sequence,
+    and 0 elsewhere.  The target is the sum of the two marked values.  A
+    model that ignores its input predicts the mean, 1, and reaches MSE
+    1/6 ~ 0.167 (the variance of the sum of two uniforms): the baseline
+    reported beside the score.  ``-P steps=N`` sets how far apart the two
+    marked values can be.
+    """
+
+    name = "adding"
+    description = "sum of the two marked values of a long sequence (Hochreiter & Schmidhuber; trivial MSE 0.167)"
+    defaults = {"samples": 10000, "test_samples": 1000, "steps": 50}
+    metric_names = ("mse", "mae")
+    primary_metric = "mse"
+
+    @staticmethod
+    def _sequences(gen: np.random.Generator, n: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        values = gen.uniform(0.0, 1.0, (n, steps))
+        half = steps // 2
+        first = gen.integers(0, half, n)
+        second = gen.integers(half, steps, n)
+        markers = np.zeros((n, steps))
+        rows = np.arange(n)
+        markers[rows, first] = 1.0
+        markers[rows, second] = 1.0
+        x = np.stack([values, markers], axis=2).astype(np.float32)
+        return x, (values[rows, first] + values[rows, second]).astype(np.float32)
+
+    def make(self, seed: int, **params: int) -> TaskData:
+        p = _check_params(self, params)
+        steps = p["steps"]
+        if steps < 2:
+            raise ValueError(f"task adding needs steps >= 2 (one marker in each half), got {steps}")
+        x_train, y_train = self._sequences(rng(seed, STREAM_TRAIN), p["samples"], steps)
+        x_test, y_test = self._sequences(rng(seed, STREAM_TEST), p["test_samples"], steps)
+        # the probe: every value 0.5 but the marked first (0.2) and last (0.9): target 1.1
+        probe_x = np.zeros((1, steps, 2), np.float32)
+        probe_x[0, :, 0] = 0.5
+        probe_x[0, [0, -1], 0] = (0.2, 0.9)
+        probe_x[0, [0, -1], 1] = 1.0
+        return TaskData(x_train, y_train, x_test, y_test, probe_x, float(np.float32(0.2) + np.float32(0.9)))
+
+    def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        return compute_metrics(self.metric_names, predictions, targets)
+
+    def data_bytes(self, **params: int) -> int:
+        """Peak bytes :meth:`make` needs: float64 values and markers, then the float32 (n, steps, 2) input."""
+        p = {**self.defaults, **params}
+        n = int(p["samples"]) + int(p["test_samples"])
+        return n * int(p["steps"]) * (8 + 8 + 2 * 4)
+
+
+DATA_HINT = "pip install -e '.[data]' (from a seqbench checkout)"
+
+
+class DigitsTask:
+    """Real data shipped inside scikit-learn: its 1797 handwritten digits (UCI).
+
+    Each 8x8 image is read as a sequence of 8 rows (steps) of 8 pixels
+    (features), scaled from 0..16 to [0, 1]; the class is the digit, 10 in
+    all.  Nothing is downloaded: the data are part of the scikit-learn
+    package (``sklearn.datasets.load_digits``), installed with the ``data``
+    extra.  The split is a seeded permutation: ``test_samples`` for the test
+    set, the rest for training; the probe is the first test image.
+    """
+
+    name = "digits"
+    description = f"scikit-learn's bundled 8x8 digits as 8 steps of 8 pixels, 10 classes (needs: {DATA_HINT})"
+    defaults = {"test_samples": 360}
+    metric_names = ("accuracy", "cross_entropy")
+    primary_metric = "accuracy"
+    classes = 10
+
+    @staticmethod
+    def load() -> tuple[np.ndarray, np.ndarray]:
+        """Images ``(1797, 8, 8)`` in [0, 1] and their digits; :class:`UsageError` without scikit-learn."""
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise UsageError(f"task 'digits' needs scikit-learn, which is not installed: {DATA_HINT}") from None
+        bunch = load_digits()
+        return np.asarray(bunch.images, np.float64) / 16.0, np.asarray(bunch.target, np.int64)
+
+    def make(self, seed: int, **params: int) -> TaskData:
+        p = _check_params(self, params)
+        images, digits = self.load()
+        n_test = p["test_samples"]
+        if n_test >= len(digits):
+            raise ValueError(f"task digits has {len(digits)} images: test_samples must be below that, got {n_test}")
+        order = rng(seed, STREAM_TRAIN).permutation(len(digits))
+        test, train = order[:n_test], order[n_test:]
+        x = images.astype(np.float32)
+        y = digits.astype(np.float32)
+        return TaskData(x[train], y[train], x[test], y[test], x[test[:1]], float(y[test[0]]),
+                        head="classification", outputs=self.classes)  # fmt: skip
+
+    def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        return compute_metrics(self.metric_names, predictions, targets)
+
+
 @hookimpl
 def seqbench_register_tasks(register: Callable[[Task], None]) -> None:
     register(ArithmeticTask())
+    register(AddingTask())
+    register(DigitsTask())

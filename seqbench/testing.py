@@ -7,25 +7,62 @@ Run it against your backend with one line in any test file::
     class TestMyBackend(BackendConformance):
         backends = ("mybackend",)  # None (the default): every registered, available backend
 
-pytest then checks every implementation of the backend that ``supports`` each
-model spec, on the seed shapes and on a larger one:
+pytest then checks every implementation of the backend that ``supports``
+each case: every model kind of :data:`seqbench.contract.KINDS` (RNN, LSTM,
+GRU), relu and tanh, both heads, on the inputs the built-in tasks produce
+(:data:`SHAPES`):
+
+* ``seed``: the seed notebook's shape and its unscaled arithmetic inputs
+  (0 to ~100), 70 samples in batches of 32 (a short last batch of 6);
+* ``normal``: N(0, 1) inputs, 32 units, 12 steps, 3 features, batches of 16
+  with a short last batch of 4;
+* ``adding``: the adding problem's inputs (a value in [0, 1] and a 0/1
+  marker per step), 20 steps, tanh;
+* ``digits``: a classification head with 10 classes on 8 steps of 8 pixels
+  in [0, 1] (scikit-learn's digits when installed, else pixels drawn the
+  same way), tanh.
+
+For each case:
 
 * the trainable parameter count equals the canonical count;
 * canonical weights in give the same weights out;
-* with the same weights, predictions match the NumPy reference
-  (relative error <= 1e-5 in float32 on the CPU);
-* one epoch on a fixed batch order leaves weights (and a loss) that match
-  the reference (relative error <= 1e-4);
+* with the same weights, predictions match the plainly written float64
+  model (relative error <= :data:`FORWARD_RTOL`);
+* **three epochs** on fixed batch orders, each ending in a short batch, give
+  losses and weights that match the reference after every epoch (relative
+  error <= :data:`TRAIN_RTOL`): a backend that drops the short batch, or
+  resets Adam's moments or step count between ``train_epoch`` calls, fails;
 * the same seed twice gives the same loss curve, another seed another one;
 * the model names the implementation path it actually ran.
 
-Relative error here is ``max|got - want| / max|want|`` over an array, so
-entries near zero do not dominate.  The kit imports no framework itself;
-the backends under test do, in this process.
+The training reference is the NumPy model in float64, so the bound
+measures the backend's own float32 error.  Relative error is
+``max|got - want| / max|want|`` over an array, so entries near zero do not
+dominate.
+
+**Tolerances, where two correct float32 codes legitimately differ.**  The
+``seed`` inputs with tanh saturate: unscaled inputs give pre-activations of
+tens to hundreds, where float32 tanh is exactly +-1 and its derivative
+``1 - tanh^2`` is 0 or a few ulps, depending on how the library rounds tanh
+near 1 (XLA's CPU tanh returns exactly +-1 from |z| ~ 8, NumPy's only from
+~ 10).  Gradients through saturated units then differ between correct codes,
+and Adam, which divides by ``sqrt(v)``, turns tiny gradients' differences
+into visible weight differences.  Those cases (tanh on ``seed`` inputs) use
+:data:`SATURATED_RTOL`, and a failure message says so.
+
+After training, an array whose entries all stay small (a bias, or the
+single dense bias, after a few Adam steps of 1e-3) is compared on the scale
+:data:`SCALE_FLOOR` rather than its own: Adam amplifies float32 rounding in
+near-zero gradients, and torch's loop GRU and the float64 reference were
+measured 1.8e-4 apart, relatively, on a dense bias of a few 1e-3 after three
+epochs.  One Adam step missed or repeated moves every parameter by about
+the learning rate (1e-3), 1e-2 on that scale: still far above the bound.  The kit imports no
+framework itself; the backends under test do, in this process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -33,18 +70,45 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seqbench.contract import Backend, ModelSpec, Weights
+from seqbench.contract import MODEL_KINDS, Backend, Model, ModelSpec, Weights
 from seqbench.harness import initial_weights, run_cell
 from seqbench.plugins import load_registry
 from seqbench.results import CellConfig
-from seqbench.tasks import ArithmeticTask
+from seqbench.tasks import AddingTask, ArithmeticTask
 
 REFERENCE = "numpy"
 FORWARD_RTOL = 1e-5
 TRAIN_RTOL = 1e-4
+# tanh on unscaled inputs: see "Tolerances" above.
+SATURATED_RTOL = 1e-2
+# After training, arrays are compared on the scale max(max|want|, SCALE_FLOOR); see "Tolerances".
+SCALE_FLOOR = 0.1
+EPOCHS = 3
 
-# (label, units, steps, features, samples, batch): the seed shape and a larger one
-SHAPES = [("seed", 10, 3, 1, 64, 32), ("larger", 32, 12, 3, 96, 16)]
+
+@dataclass(frozen=True)
+class Shape:
+    """One kind of input the kit trains on: its sizes, its data source, its head."""
+
+    label: str
+    units: int
+    steps: int
+    features: int
+    samples: int  # never a multiple of batch: every epoch ends with a short batch
+    batch: int
+    inputs: str  # "arithmetic", "normal", "adding" or "digits"
+    activations: tuple[str, ...] = ("relu", "tanh")
+    head: str = "regression"
+    outputs: int = 1
+
+
+SHAPES = [
+    Shape("seed", 10, 3, 1, 70, 32, "arithmetic"),
+    Shape("normal", 32, 12, 3, 100, 16, "normal"),
+    Shape("adding", 16, 20, 2, 100, 32, "adding", ("tanh",)),
+    Shape("digits", 16, 8, 8, 90, 32, "digits", ("tanh",), "classification", 10),
+]
+SHAPE = {s.label: s for s in SHAPES}
 
 
 @dataclass(frozen=True)
@@ -61,12 +125,22 @@ class Case:
     def id(self) -> str:
         return f"{self.backend}:{self.implementation}-{self.spec.kind}-{self.spec.activation}-{self.shape}"
 
+    @property
+    def saturates(self) -> bool:
+        """tanh on unscaled inputs: gradients through saturated units (see the module docstring)."""
+        return self.spec.activation == "tanh" and SHAPE[self.shape].inputs == "arithmetic"
 
-def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    @property
+    def train_rtol(self) -> float:
+        return SATURATED_RTOL if self.saturates else TRAIN_RTOL
+
+
+def relative_error(got: np.ndarray, want: np.ndarray, floor: float = 1e-30) -> float:
+    """``max|got - want| / max(max|want|, floor)`` over the whole array."""
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
     if got.shape != want.shape:
         raise AssertionError(f"shape {got.shape} != expected {want.shape}")
-    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
+    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), floor))
 
 
 def random_weights(spec: ModelSpec, seed: int = 1) -> Weights:
@@ -75,22 +149,52 @@ def random_weights(spec: ModelSpec, seed: int = 1) -> Weights:
     return Weights(**{k: gen.uniform(-0.5, 0.5, s).astype(np.float32) for k, s in spec.weight_shapes().items()})
 
 
+def _rnn_step(act, z, zh, h, c):  # noqa: ANN001, ANN202
+    z = z + zh
+    return act(z), c
+
+
+def _lstm_step(act, z, zh, h, c):  # noqa: ANN001, ANN202
+    i, f, g, o = np.split(z + zh, 4, axis=1)  # canonical gate order
+    c = _sig(f) * c + _sig(i) * act(g)
+    return _sig(o) * act(c), c
+
+
+def _gru_step(act, z, zh, h, c):  # noqa: ANN001, ANN202
+    # z holds x W + b_in, zh holds h U + b_rec (reset_after=True)
+    xu, xr, xc = np.split(z, 3, axis=1)
+    hu, hr, hc = np.split(zh, 3, axis=1)
+    u, r = _sig(xu + hu), _sig(xr + hr)
+    cand = act(xc + r * hc)
+    return u * h + (1 - u) * cand, c
+
+
+def _sig(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# One plainly written step per kind of seqbench.contract.KINDS; a kind missing here fails loudly.
+_STEPS = {"rnn": _rnn_step, "lstm": _lstm_step, "gru": _gru_step}
+
+
 def reference_forward(spec: ModelSpec, weights: Weights, x: np.ndarray) -> np.ndarray:
-    """The canonical model written out plainly, in float64: a check independent of any backend."""
+    """The canonical model written out plainly, in float64: a check independent of any backend.
+
+    Returns ``(n,)`` for a regression head and the logits ``(n, outputs)`` for
+    a classification head, as :meth:`Model.predict` does.
+    """
+    if spec.kind not in _STEPS:
+        raise ValueError(f"the kit has no reference forward for model kind {spec.kind!r}")
+    step = _STEPS[spec.kind]
     act = np.tanh if spec.activation == "tanh" else (lambda z: np.maximum(z, 0.0))
-    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
     k, r, b, dk, db = (np.asarray(a, np.float64) for a in weights.arrays().values())
+    b_in, b_rec = (b, 0.0) if spec.info.bias_rows == 1 else (b[0], b[1])
     h = np.zeros((len(x), spec.units))
     c = np.zeros_like(h)
     for t in range(x.shape[1]):
-        z = np.asarray(x[:, t], np.float64) @ k + h @ r + b
-        if spec.kind == "rnn":
-            h = act(z)
-            continue
-        i, f, g, o = np.split(z, 4, axis=1)  # canonical gate order
-        c = sig(f) * c + sig(i) * act(g)
-        h = sig(o) * act(c)
-    return (h @ dk + db)[:, 0]
+        h, c = step(act, np.asarray(x[:, t], np.float64) @ k + b_in, h @ r + b_rec, h, c)
+    out = h @ dk + db
+    return out if spec.classification else out[:, 0]
 
 
 def assert_weights_close(got: Weights, want: Weights, rtol: float, what: str) -> None:
@@ -126,11 +230,12 @@ def cases(backends: tuple[str, ...] | None, devices: tuple[str, ...]) -> list[An
         availability = backend.availability()
         for device in devices:
             for implementation in backend.implementations:
-                for shape, units, steps, features, samples, batch in SHAPES:
-                    for kind in ("rnn", "lstm"):
-                        for activation in ("relu", "tanh"):
-                            spec = ModelSpec(kind, units, steps, features, activation)
-                            case = Case(name, implementation, device, spec, shape, samples, batch)
+                for shape in SHAPES:
+                    for kind in MODEL_KINDS:
+                        for activation in shape.activations:
+                            spec = ModelSpec(kind, shape.units, shape.steps, shape.features, activation,  # type: ignore[arg-type]
+                                             head=shape.head, outputs=shape.outputs)  # fmt: skip
+                            case = Case(name, implementation, device, spec, shape.label, shape.samples, shape.batch)
                             why = (
                                 f"{name} is not available: {availability.reason}"
                                 if not availability.available
@@ -141,12 +246,67 @@ def cases(backends: tuple[str, ...] | None, devices: tuple[str, ...]) -> list[An
     return params
 
 
-def _data(case: Case) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _digits(n: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:  # pixels as the digits have them: integers 0..16, scaled
+        return gen.integers(0, 17, (n, 8, 8)) / 16.0, gen.integers(0, 10, n)
+    bunch = load_digits()
+    return bunch.images[:n] / 16.0, bunch.target[:n]
+
+
+def case_data(case: Case) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The case's inputs, targets and one batch order per epoch (float32, seeded)."""
+    shape, n = SHAPE[case.shape], case.samples
     gen = np.random.default_rng(7)
-    s = case.spec
-    x = gen.standard_normal((case.samples, s.steps, s.features)).astype(np.float32)
-    y = gen.standard_normal(case.samples).astype(np.float32)
-    return x, y, gen.permutation(case.samples)
+    if shape.inputs == "arithmetic":
+        data = ArithmeticTask().make(7, samples=n, steps=shape.steps)
+        x, y = data.x_train, data.y_train
+    elif shape.inputs == "adding":
+        data = AddingTask().make(7, samples=n, steps=shape.steps)
+        x, y = data.x_train, data.y_train
+    elif shape.inputs == "digits":
+        x, y = _digits(n, gen)
+    else:
+        x = gen.standard_normal((n, shape.steps, shape.features))
+        y = gen.standard_normal(n)
+    orders = [gen.permutation(n) for _ in range(EPOCHS)]
+    return np.asarray(x, np.float32), np.asarray(y, np.float32), orders
+
+
+def compare_training(build: Callable[[Weights], Model], case: Case) -> None:
+    """Train ``build(weights)`` for :data:`EPOCHS` epochs beside the float64 reference; assert they agree.
+
+    Every epoch ends with a short batch, and epochs are separate ``train_epoch``
+    calls, so the optimiser's state must persist from one call to the next.
+    """
+    from seqbench_numpy.model import NumpyModel  # the reference backend ships with seqbench
+
+    weights = initial_weights(case.spec, 3)
+    x, y, orders = case_data(case)
+    assert len(x) % case.batch, "the kit's cases end every epoch with a short batch"
+    reference, model = NumpyModel(case.spec, weights, dtype="float64"), build(weights)
+    reference.set_train_data(x, y)
+    model.set_train_data(x, y)
+    rtol = case.train_rtol
+    why = " (tanh on unscaled inputs saturates: see seqbench.testing)" if case.saturates else ""
+    for epoch, order in enumerate(orders, 1):
+        # What usually breaks: the short batch in every epoch; the optimiser's state from the second on.
+        hint = "; the short last batch must be trained, and its loss weighted by its length"
+        if epoch > 1:
+            hint += "; the optimiser's state (Adam's moments and step) must persist across train_epoch calls"
+        want_loss, got_loss = reference.train_epoch(order, case.batch), model.train_epoch(order, case.batch)
+        model.synchronize()
+        assert abs(got_loss - want_loss) <= rtol * abs(want_loss), (
+            f"epoch {epoch}: loss {got_loss!r} differs from the reference {want_loss!r}{why}{hint}"
+        )
+        want, got = reference.get_weights(), model.get_weights()
+        for name, array in want.arrays().items():
+            err = relative_error(getattr(got, name), array, floor=SCALE_FLOOR)
+            assert err <= rtol, (
+                f"after epoch {epoch}: {name} differs from the reference (relative error {err:.2e} > {rtol:g})"
+                f"{why}{hint}"
+            )
 
 
 def _build(name: str, implementation: str, case: Case, weights: Weights) -> Any:
@@ -178,30 +338,20 @@ class BackendConformance:
 
     def test_forward_matches_reference(self, case: Case) -> None:
         weights = initial_weights(case.spec, 2)
-        x, _, _ = _data(case)
-        want = _build(REFERENCE, "reference", case, weights).predict(x)
+        x, _, _ = case_data(case)
+        want = reference_forward(case.spec, weights, x)
         got = _build(case.backend, case.implementation, case, weights).predict(x)
-        assert isinstance(got, np.ndarray) and got.shape == (len(x),)
+        shape = (len(x), case.spec.outputs) if case.spec.classification else (len(x),)
+        assert isinstance(got, np.ndarray) and got.shape == shape, f"predict() returned shape {np.shape(got)}"
         err = relative_error(got, want)
         assert err <= FORWARD_RTOL, f"predictions differ from the reference: relative error {err:.2e}"
 
-    def test_one_epoch_matches_reference(self, case: Case) -> None:
-        weights = initial_weights(case.spec, 3)
-        x, y, order = _data(case)
-        results = []
-        for name, impl in ((REFERENCE, "reference"), (case.backend, case.implementation)):
-            model = _build(name, impl, case, weights)
-            model.set_train_data(x, y)
-            loss = model.train_epoch(order, case.batch)
-            model.synchronize()
-            results.append((loss, model.get_weights()))
-        (want_loss, want), (got_loss, got) = results
-        assert abs(got_loss - want_loss) <= TRAIN_RTOL * abs(want_loss), (got_loss, want_loss)
-        assert_weights_close(got, want, TRAIN_RTOL, "after one epoch")
+    def test_three_epochs_match_reference(self, case: Case) -> None:
+        compare_training(lambda weights: _build(case.backend, case.implementation, case, weights), case)
 
     def test_seed_determines_the_loss_curve(self, case: Case) -> None:
-        if case.shape != "seed":
-            pytest.skip("checked on the seed shape")
+        if case.shape != "seed" or case.spec.kind != "lstm":
+            pytest.skip("checked on the seed shape's LSTM: the epoch loop is the harness's, whatever the kind")
         backend = backend_for(case.backend, case.device)
 
         def curve(seed: int) -> list[float]:

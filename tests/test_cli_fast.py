@@ -30,8 +30,8 @@ def test_help_and_list_import_no_framework_and_no_pandas(plugin_env):
     [
         (["--backends", "nope"], "unknown backend 'nope'; valid: "),
         (["--backends", "numpy:fast"], "has no implementation 'fast'; valid: reference"),
-        (["--models", "gru"], "unknown model 'gru'; valid: rnn, lstm"),
-        (["--task", "sorting"], "unknown task 'sorting'; valid: arithmetic"),
+        (["--models", "cnn"], "unknown model 'cnn'; valid: rnn, lstm, gru"),
+        (["--task", "sorting"], "unknown task 'sorting'; valid: adding, arithmetic, digits"),
         (["--device", "tpu"], "unknown device 'tpu'; valid: cpu, gpu, auto"),
         (["--activation", "gelu"], "unknown activation 'gelu'; valid: relu, tanh"),
         (["--epochs", "0"], "--epochs must be positive, got 0"),

@@ -21,7 +21,7 @@ from seqbench_numpy import NumpyBackend
 from seqbench_numpy.model import NumpyModel
 
 from seqbench import SeqbenchError
-from seqbench.contract import ModelSpec
+from seqbench.contract import MODEL_KINDS, ModelSpec
 from seqbench.harness import initial_weights, run_cell
 from seqbench.results import STATUS_OK, CellConfig
 from seqbench.tasks import ArithmeticTask
@@ -33,7 +33,7 @@ tf = pytest.importorskip("tensorflow")
 pytestmark = [pytest.mark.slow, pytest.mark.framework]
 
 IMPLEMENTATIONS = KerasBackend.implementations
-KINDS_ACTIVATIONS = [(k, a) for k in ("rnn", "lstm") for a in ("relu", "tanh")]
+KINDS_ACTIVATIONS = [(k, a) for k in MODEL_KINDS for a in ("relu", "tanh")]
 SAMPLES, BATCH = 100, 32  # a short last batch of 4: a plain mean of batch losses is 1-20% off
 # Weights and losses after training, relative to the reference (the conformance kit's bound).
 TRAIN_RTOL = 1e-4
@@ -130,7 +130,7 @@ def test_configure_refuses_other_threads_once_started(backend: KerasBackend) -> 
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-@pytest.mark.parametrize("kind, params", [("rnn", 131), ("lstm", 491)])
+@pytest.mark.parametrize("kind, params", [("rnn", 131), ("lstm", 491), ("gru", 401)])
 def test_param_count_and_weight_round_trip(backend: KerasBackend, kind: str, params: int, impl: str) -> None:
     spec = seed_spec(kind)
     weights = random_weights(spec)
@@ -155,10 +155,34 @@ def test_forward_matches_numpy(backend: KerasBackend, data: tuple, kind: str, ac
 
 
 # Every implementation on the seed's relu models; tanh through the graph loop.
-TRAIN_COMBOS = [(k, "relu", i) for k in ("rnn", "lstm") for i in IMPLEMENTATIONS] + [
+TRAIN_COMBOS = [(k, "relu", i) for k in MODEL_KINDS for i in IMPLEMENTATIONS] + [
     ("rnn", "tanh", "graph"),
     ("lstm", "tanh", "graph"),
+    ("gru", "tanh", "graph"),
 ]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_classification_head_matches_numpy(backend: KerasBackend, impl: str) -> None:
+    spec = ModelSpec("gru", 6, steps=4, features=3, activation="tanh", head="classification", outputs=4)
+    weights = random_weights(spec)
+    gen = np.random.default_rng(5)
+    x = gen.normal(size=(40, 4, 3)).astype(np.float32)
+    y = gen.integers(0, 4, 40).astype(np.float32)
+    model, reference = backend.build(impl, spec, weights, "cpu"), NumpyModel(spec, weights)
+    got = model.predict(x)
+    assert got.shape == (40, 4)
+    assert relative_error(got, reference_forward(spec, weights, x)) <= 1e-5
+    order = gen.permutation(40)
+    for epoch in (1, 2):
+        losses = []
+        for m in (reference, model):
+            if epoch == 1:
+                m.set_train_data(x, y)
+            losses.append(m.train_epoch(order, 16))  # 40 = 2 * 16 + 8: a short last batch
+        assert abs(losses[1] - losses[0]) <= TRAIN_RTOL * abs(losses[0]), (epoch, losses)
+    for name, array in reference.get_weights().arrays().items():
+        assert relative_error(getattr(model.get_weights(), name), array) <= TRAIN_RTOL, name
 
 
 @pytest.mark.parametrize("kind, activation, impl", TRAIN_COMBOS)

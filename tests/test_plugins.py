@@ -136,7 +136,7 @@ def test_an_allow_list_that_filters_everything_out_points_at_the_variable(monkey
 
 def test_unknown_names_list_the_valid_ones():
     reg = build_registry(new_plugin_manager())
-    with pytest.raises(UsageError, match="unknown task 'nope'; valid: arithmetic"):
+    with pytest.raises(UsageError, match="unknown task 'nope'; valid: adding, arithmetic, digits"):
         reg.task("nope")
     with pytest.raises(UsageError, match="unknown backend 'nope'"):
         reg.backend("nope")

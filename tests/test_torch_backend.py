@@ -11,7 +11,7 @@ from seqbench_numpy.model import NumpyModel
 from seqbench_torch import TorchBackend  # imports no torch
 
 from seqbench import SeqbenchError
-from seqbench.contract import ModelSpec, OptimizerSpec
+from seqbench.contract import MODEL_KINDS, ModelSpec, OptimizerSpec
 from seqbench.harness import batch_orders, initial_weights, run_cell
 from seqbench.results import STATUS_OK, CellConfig
 from seqbench.tasks import ArithmeticTask
@@ -29,13 +29,14 @@ def seed_spec(kind: str, activation: str) -> ModelSpec:
 # Every combination the backend says it runs on CPU; test_supports checks the refusals.
 COMBOS = [
     (kind, activation, impl)
-    for kind in ("rnn", "lstm")
+    for kind in MODEL_KINDS
     for activation in ("relu", "tanh")
     for impl in TorchBackend.implementations
     if TorchBackend().supports(impl, seed_spec(kind, activation), "cpu") is None
 ]
 # cuDNN LSTM and RNN, and our cell; the tanh RNN is left out as ill-conditioned (see below).
-GPU_COMBOS = [("lstm", "tanh", "fused"), ("rnn", "relu", "fused"), ("lstm", "relu", "loop")]
+GPU_COMBOS = [("lstm", "tanh", "fused"), ("rnn", "relu", "fused"), ("lstm", "relu", "loop"), ("gru", "tanh", "fused")]
+PARAMS = {"rnn": 131, "lstm": 491, "gru": 401}
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
@@ -66,7 +67,9 @@ def test_availability_and_versions(backend: TorchBackend) -> None:
 
 
 def test_supports_names_the_reason(backend: TorchBackend) -> None:
-    assert len(COMBOS) == 7  # all of rnn/lstm x relu/tanh x fused/loop but the fused relu LSTM
+    # all of rnn/lstm/gru x relu/tanh x fused/loop but the fused relu LSTM and GRU
+    assert len(COMBOS) == 10
+    assert "nn.GRU computes tanh only" in (backend.supports("fused", seed_spec("gru", "relu"), "cpu") or "")
     lstm_relu = seed_spec("lstm", "relu")
     assert "tanh" in (backend.supports("fused", lstm_relu, "cpu") or "")
     assert backend.supports("fused", ModelSpec("rnn", 10, 3, activation="elu"), "cpu")
@@ -94,7 +97,7 @@ def test_param_count_and_weight_round_trip(backend: TorchBackend, kind: str, act
     spec = seed_spec(kind, activation)
     w = random_weights(spec)
     model = backend.build(impl, spec, w, "cpu")
-    assert model.trainable_params() == spec.param_count == {"rnn": 131, "lstm": 491}[kind]
+    assert model.trainable_params() == spec.param_count == PARAMS[kind]
     out = model.get_weights()
     out.check(spec)
     for name, value in out.arrays().items():
@@ -112,6 +115,27 @@ def test_forward_matches_numpy(backend: TorchBackend, kind: str, activation: str
     pred = backend.build(impl, spec, w, "cpu").predict(x)
     assert pred.shape == (64,) and pred.dtype == np.float32
     np.testing.assert_allclose(pred, reference_forward(spec, w, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,activation,impl", COMBOS)
+def test_classification_head_matches_numpy(backend: TorchBackend, kind: str, activation: str, impl: str) -> None:
+    spec = ModelSpec(kind, 6, steps=4, features=3, activation=activation, head="classification", outputs=4)  # type: ignore[arg-type]
+    w = random_weights(spec)
+    gen = np.random.default_rng(5)
+    x = gen.normal(size=(40, 4, 3)).astype(np.float32)
+    y = gen.integers(0, 4, 40).astype(np.float32)
+    ours, reference = backend.build(impl, spec, w, "cpu"), NumpyModel(spec, w, dtype="float64")
+    assert ours.predict(x).shape == (40, 4)
+    np.testing.assert_allclose(ours.predict(x), reference_forward(spec, w, x), rtol=1e-5, atol=1e-6)
+    order = gen.permutation(40)
+    losses = []
+    for model in (ours, reference):
+        model.set_train_data(x, y)
+        losses.append(model.train_epoch(order, 16))  # 40 = 2 * 16 + 8: a short last batch
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    expected = reference.get_weights()
+    for name, value in ours.get_weights().arrays().items():
+        assert relative_error(value, getattr(expected, name)) <= 1e-4, name
 
 
 @pytest.mark.parametrize("kind,activation,impl", COMBOS)
@@ -176,7 +200,7 @@ def test_run_cell_through_the_harness(backend: TorchBackend, model: str, activat
     )  # fmt: skip
     record = run_cell(backend, cell, ArithmeticTask())
     assert record.status == STATUS_OK and record.epochs_run == 2
-    assert record.params == {"rnn": 131, "lstm": 491}[model]
+    assert record.params == PARAMS[model]
     assert record.implementation_path == ("nn.RNN/aten" if impl == "fused" else "python-loop")
     assert record.gpu_s is None
     assert record.details is not None and record.details["tf32_cudnn"] == "False"

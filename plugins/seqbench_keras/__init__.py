@@ -45,6 +45,8 @@ INSTALL_HINT = "pip install -e '.[keras]' -c constraints.txt  (in the seqbench c
 # before, a short last batch counted as much as a full one.
 FIT_MIN_KERAS = (3, 2)
 _TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
+# The Keras layer of each model kind (seqbench_keras.models.LAYERS builds them).
+KERAS_LAYERS = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU(reset_after=True)"}
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -101,6 +103,8 @@ class KerasBackend:
         basic = unsupported_basics(self, implementation, spec, device)
         if basic is not None:
             return basic
+        if spec.kind not in KERAS_LAYERS:
+            return f"the keras backend has no layer for model {spec.kind!r}"
         keras_version = _installed("keras") or ""
         if implementation == "fit" and _release(keras_version) < FIT_MIN_KERAS:
             floor = ".".join(map(str, FIT_MIN_KERAS))

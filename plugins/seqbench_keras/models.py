@@ -5,11 +5,13 @@ has set the environment, the threads and the visible devices.
 
 The network is what a Keras user writes for the seed task::
 
-    Sequential([Input((steps, features)), SimpleRNN | LSTM(units, activation), Dense(1)])
+    Sequential([Input((steps, features)), SimpleRNN | LSTM | GRU(units, activation), Dense(outputs)])
 
-trained on the mean squared error with ``keras.optimizers.Adam``, whose
-update is the contract's canonical one.  Keras's layout is the canonical
-weight layout, so weights cross the contract unchanged.
+trained on the mean squared error (regression) or the softmax cross-entropy
+of the logits (classification) with ``keras.optimizers.Adam``, whose update
+is the contract's canonical one.  Keras's layout is the canonical weight
+layout (the GRU with ``reset_after=True``), so weights cross the contract
+unchanged.
 """
 
 from __future__ import annotations
@@ -32,35 +34,74 @@ _FIT_EPOCHS = 2**31 - 1
 _STOP_TIMEOUT_S = 60.0
 
 
+def _simple_rnn(spec: ModelSpec, allow_cudnn: bool, **common: object) -> keras.layers.Layer:
+    return keras.layers.SimpleRNN(spec.units, **common)
+
+
+def _lstm(spec: ModelSpec, allow_cudnn: bool, **common: object) -> keras.layers.Layer:
+    return keras.layers.LSTM(
+        spec.units,
+        recurrent_activation="sigmoid",
+        unit_forget_bias=False,  # the harness loads the forget bias with the other weights
+        # XLA cannot compile the cuDNN op; "auto" is Keras's default.
+        use_cudnn="auto" if allow_cudnn else False,
+        **common,
+    )
+
+
+def _gru(spec: ModelSpec, allow_cudnn: bool, **common: object) -> keras.layers.Layer:
+    return keras.layers.GRU(
+        spec.units,
+        recurrent_activation="sigmoid",
+        reset_after=True,  # the canonical layout: bias (2, 3h); also what cuDNN computes
+        use_cudnn="auto" if allow_cudnn else False,
+        **common,
+    )
+
+
+# One Keras layer per kind of seqbench.contract.KINDS; a kind missing here is refused by supports().
+LAYERS: dict[str, Callable[..., keras.layers.Layer]] = {"rnn": _simple_rnn, "lstm": _lstm, "gru": _gru}
+CUDNN_KINDS = ("lstm", "gru")
+
+
 def build_network(spec: ModelSpec, *, allow_cudnn: bool) -> keras.Sequential:
     """The seed notebook's model for ``spec``, with zero weights.
 
     The harness loads every weight, so Keras's random initialisers would only
     cost time; zeros also make a weight that failed to load obvious.
     """
+    if spec.kind not in LAYERS:
+        raise ValueError(f"the keras backend has no layer for model {spec.kind!r}")
     zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros", "dtype": spec.dtype}
     recurrent = {**zeros, "activation": spec.activation, "recurrent_initializer": "zeros"}
-    if spec.kind == "lstm":
-        layer = keras.layers.LSTM(
-            spec.units,
-            recurrent_activation="sigmoid",
-            unit_forget_bias=False,
-            # XLA cannot compile the cuDNN op; "auto" is Keras's default.
-            use_cudnn="auto" if allow_cudnn else False,
-            **recurrent,
-        )
-    else:
-        layer = keras.layers.SimpleRNN(spec.units, **recurrent)
+    layer = LAYERS[spec.kind](spec, allow_cudnn, **recurrent)
     return keras.Sequential(
-        [keras.Input((spec.steps, spec.features), dtype=spec.dtype), layer, keras.layers.Dense(1, **zeros)]
+        [keras.Input((spec.steps, spec.features), dtype=spec.dtype), layer, keras.layers.Dense(spec.outputs, **zeros)]
     )
+
+
+def loss_function(spec: ModelSpec) -> keras.losses.Loss:
+    """Mean squared error, or softmax cross-entropy of logits against class indices; both batch means."""
+    if spec.classification:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return keras.losses.MeanSquaredError()
 
 
 def uses_cudnn(spec: ModelSpec, allow_cudnn: bool) -> bool:
-    """Keras's own rule for its cuDNN LSTM: tanh, sigmoid gates, a bias, no unrolling, a GPU."""
+    """Keras's own rule for its cuDNN LSTM and GRU: tanh, sigmoid gates, a bias, no unrolling, a GPU."""
     return (
-        allow_cudnn and spec.kind == "lstm" and spec.activation == "tanh" and bool(tf.config.get_visible_devices("GPU"))
+        allow_cudnn
+        and spec.kind in CUDNN_KINDS
+        and spec.activation == "tanh"
+        and bool(tf.config.get_visible_devices("GPU"))
     )
+
+
+def _targets(spec: ModelSpec, y: np.ndarray) -> tf.Tensor:
+    """Regression targets as ``(n, 1)`` float32; class indices as ``(n,)`` int32."""
+    if spec.classification:
+        return tf.constant(np.asarray(y).astype(np.int32))
+    return tf.constant(np.reshape(y, (-1, 1)), tf.float32)
 
 
 class KerasModel:
@@ -111,8 +152,8 @@ class KerasModel:
         return None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        out = self.network(tf.constant(x, tf.float32), training=False)
-        return np.asarray(out, np.float32).reshape(-1)
+        out = np.asarray(self.network(tf.constant(x, tf.float32), training=False), np.float32)
+        return out if self.spec.classification else out.reshape(-1)
 
     def describe(self) -> dict[str, str]:
         return {
@@ -122,7 +163,7 @@ class KerasModel:
             "inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
             "weights_device": self.variables["kernel"].value.device,
             "visible_gpus": ",".join(d.name for d in tf.config.get_visible_devices("GPU")) or "none",
-            "cudnn_lstm": str(self.cudnn),
+            "cudnn": str(self.cudnn),
         }
 
 
@@ -139,7 +180,7 @@ class GraphModel(KerasModel):
         self.xla = xla
         # Variables cannot be created inside the traced loop: build them now.
         self.optimizer.build(self.network.trainable_variables)
-        self.loss_fn = keras.losses.MeanSquaredError()
+        self.loss_fn = loss_function(spec)
         self.data: tuple[tf.Tensor, tf.Tensor] | None = None
         self.epoch_fns: dict[int, Callable[[tf.Tensor], tf.Tensor]] = {}  # by batch size
         self.loss_device = ""
@@ -148,7 +189,7 @@ class GraphModel(KerasModel):
         device = "/GPU:0" if self.device == "gpu" else "/CPU:0"
         with tf.device(device):  # identity copies the host constants onto the device
             xs = tf.identity(tf.constant(x, tf.float32))
-            ys = tf.identity(tf.constant(np.reshape(y, (-1, 1)), tf.float32))
+            ys = tf.identity(_targets(self.spec, y))
         self.data = (xs, ys)
         self.epoch_fns = {}  # they captured the previous data
 
@@ -197,7 +238,7 @@ class GraphModel(KerasModel):
         return float(loss)
 
     def implementation_path(self) -> str:
-        return "tf.function-epoch" + ("+xla" if self.xla else "") + ("+cudnn-lstm" if self.cudnn else "")
+        return "tf.function-epoch" + ("+xla" if self.xla else "") + (f"+cudnn-{self.spec.kind}" if self.cudnn else "")
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "loss_device": self.loss_device, "jit_compile": str(self.xla)}
@@ -217,9 +258,9 @@ class FitModel(KerasModel):
 
     def __init__(self, spec: ModelSpec, weights: Weights, device: str) -> None:
         super().__init__(spec, weights, device)
-        self.network.compile(optimizer=self.optimizer, loss="mse")
+        self.network.compile(optimizer=self.optimizer, loss=loss_function(spec))
         self.x = tf.zeros((0, spec.steps, spec.features))
-        self.y = tf.zeros((0, 1))
+        self.y = _targets(spec, np.zeros(0, np.float32))
         self.run: _FitRun | None = None
         self._stop_run: weakref.finalize | None = None
 
@@ -228,7 +269,7 @@ class FitModel(KerasModel):
         # batches are gathered there and copied to the device per step.
         with tf.device("/CPU:0"):
             self.x = tf.constant(x, tf.float32)
-            self.y = tf.constant(np.reshape(y, (-1, 1)), tf.float32)
+            self.y = _targets(self.spec, y)
         self._end_run()  # its dataset holds the previous data
 
     def _end_run(self) -> None:
@@ -247,7 +288,9 @@ class FitModel(KerasModel):
         return self.run.epoch(order)
 
     def implementation_path(self) -> str:
-        return "model.fit" + ("+xla" if self.network.jit_compile else "") + ("+cudnn-lstm" if self.cudnn else "")
+        return "model.fit" + ("+xla" if self.network.jit_compile else "") + (
+            f"+cudnn-{self.spec.kind}" if self.cudnn else ""
+        )
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "jit_compile": str(self.network.jit_compile)}

@@ -1,4 +1,4 @@
-"""SimpleRNN and LSTM in NumPy with full backpropagation through time.
+"""SimpleRNN, LSTM and GRU in NumPy with full backpropagation through time.
 
 Made for speed as well as clarity, since it is also benchmarked:
 
@@ -12,7 +12,11 @@ Made for speed as well as clarity, since it is also benchmarked:
   ``out=`` arguments;
 * LSTM gates are held internally in the order input, forget, output,
   candidate, so the three sigmoids are one call on contiguous columns; the
-  canonical order (input, forget, candidate, output) is restored on export.
+  canonical order (input, forget, candidate, output) is restored on export;
+* the GRU keeps the canonical order (update, reset, candidate): its two
+  sigmoids are already contiguous;
+* the head is ``Dense(outputs)`` with MSE (regression) or softmax
+  cross-entropy (classification), see :func:`head_loss`.
 """
 
 from __future__ import annotations
@@ -42,21 +46,47 @@ class _Buffers:
     run about three times faster than on column slices of ``(batch, 4h)``.
     """
 
-    def __init__(self, steps: int, batch: int, features: int, units: int, gates: int, dtype: npt.DTypeLike) -> None:
+    def __init__(self, kind: str, steps: int, batch: int, features: int, units: int, gates: int,
+                 dtype: npt.DTypeLike) -> None:  # fmt: skip
         g = gates * units
         self.x = np.empty((steps, features, batch), dtype)
         self.y = np.empty(batch, dtype)
         self.z = np.empty((steps, g, batch), dtype)  # pre-activations, then their gradients
-        self.a = np.empty((steps, g, batch), dtype)  # LSTM gate activations
+        self.a = np.empty((steps, g, batch), dtype)  # LSTM/GRU gate activations
         self.h = np.zeros((steps + 1, units, batch), dtype)  # h[0] stays zero
         self.tmp = np.empty((g, batch), dtype)
         self.dh = np.empty((units, batch), dtype)
         self.mask = np.empty((units, batch), dtype)
-        if gates == 4:
+        if kind == "gru":
+            self.rz = np.empty((steps, g, batch), dtype)  # recurrent pre-activations, then their gradients
+            self.t1 = np.empty((units, batch), dtype)
+        if kind == "lstm":
             self.c = np.zeros((steps + 1, units, batch), dtype)
             self.ac = np.empty((steps, units, batch), dtype)  # activation(c)
             self.dc = np.empty((units, batch), dtype)
             self.t1 = np.empty((units, batch), dtype)
+
+
+def head_loss(out: np.ndarray, y: np.ndarray, classification: bool) -> tuple[float, np.ndarray]:
+    """Loss of the head's output ``out (outputs, batch)`` and its gradient ``d loss / d out``.
+
+    Regression: mean squared error of ``out[0]``.  Classification: mean
+    softmax cross-entropy of the logits against the class indices in ``y``.
+    """
+    n = out.shape[1]
+    if not classification:
+        err = out[0] - y
+        return float(np.mean(err * err)), ((2.0 / n) * err)[None, :].astype(out.dtype)
+    shifted = out - out.max(axis=0, keepdims=True)  # softmax is shift-invariant; exp cannot overflow
+    p = np.exp(shifted)
+    total = p.sum(axis=0, keepdims=True)
+    p /= total
+    cls = y.astype(np.int64)
+    cols = np.arange(n)
+    loss = float(np.mean(np.log(total[0]) - shifted[cls, cols]))
+    p[cls, cols] -= 1
+    p /= n
+    return loss, p
 
 
 class NumpyModel:
@@ -71,7 +101,8 @@ class NumpyModel:
         weights.check(spec)
         self.spec = spec
         self.dtype = np.dtype(dtype or spec.dtype).type
-        self.lstm = spec.kind == "lstm"
+        self.kind = spec.info.name  # ValueError for an unknown kind, before any work
+        self.lstm = self.kind == "lstm"
         self.gates = spec.gates
         self.relu = spec.activation == "relu"
         # copies, never views: training updates the parameters in place
@@ -87,28 +118,31 @@ class NumpyModel:
     # ---------------------------------------------------------- layout
 
     def _perm(self) -> np.ndarray:
-        """Gate order internal <- canonical (identity for the RNN)."""
+        """Gate order internal <- canonical (identity for the RNN and the GRU)."""
         h = self.spec.units
         if not self.lstm:
-            return np.arange(h)
+            return np.arange(self.gates * h)
         i, f, c, o = (np.arange(k * h, (k + 1) * h) for k in range(4))
         return np.concatenate([i, f, o, c])
 
     def _to_internal(self, w: Weights) -> list[np.ndarray]:
+        """Transposed kernels in the internal gate order; the bias as ``(rows, gates*h, 1)``."""
         p = self._perm()
-        return [w.kernel[:, p].T, w.recurrent_kernel[:, p].T, w.bias[p][:, None], w.dense_kernel, w.dense_bias]
+        bias = np.reshape(w.bias, (self.spec.info.bias_rows, -1))[:, p, None]
+        return [w.kernel[:, p].T, w.recurrent_kernel[:, p].T, bias, w.dense_kernel, w.dense_bias]
 
     def _to_canonical(self, arrays: list[np.ndarray], dtype: npt.DTypeLike) -> Weights:
         inverse = np.argsort(self._perm())
         wx, wh, b, wd, bd = (np.asarray(a, dtype=dtype) for a in arrays)
-        return Weights(wx.T[:, inverse].copy(), wh.T[:, inverse].copy(), b[inverse, 0], wd.copy(), bd.copy())
+        bias = b[:, inverse, 0].reshape(self.spec.weight_shapes()["bias"])
+        return Weights(wx.T[:, inverse].copy(), wh.T[:, inverse].copy(), bias, wd.copy(), bd.copy())
 
     # ---------------------------------------------------------- math
 
     def _buf(self, batch: int) -> _Buffers:
         if batch not in self._buffers:
             s = self.spec
-            self._buffers[batch] = _Buffers(s.steps, batch, s.features, s.units, self.gates, self.dtype)
+            self._buffers[batch] = _Buffers(self.kind, s.steps, batch, s.features, s.units, self.gates, self.dtype)
         return self._buffers[batch]
 
     def _forward(self, b: _Buffers) -> np.ndarray:
@@ -116,9 +150,11 @@ class NumpyModel:
         wx, wh, bias = self.params[0], self.params[1], self.params[2]
         steps = b.x.shape[0]
         np.matmul(wx, b.x, out=b.z)  # the input projection of every step at once
-        b.z += bias
+        b.z += bias[0]
         h = self.spec.units
         act = _relu if self.relu else np.tanh
+        if self.kind == "gru":
+            return self._forward_gru(b, act)
         for t in range(steps):
             if t:  # h[0] is zero: nothing to add at the first step
                 np.matmul(wh, b.h[t], out=b.tmp)
@@ -136,6 +172,28 @@ class NumpyModel:
             np.multiply(a[2 * h : 3 * h], b.ac[t], out=b.h[t + 1])  # o * act(c)
         return b.h[steps]
 
+    def _forward_gru(self, b: _Buffers, act) -> np.ndarray:  # noqa: ANN001
+        """GRU, ``reset_after=True``: the reset gate scales the candidate's recurrent term, bias included."""
+        wh, b_rec = self.params[1], self.params[2][1]
+        h = self.spec.units
+        for t in range(b.x.shape[0]):
+            rz, a, z = b.rz[t], b.a[t], b.z[t]
+            if t:
+                np.matmul(wh, b.h[t], out=rz)
+                rz += b_rec
+            else:  # h[0] is zero: the recurrent term is its bias alone
+                rz[...] = b_rec
+            np.add(z[: 2 * h], rz[: 2 * h], out=a[: 2 * h])
+            _sigmoid(a[: 2 * h], out=a[: 2 * h])  # update, reset
+            np.multiply(a[h : 2 * h], rz[2 * h :], out=b.t1)  # r * (h U_c + b_rec_c)
+            b.t1 += z[2 * h :]
+            act(b.t1, out=a[2 * h :])  # candidate
+            # h_t = u * h_{t-1} + (1 - u) * c = c + u * (h_{t-1} - c)
+            np.subtract(b.h[t], a[2 * h :], out=b.h[t + 1])
+            b.h[t + 1] *= a[:h]
+            b.h[t + 1] += a[2 * h :]
+        return b.h[b.x.shape[0]]
+
     def _act_grad(self, activated: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The activation's derivative, from its output: relu' = [y > 0], tanh' = 1 - y^2."""
         if self.relu:
@@ -150,6 +208,8 @@ class NumpyModel:
         h = self.spec.units
         dh, dz = b.dh, b.z  # the forward's pre-activations are overwritten by their gradients
         dh[...] = dh_last
+        if self.kind == "gru":
+            return self._backward_gru(b, wh_t)
         if self.lstm:
             b.dc.fill(0)
         for t in range(steps - 1, -1, -1):
@@ -178,17 +238,54 @@ class NumpyModel:
         self.grads[0][...] = np.tensordot(dz, b.x, axes=([0, 2], [0, 2]))
         # h[0] is zero, so step 0 adds nothing to the recurrent gradient
         self.grads[1][...] = np.tensordot(dz[1:], b.h[1:steps], axes=([0, 2], [0, 2]))
-        np.sum(dz, axis=(0, 2), out=self.grads[2][:, 0])
+        np.sum(dz, axis=(0, 2), out=self.grads[2][0, :, 0])
+
+    def _backward_gru(self, b: _Buffers, wh_t: np.ndarray) -> None:
+        """The GRU's sweep: ``b.z`` receives the input-side and ``b.rz`` the recurrent-side
+        pre-activation gradients; they differ only in the candidate block, where the
+        recurrent side is scaled by the reset gate."""
+        steps, h = b.x.shape[0], self.spec.units
+        dh = b.dh
+        for t in range(steps - 1, -1, -1):
+            a, dx, dr = b.a[t], b.z[t], b.rz[t]
+            u, r, c = a[:h], a[h : 2 * h], a[2 * h :]
+            # candidate: d c_pre = dh * (1 - u) * act'(c); the recurrent side keeps rz_c for d r
+            np.subtract(1, u, out=b.t1)
+            b.t1 *= dh
+            b.t1 *= self._act_grad(c, b.mask)
+            np.multiply(b.t1, r, out=b.mask)  # d (h U_c + b_rec_c) = d c_pre * r
+            np.multiply(b.t1, dr[2 * h :], out=dx[h : 2 * h])  # d r = d c_pre * rz_c (before overwriting rz)
+            dr[2 * h :] = b.mask
+            dx[2 * h :] = b.t1
+            # update: d u = dh * (h_{t-1} - c)
+            np.subtract(b.h[t], c, out=dx[:h])
+            dx[:h] *= dh
+            # through the sigmoids: s' = s (1 - s)
+            s, ds = a[: 2 * h], b.tmp[: 2 * h]
+            np.subtract(1, s, out=ds)
+            ds *= s
+            dx[: 2 * h] *= ds
+            dr[: 2 * h] = dx[: 2 * h]
+            # to h_{t-1}: directly through u, and through the recurrent products
+            dh *= u
+            if t:
+                np.matmul(wh_t, dr, out=b.t1)
+                dh += b.t1
+        self.grads[0][...] = np.tensordot(b.z, b.x, axes=([0, 2], [0, 2]))
+        self.grads[1][...] = np.tensordot(b.rz[1:], b.h[1:steps], axes=([0, 2], [0, 2]))
+        np.sum(b.z, axis=(0, 2), out=self.grads[2][0, :, 0])
+        np.sum(b.rz, axis=(0, 2), out=self.grads[2][1, :, 0])
+
+    def _head(self, h_last: np.ndarray) -> np.ndarray:
+        """The dense head's output ``(outputs, batch)``."""
+        return self.params[3].T @ h_last + self.params[4][:, None]
 
     def _loss_and_grads(self, b: _Buffers) -> float:
-        wd, bd = self.params[3], self.params[4]
         h_last = self._forward(b)
-        err = (wd.T @ h_last)[0] + bd[0] - b.y
-        loss = float(np.mean(err * err))
-        dout = (2.0 / len(err)) * err[None, :].astype(self.dtype)  # (1, batch)
+        loss, dout = head_loss(self._head(h_last), b.y, self.spec.classification)  # dout (outputs, batch)
         np.matmul(h_last, dout.T, out=self.grads[3])
-        self.grads[4][0] = dout.sum()
-        self._backward(b, wd @ dout)
+        np.sum(dout, axis=1, out=self.grads[4])
+        self._backward(b, self.params[3] @ dout)
         return loss
 
     def _adam(self) -> None:
@@ -237,7 +334,8 @@ class NumpyModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         b = self._buf(len(x))
         b.x[...] = np.asarray(x, self.dtype).transpose(1, 2, 0)
-        return ((self.params[3].T @ self._forward(b))[0] + self.params[4][0]).astype(np.float32)
+        out = self._head(self._forward(b)).astype(np.float32)
+        return out.T.copy() if self.spec.classification else out[0]
 
     def get_weights(self) -> Weights:
         return self._to_canonical(self.params, np.float32)

@@ -8,8 +8,8 @@ framework code lives in :mod:`seqbench_torch.models`.
 Implementations (the default is the fastest that supports the spec, see
 :meth:`TorchBackend.default_implementation`):
 
-* ``fused``: ``nn.RNN`` (tanh or relu) / ``nn.LSTM`` (tanh only); oneDNN runs
-  the LSTM on CPU, cuDNN both on GPU.
+* ``fused``: ``nn.RNN`` (tanh or relu) / ``nn.LSTM`` / ``nn.GRU`` (tanh only);
+  oneDNN runs the LSTM on CPU, cuDNN all three on GPU.
 * ``loop``: our own cell stepped in Python; any activation, so it runs the
   seed's relu LSTM.
 """
@@ -36,7 +36,9 @@ INSTALL_HINT = (
     "pip install -e '.[torch]' -c constraints.txt  (in the seqbench checkout; for the small CPU-only "
     "build first: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)"
 )
-FUSED_ACTIVATIONS = {"rnn": ("tanh", "relu"), "lstm": ("tanh",)}
+# Per model kind: torch's fused layer and the activations it computes.  A kind
+# missing here is refused by supports() (no silent fallback to another layer).
+FUSED_LAYERS = {"rnn": ("nn.RNN", ("tanh", "relu")), "lstm": ("nn.LSTM", ("tanh",)), "gru": ("nn.GRU", ("tanh",))}
 
 
 def _torch_version() -> str | None:
@@ -80,10 +82,12 @@ class TorchBackend:
         basic = unsupported_basics(self, implementation, spec, device)
         if basic is not None:
             return basic
-        fused = FUSED_ACTIVATIONS[spec.kind]
-        if implementation == "fused" and spec.activation not in fused:
-            layer = "nn.LSTM" if spec.kind == "lstm" else "nn.RNN"
-            return f"{layer} computes {' or '.join(fused)} only; 'loop' runs {spec.activation!r}"
+        if implementation == "fused":
+            if spec.kind not in FUSED_LAYERS:
+                return f"torch has no fused layer for model {spec.kind!r}"
+            layer, fused = FUSED_LAYERS[spec.kind]
+            if spec.activation not in fused:
+                return f"{layer} computes {' or '.join(fused)} only; 'loop' runs {spec.activation!r}"
         if device == "gpu":
             return _no_cuda_reason()
         return None

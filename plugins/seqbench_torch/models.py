@@ -2,10 +2,15 @@
 
 Two networks compute the same function from the same canonical weights:
 
-* :class:`FusedNet` wraps ``nn.RNN`` / ``nn.LSTM``: one framework call per
-  batch (oneDNN for the LSTM on CPU, cuDNN on GPU).  PyTorch keeps two bias
-  vectors; the canonical bias lives in ``bias_ih`` and ``bias_hh`` stays zero
-  and frozen, so the trainable parameters are exactly the canonical ones.
+* :class:`FusedNet` wraps ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``: one framework
+  call per batch (oneDNN for the LSTM on CPU, cuDNN on GPU).  PyTorch keeps
+  two bias vectors.  For the RNN and LSTM the canonical bias lives in
+  ``bias_ih`` and ``bias_hh`` stays zero and frozen, so the trainable
+  parameters are exactly the canonical ones; the GRU's two canonical bias
+  rows (input, recurrent) are exactly ``bias_ih`` and ``bias_hh``, both
+  trained.  ``nn.GRU`` orders its gates reset, update, new where the
+  canonical order is update, reset, candidate: :data:`TORCH_GATES` and
+  :func:`_gate_perm` map one onto the other.
 * :class:`LoopNet` is our own cell in a Python loop over time, holding the
   weights in the canonical (Keras) layout; any activation, so it serves the
   seed's relu LSTM, which ``nn.LSTM`` cannot compute.
@@ -46,6 +51,21 @@ def torch_device(device: str) -> torch.device:
     raise SeqbenchError(f"unknown device {device!r} for the torch backend; valid: cpu, gpu")
 
 
+# Gate order of torch's fused layers, in the canonical gate names of seqbench.contract.KINDS.
+TORCH_GATES = {
+    "rnn": ("candidate",),
+    "lstm": ("input", "forget", "candidate", "output"),
+    "gru": ("reset", "update", "candidate"),
+}
+FUSED_LAYERS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def _gate_perm(spec: ModelSpec) -> np.ndarray:
+    """Canonical column indices in torch's gate order: ``torch_cols = canonical[..., perm]``."""
+    info, h = spec.info, spec.units
+    return np.concatenate([np.arange(h) + info.gates.index(gate) * h for gate in TORCH_GATES[spec.kind]])
+
+
 def _array(t: Tensor) -> np.ndarray:
     """A float32 NumPy copy that does not alias the live parameter."""
     return t.detach().cpu().numpy().astype(np.float32)  # astype copies
@@ -56,32 +76,45 @@ def _tensor(a: np.ndarray) -> Tensor:
 
 
 class FusedNet(nn.Module):
-    """``nn.RNN`` / ``nn.LSTM`` (``tanh`` only) plus ``nn.Linear(units, 1)``."""
+    """``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` plus ``nn.Linear(units, outputs)``."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
+        if spec.kind not in FUSED_LAYERS:
+            raise ValueError(f"torch has no fused layer for model {spec.kind!r}")
+        self.spec = spec
         self.rnn: nn.RNNBase
-        if spec.kind == "lstm":
-            if spec.activation != "tanh":
-                raise ValueError("nn.LSTM computes tanh only")
-            self.rnn = nn.LSTM(spec.features, spec.units)
-        else:
+        if spec.kind == "rnn":
             self.rnn = nn.RNN(spec.features, spec.units, nonlinearity=spec.activation)
-        self.head = nn.Linear(spec.units, 1)
-        self.rnn.bias_hh_l0.requires_grad_(False)
+        else:
+            if spec.activation != "tanh":
+                raise ValueError(f"{FUSED_LAYERS[spec.kind].__name__} computes tanh only")
+            self.rnn = FUSED_LAYERS[spec.kind](spec.features, spec.units)
+        self.two_biases = spec.info.bias_rows == 2
+        self.perm = _gate_perm(spec)
+        self.inverse = np.argsort(self.perm)
+        self.head = nn.Linear(spec.units, spec.outputs)
+        if not self.two_biases:
+            self.rnn.bias_hh_l0.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x (steps, batch, features)`` -> ``(batch,)``."""
+        """``x (steps, batch, features)`` -> ``(batch,)`` or logits ``(batch, outputs)``."""
         _, state = self.rnn(x)
         h_n = state[0] if isinstance(state, tuple) else state  # nn.LSTM returns (h_n, c_n)
-        return self.head(h_n[0]).squeeze(1)
+        out = self.head(h_n[0])
+        return out if self.spec.classification else out.squeeze(1)
 
     @torch.no_grad()
     def load(self, w: Weights) -> None:
-        self.rnn.weight_ih_l0.copy_(_tensor(w.kernel).T)
-        self.rnn.weight_hh_l0.copy_(_tensor(w.recurrent_kernel).T)
-        self.rnn.bias_ih_l0.copy_(_tensor(w.bias))
-        self.rnn.bias_hh_l0.zero_()
+        p = self.perm
+        self.rnn.weight_ih_l0.copy_(_tensor(w.kernel[:, p]).T)
+        self.rnn.weight_hh_l0.copy_(_tensor(w.recurrent_kernel[:, p]).T)
+        if self.two_biases:
+            self.rnn.bias_ih_l0.copy_(_tensor(w.bias[0, p]))
+            self.rnn.bias_hh_l0.copy_(_tensor(w.bias[1, p]))
+        else:
+            self.rnn.bias_ih_l0.copy_(_tensor(w.bias[p]))
+            self.rnn.bias_hh_l0.zero_()
         self.head.weight.copy_(_tensor(w.dense_kernel).T)
         self.head.bias.copy_(_tensor(w.dense_bias))
 
@@ -96,17 +129,21 @@ class FusedNet(nn.Module):
         return f"nn.{layer}/{'onednn' if layer == 'LSTM' and onednn else 'aten'}"
 
     def canonical(self) -> Weights:
+        inv = self.inverse
+        bias = _array(self.rnn.bias_ih_l0)[inv]
+        if self.two_biases:
+            bias = np.stack([bias, _array(self.rnn.bias_hh_l0)[inv]])
         return Weights(
-            kernel=_array(self.rnn.weight_ih_l0).T.copy(),
-            recurrent_kernel=_array(self.rnn.weight_hh_l0).T.copy(),
-            bias=_array(self.rnn.bias_ih_l0),
+            kernel=_array(self.rnn.weight_ih_l0).T[:, inv].copy(),
+            recurrent_kernel=_array(self.rnn.weight_hh_l0).T[:, inv].copy(),
+            bias=bias,
             dense_kernel=_array(self.head.weight).T.copy(),
             dense_bias=_array(self.head.bias),
         )
 
 
 class LoopNet(nn.Module):
-    """Our own RNN/LSTM cell, stepped in Python; parameters in the canonical layout."""
+    """Our own RNN/LSTM/GRU cell, stepped in Python; parameters in the canonical layout."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -116,17 +153,25 @@ class LoopNet(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shapes["bias"]))
         self.dense_kernel = nn.Parameter(torch.zeros(shapes["dense_kernel"]))
         self.dense_bias = nn.Parameter(torch.zeros(shapes["dense_bias"]))
-        self.lstm = spec.kind == "lstm"
+        self.spec = spec
         self.units = spec.units
         self.act = ACTIVATIONS[spec.activation]
+        # One recurrence per kind of seqbench.contract.KINDS; an unknown kind fails here.
+        recurrences = {"rnn": self._rnn, "lstm": self._lstm, "gru": self._gru}
+        if spec.kind not in recurrences:
+            raise ValueError(f"the torch loop has no recurrence for model {spec.kind!r}")
+        self.recurrence = recurrences[spec.kind]
+        self.two_biases = spec.info.bias_rows == 2
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x (steps, batch, features)`` -> ``(batch,)``."""
+        """``x (steps, batch, features)`` -> ``(batch,)`` or logits ``(batch, outputs)``."""
         steps, batch, features = x.shape
         # The input projection of every step is one product, hoisted out of the loop.
-        xw = torch.addmm(self.bias, x.reshape(steps * batch, features), self.kernel)
-        h = (self._lstm if self.lstm else self._rnn)(xw.view(steps, batch, -1))
-        return torch.addmm(self.dense_bias, h, self.dense_kernel).squeeze(1)
+        b_in = self.bias[0] if self.two_biases else self.bias
+        xw = torch.addmm(b_in, x.reshape(steps * batch, features), self.kernel)
+        h = self.recurrence(xw.view(steps, batch, -1))
+        out = torch.addmm(self.dense_bias, h, self.dense_kernel)
+        return out if self.spec.classification else out.squeeze(1)
 
     # The state is zero before step 0, so step 0 skips the recurrent product.
     def _rnn(self, xw: Tensor) -> Tensor:
@@ -143,6 +188,19 @@ class LoopNet(nn.Module):
             i, f, g, o = self._gates(torch.addmm(xw[t], h, self.recurrent_kernel))
             c = torch.addcmul(f * c, i, g)
             h = o * self.act(c)
+        return h
+
+    def _gru(self, xw: Tensor) -> Tensor:
+        """``reset_after=True``: the reset gate scales the recurrent term of the candidate, its bias included."""
+        h2 = 2 * self.units
+        b_rec = self.bias[1]
+        h = None
+        for t in range(len(xw)):
+            # The state is zero before step 0: its recurrent term is the bias alone.
+            hw = b_rec.expand(xw.shape[1], -1) if h is None else torch.addmm(b_rec, h, self.recurrent_kernel)
+            u, r = torch.sigmoid(xw[t, :, :h2] + hw[:, :h2]).chunk(2, 1)
+            c = self.act(torch.addcmul(xw[t, :, h2:], r, hw[:, h2:]))
+            h = c - u * c if h is None else torch.lerp(c, h, u)  # u * h + (1 - u) * c
         return h
 
     def _gates(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -220,6 +278,9 @@ class TorchModel:
 
     def __init__(self, net: Net, spec: ModelSpec, weights: Weights, device: str) -> None:
         weights.check(spec)
+        self.spec = spec
+        # Both are mean reductions, as the contract's loss is the batch mean.
+        self._loss = F.cross_entropy if spec.classification else F.mse_loss
         self.device = torch_device(device)
         self._cuda = self.device.type == "cuda"
         self.path = net.path(self.device)
@@ -252,7 +313,8 @@ class TorchModel:
 
     def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
         self._x = self._to_device(x)
-        self._y = _tensor(y).to(self.device)
+        # cross_entropy takes class indices as integers
+        self._y = _tensor(y).to(self.device, torch.int64 if self.spec.classification else torch.float32)
 
     def _lengths(self, n: int, batch_size: int) -> Tensor:
         key = (n, batch_size)
@@ -267,7 +329,7 @@ class TorchModel:
             self._events[0].record()
         losses = []
         for batch in idx.split(batch_size):
-            loss = F.mse_loss(self.net(self._x.index_select(1, batch)), self._y.index_select(0, batch))
+            loss = self._loss(self.net(self._x.index_select(1, batch)), self._y.index_select(0, batch))
             torch._foreach_zero_(self._grads)
             loss.backward()
             self._adam.step()
