@@ -38,6 +38,8 @@ def test_keras_on_a_cpu_only_tensorflow_build_refuses_the_gpu(monkeypatch, no_te
     reason = KerasBackend().supports("graph", SPEC, "gpu")
     assert reason == "the installed TensorFlow (tensorflow-cpu) is a CPU-only build"
     assert "tensorflow" not in sys.modules  # answered without importing it
+    monkeypatch.setattr(seqbench_keras, "_installed", _installed(keras="3.15.0"))
+    assert KerasBackend().supports("graph", SPEC, "gpu") == "TensorFlow is not installed"
 
 
 def test_keras_with_a_cuda_capable_build_asks_for_the_driver(monkeypatch, no_tensorflow_imported):
@@ -52,6 +54,8 @@ def test_keras_with_a_cuda_capable_build_asks_for_the_driver(monkeypatch, no_ten
 
 def test_torch_cpu_build_and_missing_driver_refuse_the_gpu(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(seqbench_torch, "_torch_version", lambda: None)
+    assert TorchBackend().supports("loop", SPEC, "gpu") == "torch is not installed"
     monkeypatch.setattr(seqbench_torch, "_torch_version", lambda: "2.13.0+cpu")
     assert "CPU-only build" in (TorchBackend().supports("loop", SPEC, "gpu") or "")
     monkeypatch.setattr(seqbench_torch, "_torch_version", lambda: "2.13.0")

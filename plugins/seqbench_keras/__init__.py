@@ -73,7 +73,9 @@ def no_gpu_reason() -> str | None:
         return None if tf.config.list_physical_devices("GPU") else "TensorFlow sees no GPU"
     if _installed("tensorflow") is None:  # tensorflow-cpu, or tensorflow-macos, ...
         builds = [d for d in ("tensorflow-cpu", "tensorflow-macos", "tensorflow-intel") if _installed(d)]
-        return f"the installed TensorFlow ({', '.join(builds) or 'unknown build'}) is a CPU-only build"
+        if not builds:
+            return "TensorFlow is not installed"
+        return f"the installed TensorFlow ({', '.join(builds)}) is a CPU-only build"
     if sys.platform == "win32":
         return "TensorFlow 2.11 and later has no GPU support on native Windows (use WSL2)"
     return no_nvidia_driver()

@@ -54,7 +54,9 @@ def _no_cuda_reason() -> str | None:
         import torch
 
         return None if torch.cuda.is_available() else "torch.cuda.is_available() is False"
-    version = _torch_version() or ""
+    version = _torch_version()
+    if version is None:
+        return "torch is not installed"
     if "+cpu" in version:
         return f"the installed torch {version} is a CPU-only build"
     if "+rocm" in version:  # ROCm builds also answer to "cuda"; their driver is not NVIDIA's
