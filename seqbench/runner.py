@@ -208,8 +208,9 @@ def _plan_point(
 ) -> None:
     """Add the rows of one grid point (``config`` holds single values) to ``rows``."""
     units, batch_size, activation = cast(int, config.units), cast(int, config.batch_size), str(config.activation)
-    check_memory(task, config.task_params, units, batch_size, config.models)  # before make()
-    task_params = {**task.defaults, **config.task_params}  # a cell records its whole experiment
+    point_params = cast(dict[str, int], config.task_params)  # one grid point: single values
+    check_memory(task, point_params, units, batch_size, config.models)  # before make()
+    task_params = {**task.defaults, **point_params}  # a cell records its whole experiment
     try:
         data = task.make(0, **task_params)
     except ValueError as e:
