@@ -81,9 +81,8 @@ def test_supports_names_the_reason() -> None:
     assert "device" in (backend.supports("step", seed_spec("rnn"), "tpu") or "")
 
 
-@needs_jax
 def test_padded_batches_mask_exactly_the_real_rows() -> None:
-    from seqbench_jax.models import padded_batches
+    from seqbench.compiled import padded_batches
 
     idx, mask = padded_batches(np.arange(10)[::-1], 4)
     assert idx.shape == mask.shape == (3, 4)

@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 
 import seqbench
+from seqbench.compiled import restrict_affinity
 from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights, unsupported_basics
 
 INSTALL_HINT = "pip install 'seqbench[jax]'  (from a checkout: pip install -e '.[jax]'; CPU jaxlib from PyPI)"
@@ -48,7 +49,7 @@ def _find(module: str) -> bool:
         return False
 
 
-def _no_gpu_reason() -> str | None:
+def no_gpu_reason() -> str | None:
     """Why jax cannot run on a GPU here, judged from cheap facts; configure() asks jax itself."""
     if "jax" in sys.modules:  # already imported: asking jax costs nothing more
         import jax
@@ -63,23 +64,6 @@ def _no_gpu_reason() -> str | None:
     if sys.platform.startswith("linux") and not Path("/proc/driver/nvidia/version").exists():
         return "no NVIDIA driver is loaded (/proc/driver/nvidia/version is missing)"
     return None
-
-
-def restrict_affinity(threads: int) -> list[int]:
-    """Pin this process to ``threads`` of the CPUs it may use now; return the CPUs it runs on.
-
-    XLA's CPU client has no thread-count option and ignores ``OMP_*``: it
-    sizes its thread pool from the CPUs the process may run on (TSL's
-    ``NumSchedulableCPUs`` reads the affinity mask), so restricting the
-    affinity *before jax is imported* is the control that works.
-    ``threads <= 0``, or more threads than CPUs, keeps the current set.
-    """
-    if not hasattr(os, "sched_setaffinity"):  # macOS, Windows: no affinity control
-        return []
-    allowed = sorted(os.sched_getaffinity(0))
-    if 0 < threads < len(allowed):
-        os.sched_setaffinity(0, allowed[:threads])
-    return sorted(os.sched_getaffinity(0))
 
 
 class JaxBackend:
@@ -113,7 +97,7 @@ class JaxBackend:
         if kind is not None:
             return kind
         if device == "gpu":
-            return _no_gpu_reason()
+            return no_gpu_reason()
         return None
 
     def configure(self, device: str, threads: int) -> None:

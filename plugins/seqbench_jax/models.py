@@ -22,7 +22,6 @@ float32 tolerances would not survive.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from functools import partial
@@ -35,6 +34,7 @@ import numpy as np
 from jax import lax
 
 from seqbench import SeqbenchError
+from seqbench.compiled import padded_batches
 from seqbench.contract import ModelSpec, OptimizerSpec, Weights
 from seqbench_jax.kinds import HEADS as HEAD_NAMES
 from seqbench_jax.kinds import KINDS, head_of
@@ -189,20 +189,6 @@ class Network:
         """Batch ``i`` of the padded epoch: the per-batch program of ``step``."""
         p, opt, weighted = self.train_step(p, opt, x, y, idx[i], mask[i])
         return p, opt, total + weighted
-
-
-def padded_batches(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``order`` as ``(batches, batch_size)`` indices and a 0/1 mask of the real rows.
-
-    The padding repeats index 0 (any valid row would do: the mask zeroes it).
-    """
-    n = len(order)
-    batches = math.ceil(n / batch_size)
-    idx = np.zeros(batches * batch_size, np.int32)
-    idx[:n] = order
-    mask = np.zeros(batches * batch_size, np.float32)
-    mask[:n] = 1.0
-    return idx.reshape(batches, batch_size), mask.reshape(batches, batch_size)
 
 
 class JaxModel:

@@ -1,7 +1,10 @@
 """Keras 3 models behind the seqbench contract.
 
 Imported by :meth:`seqbench_keras.KerasBackend.build`, after ``configure``
-has set the environment, the threads and the visible devices.
+has set the environment, the threads and the visible devices.  This module
+is the TensorFlow engine's; :mod:`seqbench_keras.base` holds what the engines
+share, :mod:`seqbench_keras.jax_models` and :mod:`seqbench_keras.torch_models`
+the other engines' own loops.
 
 The network is what a Keras user writes for the seed task::
 
@@ -25,35 +28,12 @@ import numpy as np
 import tensorflow as tf
 
 from seqbench.contract import ModelSpec, Weights
+from seqbench_keras.base import build_network, keras_adam
 
 # model.fit runs "forever" and is stopped from its callback: the harness, not
 # fit, decides how many epochs there are.
 _FIT_EPOCHS = 2**31 - 1
 _STOP_TIMEOUT_S = 60.0
-
-
-def build_network(spec: ModelSpec, *, allow_cudnn: bool) -> keras.Sequential:
-    """The seed notebook's model for ``spec``, with zero weights.
-
-    The harness loads every weight, so Keras's random initialisers would only
-    cost time; zeros also make a weight that failed to load obvious.
-    """
-    zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros", "dtype": spec.dtype}
-    recurrent = {**zeros, "activation": spec.activation, "recurrent_initializer": "zeros"}
-    if spec.kind == "lstm":
-        layer = keras.layers.LSTM(
-            spec.units,
-            recurrent_activation="sigmoid",
-            unit_forget_bias=False,
-            # XLA cannot compile the cuDNN op; "auto" is Keras's default.
-            use_cudnn="auto" if allow_cudnn else False,
-            **recurrent,
-        )
-    else:
-        layer = keras.layers.SimpleRNN(spec.units, **recurrent)
-    return keras.Sequential(
-        [keras.Input((spec.steps, spec.features), dtype=spec.dtype), layer, keras.layers.Dense(1, **zeros)]
-    )
 
 
 def uses_cudnn(spec: ModelSpec, allow_cudnn: bool) -> bool:
@@ -85,10 +65,7 @@ class KerasModel:
             "dense_bias": dense.bias,
         }
         self.set_weights(weights)
-        o = spec.optimizer
-        self.optimizer = keras.optimizers.Adam(
-            learning_rate=o.learning_rate, beta_1=o.beta1, beta_2=o.beta2, epsilon=o.epsilon
-        )
+        self.optimizer = keras_adam(spec)
 
     def set_weights(self, weights: Weights) -> None:
         """Load canonical weights (Keras's layout is the canonical one)."""
