@@ -81,15 +81,6 @@ def test_supports_names_the_reason() -> None:
     assert "device" in (backend.supports("step", seed_spec("rnn"), "tpu") or "")
 
 
-def test_padded_batches_mask_exactly_the_real_rows() -> None:
-    from seqbench.compiled import padded_batches
-
-    idx, mask = padded_batches(np.arange(10)[::-1], 4)
-    assert idx.shape == mask.shape == (3, 4)
-    assert idx.reshape(-1)[:10].tolist() == list(range(9, -1, -1)) and mask.sum() == 10
-    assert mask[2].tolist() == [1, 1, 0, 0]
-
-
 @needs_jax
 def test_affinity_is_the_thread_control() -> None:
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:

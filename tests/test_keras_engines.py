@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import seqbench_keras
 from seqbench_keras import KerasBackend, KerasJaxBackend, KerasTorchBackend
 
 from seqbench.contract import ModelSpec
@@ -88,4 +87,3 @@ def test_conformance_kit_and_training_in_a_process_of_their_own(backend) -> None
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
-

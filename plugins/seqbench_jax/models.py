@@ -159,8 +159,10 @@ class Network:
         t, m, v = state
         t = t + 1
         tf = t.astype(jnp.float32)
-        lr_t = o.learning_rate * jnp.sqrt(1 - jnp.power(jnp.float32(o.beta2), tf)) / (
-            1 - jnp.power(jnp.float32(o.beta1), tf)
+        lr_t = (
+            o.learning_rate
+            * jnp.sqrt(1 - jnp.power(jnp.float32(o.beta2), tf))
+            / (1 - jnp.power(jnp.float32(o.beta1), tf))
         )
         m = jax.tree.map(lambda m_, g_: o.beta1 * m_ + (1 - o.beta1) * g_, m, g)
         v = jax.tree.map(lambda v_, g_: o.beta2 * v_ + (1 - o.beta2) * g_ * g_, v, g)

@@ -30,7 +30,8 @@ def build_network(spec: ModelSpec, *, allow_cudnn: bool = True) -> keras.Sequent
     recurrent = {**zeros, "activation": spec.activation, "recurrent_initializer": "zeros"}
     if spec.kind == "lstm":
         # XLA cannot compile the cuDNN op; "auto" is Keras's default.
-        extra = {"recurrent_activation": "sigmoid", "unit_forget_bias": False, "use_cudnn": "auto" if allow_cudnn else False}
+        cudnn = "auto" if allow_cudnn else False
+        extra = {"recurrent_activation": "sigmoid", "unit_forget_bias": False, "use_cudnn": cudnn}
     else:
         extra = {}
     layer = getattr(keras.layers, LAYERS[spec.kind])(spec.units, **recurrent, **extra)
@@ -74,7 +75,8 @@ class EngineModel:
             self.variables[name].assign(np.asarray(array, np.float32))
 
     def get_weights(self) -> Weights:
-        return Weights(**{n: np.array(keras.ops.convert_to_numpy(v.value), np.float32) for n, v in self.variables.items()})
+        arrays = {n: np.array(keras.ops.convert_to_numpy(v.value), np.float32) for n, v in self.variables.items()}
+        return Weights(**arrays)
 
     def trainable_params(self) -> int:
         return sum(math.prod(v.shape) for v in self.network.trainable_variables)

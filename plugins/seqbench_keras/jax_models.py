@@ -121,4 +121,3 @@ class JaxEpochModel(EngineModel):
             "xla_compile_s": f"{self.compile_s:.4f}",
             "last_batch": "padded and masked",
         }
-
