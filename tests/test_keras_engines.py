@@ -74,6 +74,7 @@ def test_configure_refuses_a_process_on_another_engine(monkeypatch: pytest.Monke
 
 @pytest.mark.slow
 @pytest.mark.framework
+@pytest.mark.engines
 @pytest.mark.parametrize("backend", [KerasJaxBackend, KerasTorchBackend], ids=lambda b: b.name)
 def test_conformance_kit_and_training_in_a_process_of_their_own(backend) -> None:  # noqa: ANN001
     availability = backend().availability()

@@ -95,6 +95,7 @@ class KerasModel:
         return {
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
+            "keras_engine": keras.backend.backend(),
             "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
             "inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
             "weights_device": self.variables["kernel"].value.device,
