@@ -286,12 +286,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name, backend in sorted(registry.backends.items()):
         a = backend.availability()
         state = "available" if a.available else f"NOT AVAILABLE: {a.reason}"
-        print(f"  {name:<10} {state}  (plugin {registry.origin[name]})")
-        print(f"  {'':<10} implementations: {', '.join(backend.implementations)}")
-        print(f"  {'':<10} default: {_defaults_line(backend)}")
-        print(f"  {'':<10} devices: {_devices_line(backend)}")
+        print(f"  {name:<11} {state}  (plugin {registry.origin[name]})")
+        print(f"  {'':<11} implementations: {', '.join(backend.implementations)}")
+        print(f"  {'':<11} default: {_defaults_line(backend)}")
+        print(f"  {'':<11} devices: {_devices_line(backend)}")
         if not a.available and a.install_hint:
-            print(f"  {'':<10} install: {a.install_hint}")
+            print(f"  {'':<11} install: {a.install_hint}")
     print("Tasks:")
     for name, task in sorted(registry.tasks.items()):
         params = " ".join(f"{k}={v}" for k, v in task.defaults.items())

@@ -70,7 +70,7 @@ def test_import_and_registration_load_no_framework() -> None:
     code = (
         "import sys, seqbench_keras; found = []\n"
         "seqbench_keras.seqbench_register_backends(found.append)\n"
-        "assert [b.name for b in found] == ['keras'], found\n"
+        "assert [b.name for b in found] == ['keras', 'keras-jax', 'keras-torch'], found\n"
         "assert not {'tensorflow', 'keras'} & set(sys.modules), 'framework imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -255,6 +255,6 @@ def test_run_cell_through_the_harness_matches_numpy(backend: KerasBackend, impl:
     assert got.implementation_path == {"graph": "tf.function-epoch", "xla": "tf.function-epoch+xla",
                                        "fit": "model.fit"}[impl]  # fmt: skip
     assert got.details is not None and got.details["weights_device"].endswith("CPU:0")
-    assert got.details["intra_op_threads"] == "2"
+    assert got.details["intra_op_threads"] == "2" and got.details["keras_engine"] == "tensorflow"
     assert abs(got.final_loss - want.final_loss) <= TRAIN_RTOL * abs(want.final_loss)
     assert got.probe_prediction == pytest.approx(want.probe_prediction, rel=TRAIN_RTOL)

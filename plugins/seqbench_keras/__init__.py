@@ -1,11 +1,17 @@
-"""The Keras 3 (TensorFlow) backend.
+"""Keras 3 on each of its engines: ``keras`` (TensorFlow), ``keras-jax`` and ``keras-torch``.
 
 Registered through the ``seqbench`` entry-point group like any third-party
-backend.  Importing this module is cheap: TensorFlow and Keras are imported
+backend.  Importing this module is cheap: the engine and Keras are imported
 by :meth:`KerasBackend.configure`, in the worker, and the framework code lives
-in :mod:`seqbench_keras.models`, imported by :meth:`KerasBackend.build`.
+in :mod:`seqbench_keras.models` (TensorFlow), :mod:`seqbench_keras.jax_models`,
+:mod:`seqbench_keras.torch_models` and :mod:`seqbench_keras.base` (shared),
+imported by :meth:`KerasBackend.build`.
 
-Implementations, the default first:
+Keras picks its engine once per process, at import (``KERAS_BACKEND``), so
+each engine is a backend of its own and a worker runs exactly one: the three
+can be compared side by side, from the same weights, as any backends can.
+
+``keras`` (TensorFlow) implementations, the default first:
 
 * ``graph``: the whole epoch is one ``tf.function`` (a graph loop over index
   slices of data already on the device: gradient tape, Keras's Adam);
@@ -18,6 +24,12 @@ longer (about 2.5 s against 1 s), so over the seed's 10 epochs ``graph``
 finishes first; on the large LSTM the two are within 5%.  Keras's own
 ``jit_compile="auto"`` leaves XLA off on CPU-only machines as well.  Figures:
 ``benchmarks/bench_keras.py``.
+
+``keras-jax``: ``epoch`` (the whole epoch as one XLA program through Keras's
+stateless API, ``lax.scan`` over batches) and ``fit``.  ``keras-torch``:
+``step`` (Keras's eager train step for torch, one batch at a time) and
+``fit``.  On those two engines ``fit`` is called once per epoch (see
+:class:`seqbench_keras.base.EpochFitModel`).
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from collections.abc import Callable
 from importlib import metadata
 
 import seqbench
+from seqbench.compiled import restrict_affinity
 from seqbench.contract import (
     Availability,
     Backend,
@@ -82,23 +95,29 @@ def no_gpu_reason() -> str | None:
 
 
 class KerasBackend:
-    """Keras 3 on TensorFlow, on the CPU or one GPU."""
+    """Keras 3 on TensorFlow, on the CPU or one GPU; the engine subclasses below change the engine."""
 
     name = "keras"
-    implementations = ("graph", "xla", "fit")
+    engine = "tensorflow"
+    implementations: tuple[str, ...] = ("graph", "xla", "fit")
     devices = ("cpu", "gpu")
+    install_hint = INSTALL_HINT
+    # Import names that must be present; distributions whose versions are recorded.
+    modules: tuple[str, ...] = ("tensorflow", "keras")
+    regression_only: tuple[str, ...] = ()  # implementations whose hand-written loss is MSE
+    distributions: tuple[str, ...] = (*_TENSORFLOW_DISTRIBUTIONS, "keras")
 
     def availability(self) -> Availability:
-        missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
+        missing = [m for m in self.modules if importlib.util.find_spec(m) is None]
         if missing:
-            return Availability(False, f"{' and '.join(missing)} not installed", INSTALL_HINT)
+            return Availability(False, f"{' and '.join(missing)} not installed", self.install_hint)
         keras_version = _installed("keras")
         if keras_version is None or _release(keras_version) < (3,):
-            return Availability(False, f"Keras 3 is required, found {keras_version or 'unknown'}", INSTALL_HINT)
+            return Availability(False, f"Keras 3 is required, found {keras_version or 'unknown'}", self.install_hint)
         return Availability(True)
 
     def versions(self) -> dict[str, str]:
-        found = {d: _installed(d) for d in (*_TENSORFLOW_DISTRIBUTIONS, "keras")}
+        found = {d: _installed(d) for d in self.distributions}
         return {d: v for d, v in found.items() if v is not None}
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
@@ -107,13 +126,30 @@ class KerasBackend:
             return basic
         if spec.kind not in KERAS_LAYERS:
             return f"the keras backend has no layer for model {spec.kind!r}"
+        if spec.classification and implementation in self.regression_only:
+            return f"{self.name}:{implementation} computes the regression head (MSE) only; use fit"
         keras_version = _installed("keras") or ""
         if implementation == "fit" and _release(keras_version) < FIT_MIN_KERAS:
             floor = ".".join(map(str, FIT_MIN_KERAS))
             return f"fit needs keras>={floor} to report a sample-weighted epoch loss, found {keras_version}"
         if device == "gpu":
-            return no_gpu_reason()
+            return self._no_gpu_reason()
         return None
+
+    def _no_gpu_reason(self) -> str | None:
+        return no_gpu_reason()  # cheap facts; TensorFlow says for real in configure()
+
+    def _import_keras(self) -> object:
+        """Select this backend's engine, then import keras; refuse a process already on another engine."""
+        os.environ["KERAS_BACKEND"] = self.engine
+        import keras
+
+        if keras.backend.backend() != self.engine:
+            raise seqbench.SeqbenchError(
+                f"keras was imported with the {keras.backend.backend()!r} engine before the {self.name} "
+                f"backend could select {self.engine!r}; Keras cannot switch engines in a process"
+            )
+        return keras
 
     def configure(self, device: str, threads: int) -> None:
         """Import TensorFlow with ``threads`` intra- and inter-op threads on ``device``.
@@ -125,15 +161,9 @@ class KerasBackend:
         # Both must be set before the first import: TF logs on import, and
         # Keras picks its backend once, at import.
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        os.environ["KERAS_BACKEND"] = "tensorflow"
-        import keras
+        self._import_keras()
         import tensorflow as tf
 
-        if keras.backend.backend() != "tensorflow":
-            raise seqbench.SeqbenchError(
-                f"keras was imported with the {keras.backend.backend()!r} backend before the "
-                "keras backend plugin could select 'tensorflow'; Keras cannot switch backends in a process"
-            )
         try:
             if threads > 0:
                 tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -151,17 +181,115 @@ class KerasBackend:
                 "(a CPU-only build such as tensorflow-cpu, or no CUDA driver)"
             )
 
-    def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
-        from seqbench_keras.models import FitModel, GraphModel
-
+    def _check(self, implementation: str, spec: ModelSpec, device: str) -> None:
         reason = self.supports(implementation, spec, device)
         if reason:
             raise ValueError(reason)
+
+    def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
+        self._check(implementation, spec, device)
+        from seqbench_keras.models import FitModel, GraphModel
+
         if implementation == "fit":
             return FitModel(spec, weights, device)
         return GraphModel(spec, weights, device, xla=implementation == "xla")
 
 
+class KerasJaxBackend(KerasBackend):
+    """Keras 3 on jax (XLA).  Threads are set by CPU affinity, as for the ``jax`` backend."""
+
+    name = "keras-jax"
+    engine = "jax"
+    implementations = ("epoch", "fit")
+    regression_only = ("epoch",)
+    install_hint = "pip install -e '.[keras-jax]'  (in the seqbench checkout)"
+    modules = ("jax", "jaxlib", "keras")
+    distributions = ("jax", "jaxlib", "keras")
+
+    def __init__(self) -> None:
+        self.facts: dict[str, str] = {}
+
+    def _no_gpu_reason(self) -> str | None:
+        from seqbench_jax import no_gpu_reason  # the jax backend's cheap check, no jax import
+
+        return no_gpu_reason()
+
+    def configure(self, device: str, threads: int) -> None:
+        import sys
+
+        sized = "jax" not in sys.modules
+        affinity = restrict_affinity(threads)  # XLA ignores OMP_*; see seqbench.compiled
+        if device == "cpu" and sized:
+            os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        self._import_keras()
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest")  # float32 products on a GPU too
+        from seqbench_jax.models import jax_device
+
+        jax_device(device)
+        self.facts = {
+            "jax": jax.__version__,
+            "cpu_affinity": ",".join(map(str, affinity)) or "not set",
+            "xla_pool_sized_by_affinity": str(sized),
+        }
+
+    def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
+        self._check(implementation, spec, device)
+        from seqbench_keras.base import EpochFitModel
+        from seqbench_keras.jax_models import JaxEpochModel
+
+        model = JaxEpochModel if implementation == "epoch" else EpochFitModel
+        return model(spec, weights, device, self.facts)
+
+
+class KerasTorchBackend(KerasBackend):
+    """Keras 3 on PyTorch (eager)."""
+
+    name = "keras-torch"
+    engine = "torch"
+    implementations = ("step", "fit")
+    regression_only = ("step",)
+    install_hint = "pip install -e '.[keras-torch]' -c constraints.txt  (in the seqbench checkout)"
+    modules = ("torch", "keras")
+    distributions = ("torch", "keras")
+
+    def __init__(self) -> None:
+        self.facts: dict[str, str] = {}
+
+    def _no_gpu_reason(self) -> str | None:
+        from seqbench_torch import _no_cuda_reason  # the torch backend's cheap check, no torch import
+
+        return _no_cuda_reason()
+
+    def configure(self, device: str, threads: int) -> None:
+        if device == "cpu":
+            # Keras's torch engine puts everything on CUDA whenever torch sees it.
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        self._import_keras()
+        import torch
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32 = False  # fair float32, as the torch backend
+        torch.backends.cudnn.allow_tf32 = False
+        if device == "gpu" and not torch.cuda.is_available():
+            raise seqbench.SeqbenchError(f"device 'gpu' requested but torch {torch.__version__} sees no CUDA device")
+        self.facts = {"torch": torch.__version__, "tf32_matmul": str(torch.backends.cuda.matmul.allow_tf32)}
+
+    def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
+        self._check(implementation, spec, device)
+        from seqbench_keras.base import EpochFitModel
+        from seqbench_keras.torch_models import TorchStepModel
+
+        model = TorchStepModel if implementation == "step" else EpochFitModel
+        return model(spec, weights, device, self.facts)
+
+
+BACKENDS = (KerasBackend, KerasJaxBackend, KerasTorchBackend)
+
+
 @seqbench.hookimpl
 def seqbench_register_backends(register: Callable[[Backend], None]) -> None:
-    register(KerasBackend())
+    for backend in BACKENDS:
+        register(backend())

@@ -1,7 +1,10 @@
 """Keras 3 models behind the seqbench contract.
 
 Imported by :meth:`seqbench_keras.KerasBackend.build`, after ``configure``
-has set the environment, the threads and the visible devices.
+has set the environment, the threads and the visible devices.  This module
+is the TensorFlow engine's; :mod:`seqbench_keras.base` holds what the engines
+share, :mod:`seqbench_keras.jax_models` and :mod:`seqbench_keras.torch_models`
+the other engines' own loops.
 
 The network is what a Keras user writes for the seed task::
 
@@ -27,64 +30,12 @@ import numpy as np
 import tensorflow as tf
 
 from seqbench.contract import ModelSpec, Weights
+from seqbench_keras.base import CUDNN_KINDS, build_network, keras_adam, loss_function
 
 # model.fit runs "forever" and is stopped from its callback: the harness, not
 # fit, decides how many epochs there are.
 _FIT_EPOCHS = 2**31 - 1
 _STOP_TIMEOUT_S = 60.0
-
-
-def _simple_rnn(spec: ModelSpec, allow_cudnn: bool, **common: object) -> keras.layers.Layer:
-    return keras.layers.SimpleRNN(spec.units, **common)
-
-
-def _lstm(spec: ModelSpec, allow_cudnn: bool, **common: object) -> keras.layers.Layer:
-    return keras.layers.LSTM(
-        spec.units,
-        recurrent_activation="sigmoid",
-        unit_forget_bias=False,  # the harness loads the forget bias with the other weights
-        # XLA cannot compile the cuDNN op; "auto" is Keras's default.
-        use_cudnn="auto" if allow_cudnn else False,
-        **common,
-    )
-
-
-def _gru(spec: ModelSpec, allow_cudnn: bool, **common: object) -> keras.layers.Layer:
-    return keras.layers.GRU(
-        spec.units,
-        recurrent_activation="sigmoid",
-        reset_after=True,  # the canonical layout: bias (2, 3h); also what cuDNN computes
-        use_cudnn="auto" if allow_cudnn else False,
-        **common,
-    )
-
-
-# One Keras layer per kind of seqbench.contract.KINDS; a kind missing here is refused by supports().
-LAYERS: dict[str, Callable[..., keras.layers.Layer]] = {"rnn": _simple_rnn, "lstm": _lstm, "gru": _gru}
-CUDNN_KINDS = ("lstm", "gru")
-
-
-def build_network(spec: ModelSpec, *, allow_cudnn: bool) -> keras.Sequential:
-    """The seed notebook's model for ``spec``, with zero weights.
-
-    The harness loads every weight, so Keras's random initialisers would only
-    cost time; zeros also make a weight that failed to load obvious.
-    """
-    if spec.kind not in LAYERS:
-        raise ValueError(f"the keras backend has no layer for model {spec.kind!r}")
-    zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros", "dtype": spec.dtype}
-    recurrent = {**zeros, "activation": spec.activation, "recurrent_initializer": "zeros"}
-    layer = LAYERS[spec.kind](spec, allow_cudnn, **recurrent)
-    return keras.Sequential(
-        [keras.Input((spec.steps, spec.features), dtype=spec.dtype), layer, keras.layers.Dense(spec.outputs, **zeros)]
-    )
-
-
-def loss_function(spec: ModelSpec) -> keras.losses.Loss:
-    """Mean squared error, or softmax cross-entropy of logits against class indices; both batch means."""
-    if spec.classification:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    return keras.losses.MeanSquaredError()
 
 
 def uses_cudnn(spec: ModelSpec, allow_cudnn: bool) -> bool:
@@ -126,10 +77,7 @@ class KerasModel:
             "dense_bias": dense.bias,
         }
         self.set_weights(weights)
-        o = spec.optimizer
-        self.optimizer = keras.optimizers.Adam(
-            learning_rate=o.learning_rate, beta_1=o.beta1, beta_2=o.beta2, epsilon=o.epsilon
-        )
+        self.optimizer = keras_adam(spec)
 
     def set_weights(self, weights: Weights) -> None:
         """Load canonical weights (Keras's layout is the canonical one)."""
@@ -159,6 +107,7 @@ class KerasModel:
         return {
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
+            "keras_engine": keras.backend.backend(),
             "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
             "inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
             "weights_device": self.variables["kernel"].value.device,
