@@ -80,7 +80,7 @@ def test_run_numpy_end_to_end_writes_a_complete_pandas_loadable_record(tmp_path)
     [
         (["--backends", "nope"], "unknown backend 'nope'; valid: "),
         (["--backends", "numpy:fast"], "has no implementation 'fast'; valid: reference"),
-        (["--models", "gru"], "unknown model 'gru'; valid: rnn, lstm"),
+        (["--models", "transformer"], "unknown model 'transformer'; valid: rnn, lstm, gru"),
         (["--task", "sorting"], "unknown task 'sorting'; valid: adding, arithmetic, digits"),
         (["--device", "tpu"], "unknown device 'tpu'; valid: cpu, gpu, auto"),
         (["--activation", "gelu"], "unknown activation 'gelu'; valid: relu, tanh"),
