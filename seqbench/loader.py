@@ -130,6 +130,7 @@ class RunMeta(TypedDict, total=False):
     machines: dict[str, MachineEntry]
     merged_from: list[MergedFrom]
     thread_policy: dict[str, Any]
+    matmul_peak_gflops: dict[str, float]
     schedule: str
     retries_run: int
 

@@ -32,7 +32,8 @@ from seqbench import threads as thread_policy
 from seqbench.budget import check_memory
 from seqbench.calibration import machine_id, run_calibration
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
-from seqbench.errors import ResultsError, UsageError
+from seqbench.efficiency import measure_matmul_peak, share_of_peak
+from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import model_spec
 from seqbench.loader import RunConfigMeta, RunMeta
 from seqbench.machine import git_commit, machine_info, package_versions
@@ -285,6 +286,18 @@ def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig])
     }
 
 
+def _matmul_peaks(thread_counts: set[int]) -> dict[str, float]:
+    """NumPy's float32 matrix-product peak at each thread count the cells use (GFLOP/s), each in a
+    fresh process; a count whose measurement fails is left out (its cells get no share of peak)."""
+    peaks = {}
+    for threads in sorted(thread_counts):
+        try:
+            peaks[str(threads)] = measure_matmul_peak(threads)
+        except SeqbenchError:
+            continue
+    return peaks
+
+
 class Interrupted(KeyboardInterrupt):
     """A stop signal arrived: the run ends as ``interrupted`` with exit code 128 + ``signum``."""
 
@@ -358,13 +371,17 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
             if config.calibrate:  # before any cell, in its own process, so that it measures an idle machine
                 progress.note("calibrating...")
                 meta["calibration"] = run_calibration()
+                meta["matmul_peak_gflops"] = _matmul_peaks({c.threads for c in planned.cells})
                 writer.write_meta(meta)
+            peaks = meta.get("matmul_peak_gflops") or {}
             while queue:
                 cell = queue.popleft()
                 log = writer.log_path(f"{cell.backend}-{cell.implementation}-{cell.device}")
                 record = run_in_worker(cell, planned.plugins[cell.backend, cell.task], config.timeout,
                                        config.startup_timeout, log, Callbacks(started, epoch))  # fmt: skip
-                record = replace(record, machine=meta["machine_id"])
+                peak = peaks.get(str(cell.threads))
+                record = replace(record, machine=meta["machine_id"],
+                                 peak_share=share_of_peak(record.gflops_per_s, peak))  # fmt: skip
                 writer.add_cell(record)
                 cells.append(record)
                 again = record.disturbed and cell.attempt <= config.retries

@@ -274,3 +274,23 @@ def test_worker_start_up_has_its_own_allowance(tmp_path, plugin_env):
 def test_absurd_timeouts_are_refused(tmp_path, value):
     result = invoke("run", "--backends", "numpy", "--timeout", value, "--results-dir", str(tmp_path))
     assert result.returncode == 2 and "--timeout" in result.stderr and not list(tmp_path.iterdir())
+
+
+def test_the_matmul_peak_is_measured_per_thread_count_and_each_cell_gets_its_share(tmp_path, monkeypatch):
+    import seqbench.runner as runner
+
+    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks):
+        return CellRecord(task=cell.task, model=cell.model, backend=cell.backend, implementation=cell.implementation,
+                          device=cell.device, seed=cell.seed, status="ok", steady_epoch_s=0.01, gflops_per_s=25.0)  # fmt: skip
+
+    measured = []
+    monkeypatch.setattr(runner, "run_in_worker", fake_worker)
+    monkeypatch.setattr(runner, "run_calibration", lambda: {"version": 1, "score_s": 0.01})
+    monkeypatch.setattr(runner, "measure_matmul_peak", lambda threads: measured.append(threads) or 100.0 * threads)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--models", "rnn", "--seeds", "2", "--threads", "2",
+                    "--results-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_dir = next(tmp_path.iterdir())
+    assert measured == [2] and json.loads((run_dir / "run.json").read_text())["matmul_peak_gflops"] == {"2": 200.0}
+    assert {c["peak_share"] for c in read_jsonl(run_dir / "cells.jsonl")} == {0.125}
