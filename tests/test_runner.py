@@ -280,8 +280,8 @@ def test_the_matmul_peak_is_measured_per_thread_count_and_each_cell_gets_its_sha
     import seqbench.runner as runner
 
     def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks):
-        return CellRecord(task=cell.task, model=cell.model, backend=cell.backend, implementation=cell.implementation,
-                          device=cell.device, seed=cell.seed, status="ok", steady_epoch_s=0.01, gflops_per_s=25.0)  # fmt: skip
+        return CellRecord(task=cell.task, model=cell.model, backend=cell.backend, implementation="reference",
+                          device="cpu", seed=cell.seed, status="ok", steady_epoch_s=0.01, gflops_per_s=25.0)
 
     measured = []
     monkeypatch.setattr(runner, "run_in_worker", fake_worker)
