@@ -185,23 +185,25 @@ def test_xla_tanh_saturates_to_exactly_one() -> None:
 @slow_jax
 @pytest.mark.gpu
 @pytest.mark.parametrize("impl", JaxBackend.implementations)
-def test_gpu_epoch_matches_cpu(backend: JaxBackend, impl: str) -> None:
-    spec = seed_spec("lstm", "tanh")
-    reason = backend.supports(impl, spec, "gpu")
-    if reason is not None:
-        pytest.skip(reason)
-    data = ArithmeticTask().make(0)
-    w0 = initial_weights(spec, 0)
-    order = batch_orders(0, len(data.y_train), 1)[0]
-    results = []
+def test_gpu_epoch_matches_cpu(tmp_path, impl: str) -> None:
+    # Each device in a worker of its own, as seqbench runs them: a process that configured jax for the
+    # CPU (as this test process did) has JAX_PLATFORMS=cpu and never sees the GPU.
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    facts = subprocess.run([sys.executable, "-c", "from seqbench_jax import no_gpu_reason as r; print(r())"],
+                           capture_output=True, text=True, env=env).stdout.strip()  # fmt: skip
+    if facts != "None":
+        pytest.skip(facts)
+    losses = {}
     for device in ("cpu", "gpu"):
-        model = backend.build(impl, spec, w0, device)
-        model.set_train_data(data.x_train, data.y_train)
-        results.append((model.train_epoch(order, 32), model.get_weights(), model.implementation_path()))
-    assert results[1][2].endswith("/gpu")
-    assert results[1][0] == pytest.approx(results[0][0], rel=1e-4)
-    for name, value in results[1][1].arrays().items():
-        assert relative_error(value, getattr(results[0][1], name)) <= 1e-4, name
+        result = seqbench("run", "--backends", f"jax:{impl}", "--models", "lstm", "--activation", "tanh",
+                          "--device", device, "--seeds", "1", "--epochs", "2", "--retries", "0", "--no-calibration",
+                          "-q", "--results-dir", str(tmp_path / device), env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        run_dir = run_dir_of(result)
+        rows, [cell] = read_jsonl(run_dir / "epochs.jsonl"), read_jsonl(run_dir / "cells.jsonl")
+        assert cell["implementation_path"].endswith(f"/{device}")
+        losses[device] = [r["loss"] for r in rows]
+    assert losses["gpu"] == pytest.approx(losses["cpu"], rel=1e-4)
 
 
 @slow_jax
