@@ -245,5 +245,21 @@ def main(argv: list[str] | None = None) -> int:
     return _worker_main(args.fd, args.parent)
 
 
+def _exit_now(code: int) -> None:
+    """Leave without the interpreter's teardown.
+
+    The result is already on the pipe; what remains is the frameworks' own
+    teardown (thread pools, device contexts, atexit hooks), which took TensorFlow
+    and torch workers up to seconds, while the parent waits for the worker to be
+    gone before it starts the next one (a worker still exiting would disturb it).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())
