@@ -1,23 +1,32 @@
 """The default thread policy: one thread for small steps, every core for large ones.
 
-Measured through ``seqbench run`` on this kind of machine (2 cores, torch,
-steady ms per epoch; DESIGN.md and benchmarks/bench_threads.py):
+Measured on this kind of machine (2 cores), torch LSTM, tanh, steady ms per
+epoch through ``seqbench run``, ``python benchmarks/bench_threads.py --neighbour``
+(a quiet machine, then one CPU-bound neighbour running throughout):
 
-* seed task, 32 units: with 2 threads torch ran 5.1 / 11.3 ms (RNN / LSTM)
-  on a quiet machine and **587 / 2394 ms** with one busy neighbour: tiny
-  parallel regions whose threads spin collapse when a core is taken.  With
-  one thread: 5.7 / 10.9 quiet, 4.7 / 10.6 with the neighbour.
-* LSTM 128, 50 steps, batch 64: 0.75 s with 2 threads and 1.21 s with one,
-  quiet; 0.98 s with 2 threads and a neighbour (large regions only share the
-  core, they do not collapse).
-* ``OMP_WAIT_POLICY=PASSIVE`` trades the collapse for a 3x to 5x loss on the
-  small model, quiet, and was slower with a neighbour on the large one, so
-  the wait policy is left alone.  Workers are not pinned to cores: with a
-  neighbour, a pinned worker cannot move away from it.
+=====  =====  ==========  ==============  ==============  =======================
+units  batch  step FLOP   1 thread quiet  2 threads quiet  2 threads, neighbour
+=====  =====  ==========  ==============  ==============  =======================
+10     32     28,160      11.2            13.0            1,011 (1 thread: 11.8)
+32     32     270,336     11.8            11.8            4,233 (1 thread: 12.1)
+64     32     1,064,960   13.4            25.8            2,724 (1 thread: 14.8)
+64     64     2,129,920   20.7            28.4            7,795 (1 thread: 20.5)
+128    64     8,454,144   1,177           877             224,000 (first epoch)
+=====  =====  ==========  ==============  ==============  =======================
 
-So the thread count follows the size of one time step's matrix work,
-``2 * batch * gates * units * (features + units)`` FLOP: below
-:data:`SMALL_STEP_FLOPS` a worker gets one thread, otherwise every core.
+Parallel regions whose threads spin-wait collapse when a neighbour takes a
+core, by a factor of 100 to 400 and more.  Up to about 2 MFLOP a step one
+thread is also the faster choice on a quiet machine; at the larger
+configuration (LSTM 128, 50 steps, batch 64) the second thread is worth 1.34x
+quiet.  ``OMP_WAIT_POLICY=PASSIVE`` does not rescue it: 2.35-2.77 s per epoch
+quiet against 0.69-0.71 s.  So no setting both keeps the larger configuration
+within 5% of its quiet speed and survives a neighbour: below
+:data:`SMALL_STEP_FLOPS` a worker gets one thread, above it every core, and a
+large model that a neighbour collapses is caught by the interference meter
+(:mod:`seqbench.interference`), flagged, measured again and never judged by
+``compare``.  Workers are not pinned (a pinned worker cannot move away from a
+neighbour) and the wait policy is left alone.
+
 ``--threads N`` overrides the policy; the chosen count is recorded per cell
 and is part of the experiment's identity, and the policy is recorded in
 run.json.
@@ -30,9 +39,9 @@ from typing import Any
 
 from seqbench.contract import ModelSpec
 
-# Below this a step's products take microseconds: a second thread saves less
-# than its fork/join costs, and collapses under load (see the module doc).
-SMALL_STEP_FLOPS = 1_000_000
+# Below this one thread is as fast or faster on a quiet machine, and a second
+# one collapses under load (the module doc's table).
+SMALL_STEP_FLOPS = 4_000_000
 POLICY_AUTO = "auto"
 
 
