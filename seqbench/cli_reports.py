@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,15 @@ def _emit(text: str, output: str | None) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def terminal_width() -> int | None:
+    """The width text tables must fit: the terminal's, or $COLUMNS; None (no limit) for a file or a pipe."""
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
 def _warn(message: str) -> None:
     from seqbench.escape import one_line
 
@@ -96,7 +106,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
         for written in save_run_plots(run, args.plots):
             print(f"wrote {written}", file=sys.stderr)
-    _emit(render(run, args.format, plots=not args.no_plots), args.output)
+    width = terminal_width() if args.format == "text" and args.output in (None, "-") else None
+    _emit(render(run, args.format, plots=not args.no_plots, width=width), args.output)
     return EXIT_OK
 
 
