@@ -444,6 +444,31 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+COMPACT_COLUMNS = ("backend", "model", "status", "steady ms", "x vs fastest")
+
+
+def compact(shown: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`display_table` cut to what a PR comment shows first.
+
+    backend (``backend:implementation/device``), model, the primary metric's column, steady ms, x vs
+    fastest, and status only when some seed did not end ok.
+    """
+    out = pd.DataFrame({"backend": [f"{b}:{i}/{d}" for b, i, d in
+                                    zip(shown["backend"], shown["impl"], shown["device"], strict=True)]})  # fmt: skip
+    out["model"] = list(shown["model"])
+    fixed = {"backend", "impl", "model", "device", "status", "params", "baseline", "final loss", "first ms",
+             "steady ms", "x vs fastest", "cpu ms", "GFLOP/s", "% peak", "gpu ms", "samples/s", "peak MB",
+             "steady/cal", "path", "machine"}  # fmt: skip
+    score = next(c for c in shown.columns if c not in fixed)  # the primary metric's column (or "score")
+    out[score] = list(shown[score])
+    for column in ("steady ms", "x vs fastest"):
+        if column in shown:
+            out[column] = list(shown[column])
+    if not shown["status"].eq(STATUS_OK).all():
+        out["status"] = list(shown["status"])
+    return out
+
+
 def _score_format(metric: Any) -> Callable[[Any], str]:
     """Two decimals for accuracy (today's look), four significant digits for anything else."""
     spec = ".2f" if metric == "accuracy" else ".4g"
@@ -653,8 +678,10 @@ def render(run: Run, fmt: str = "text", plots: bool = True, width: int | None = 
         for line in _info_lines(info):
             out.append(f"> **{markdown(line)}**" if line.startswith("PARTIAL") else f"- {markdown(line)}")
         for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
-            out += ["", f"### {markdown(_task_heading(str(task), str(experiment)))}", "", md_table(display_table(part))]
+            full = display_table(part)
+            out += ["", f"### {markdown(_task_heading(str(task), str(experiment)))}", "", md_table(compact(full))]
             out += [text for line in race_lines(part) for text in ("", markdown(line))]
+            out += ["", "<details><summary>All columns</summary>", "", md_table(full), "", "</details>"]
         out += [text for line in _disturbed_lines(table) for text in ("", f"> **{markdown(line)}**")]
         if table.empty:
             out += ["", "No cells finished."]
