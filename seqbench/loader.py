@@ -64,6 +64,9 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what pandas and NumPy hold exactly
 class GitInfo(TypedDict, total=False):
     commit: str | None
     dirty: bool | None
+    time: str | None  # committer date, ISO 8601 (since seqbench 0.2; absent before)
+    author_time: str | None
+    branch: str | None  # None on a detached HEAD
 
 
 class ShardInfo(TypedDict):
