@@ -96,11 +96,9 @@ def _warn(message: str) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     import seqbench
-    from seqbench.history import newest_run
     from seqbench.report import render
 
-    path = Path(args.run_dir) if args.run_dir else newest_run(args.results_dir)
-    run = seqbench.load_run(path)
+    run = seqbench.load_run(args.run_dir, results_dir=args.results_dir)  # a directory, a run id, or the newest
     if args.plots:
         from seqbench.plots import save_run_plots
 
@@ -169,8 +167,9 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
         "over seeds (accuracy and times with their spread, status), the cells that failed and why. A run that "
         "did not finish is reported as far as it got and marked PARTIAL.",
     )  # fmt: skip
-    report.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
-                        help="a run directory (default: the newest run in --results-dir)")
+    report.add_argument("run_dir", nargs="?", metavar="RUN",
+                        help="a run directory, a run id in --results-dir, or 'latest' (default: the newest run in "
+                        "--results-dir)")
     report.add_argument("--results-dir", default="results", metavar="DIR", help="where runs are (default: results)")
     report.add_argument("--format", choices=REPORT_FORMATS, default="text",
                         help="text (default), md (a PR comment or $GITHUB_STEP_SUMMARY), csv, json, or html "

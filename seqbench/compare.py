@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,7 +236,8 @@ def display_table(c: Comparison) -> pd.DataFrame:
         if r["match"] != "matched":
             rows.append({"task": r["task"], "backend": f"{r['backend']}:{r['implementation']}/{r['device']}",
                          "model": r["model"], f"base {unit}": "-", f"new {unit}": "-", "new/base": "-",
-                         "95% CI": "-", "p-value": "-", "processes": "-", "time": r["match"], "accuracy": "-", "params": "-",
+                         "95% CI": "-", "p-value": "-", "processes": "-", "time": r["match"], "accuracy": "-",
+                         "params": "-",
                          "status": f"{r['base_status']} -> {r['new_status']}", "result": ""})  # fmt: skip
             continue
         acc = f"{_num(r['base_accuracy'], '.2f')} -> {_num(r['new_accuracy'], '.2f')}"
@@ -422,4 +425,30 @@ def render(c: Comparison, fmt: str = "text") -> str:
     return render_markdown(c)
 
 
-__all__ = ["KEYS", "Comparison", "compare_runs", "geometric_mean_ratio", "render"]
+def compare_public(base: Any, new: Any, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
+                   normalize: bool = False, strict: bool = False) -> Comparison:  # fmt: skip
+    """:func:`compare_runs` on runs or anything :func:`seqbench.load_run` takes (``seqbench.compare``)."""
+    from seqbench.loader import load_run
+
+    def run(value: Any) -> Run:
+        return value if isinstance(value, Run) else load_run(value)
+
+    return compare_runs(run(base), run(new), threshold=threshold, accuracy_tolerance=accuracy_tolerance,
+                        normalize=normalize, strict=strict)  # fmt: skip
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`compare_public`.
+
+    Why: ``seqbench.compare(base, new)`` is the public function, but importing this module makes Python set
+    the package attribute ``seqbench.compare`` to the module, replacing the function.  A callable module
+    keeps ``seqbench.compare(base, new)`` working whichever happened last.
+    """
+
+    def __call__(self, base: Any, new: Any, **options: Any) -> Comparison:
+        return compare_public(base, new, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["KEYS", "Comparison", "compare_public", "compare_runs", "geometric_mean_ratio", "render"]

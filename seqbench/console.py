@@ -124,7 +124,8 @@ class ConsoleProgress:
 
             self._console = Console(file=self.stream, highlight=False, markup=False, emoji=False)
             self._rich = Live("", console=self._console, transient=True, refresh_per_second=4,
-                              get_renderable=self._renderable, redirect_stdout=False, redirect_stderr=False)  # fmt: skip
+                              get_renderable=self._renderable, redirect_stdout=False,
+                              redirect_stderr=False)  # fmt: skip
             self._rich.start()
 
     # ---------------------------------------------------------------- output

@@ -475,8 +475,9 @@ def _score_format(metric: Any) -> Callable[[Any], str]:
     return lambda v: _fmt(v, spec)
 
 
-_RIGHT = {"x vs fastest", "params", "accuracy", "final loss", "first ms", "steady ms", "cpu ms", "gpu ms", "samples/s", "peak MB",
-          "steady/cal", "score", "baseline", "mse", "mae", "cross_entropy", "GFLOP/s", "% peak"}  # fmt: skip
+_RIGHT = {"x vs fastest", "params", "accuracy", "final loss", "first ms", "steady ms", "cpu ms", "gpu ms",
+          "samples/s", "peak MB", "steady/cal", "score", "baseline", "mse", "mae", "cross_entropy", "GFLOP/s",
+          "% peak"}  # fmt: skip
 
 
 def text_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
