@@ -102,7 +102,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.plots:
         from seqbench.plots import save_run_plots
 
-        for written in save_run_plots(run, args.plots):
+        for written in save_run_plots(run, args.plots, args.plot_format):
             print(f"wrote {written}", file=sys.stderr)
     width = terminal_width() if args.format == "text" and args.output in (None, "-") else None
     _emit(render(run, args.format, plots=not args.no_plots, width=width), args.output)
@@ -175,7 +175,9 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
                         help="text (default), md (a PR comment or $GITHUB_STEP_SUMMARY), csv, json, or html "
                         "(one self-contained page, plots embedded)")
     report.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
-    report.add_argument("--plots", metavar="DIR", help="also write each plot as DIR/<name>.png")
+    report.add_argument("--plots", metavar="DIR", help="also write each plot as DIR/<name>.png (or .svg)")
+    report.add_argument("--plot-format", choices=("png", "svg"), default="png",
+                        help="the format of the --plots files (default: png; svg scales without blur)")
     report.add_argument("--no-plots", action="store_true", help="HTML without plots (no matplotlib needed)")
 
     compare = sub.add_parser(
