@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                    description="List every registered backend and task. Imports no framework.")
     run.set_defaults(handler=_cmd_run)
     sub.choices["list"].set_defaults(handler=_cmd_list)
-    for name, handler in add_commands(sub).items():  # report, compare, history, merge, export
+    for name, handler in add_commands(sub).items():  # report, compare, history, merge, export, dashboard
         sub.choices[name].set_defaults(handler=handler)
     for command in sub.choices.values():  # also after the command; SUPPRESS keeps one given before it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

@@ -136,6 +136,18 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from seqbench.dashboard import build
+    from seqbench.history import parse_since
+
+    since = parse_since(args.since) if args.since else None
+    page, h = build(args.dirs or ["results"], title=args.title, normalize=args.normalize, since=since)
+    for message in h.skipped:
+        _warn(f"skipped {message}")
+    _emit(page, args.output)
+    return EXIT_OK
+
+
 def _cmd_merge(args: argparse.Namespace) -> int:
     from seqbench.merge import merge_runs
 
@@ -222,6 +234,19 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     history.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     history.add_argument("--plot", metavar="PNG", help="also draw the trend to this PNG file")
 
+    dashboard = sub.add_parser(
+        "dashboard", help="one static HTML page of every run's trend (for GitHub Pages)",
+        description="Gather every run under the given folders (recursively) and write one self-contained HTML "
+        "page: a trend chart per task, experiment and model, one line per backend, each point a run with its "
+        "commit. Publish the file as it is, e.g. as index.html on GitHub Pages.",
+    )  # fmt: skip
+    dashboard.add_argument("dirs", nargs="*", metavar="RESULTS_DIR", help="folders to search (default: results)")
+    dashboard.add_argument("-o", "--output", default="site/index.html", metavar="PATH",
+                           help="where the page goes (default: site/index.html; - for standard output)")
+    dashboard.add_argument("--title", default="seqbench dashboard", help="the page's title")
+    dashboard.add_argument("--since", metavar="WHEN", help="only runs started since a date or an age (7d, 2w)")
+    dashboard.add_argument("--normalize", action="store_true", help="times in calibration units")
+
     merge = sub.add_parser(
         "merge", help="combine runs (e.g. the shards of a CI matrix) into one run directory",
         description="Combine run directories of the same experiment, typically made with 'seqbench run --shard "
@@ -241,4 +266,4 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     export.add_argument("--normalize", action="store_true", help="values in calibration units")
 
     return {"report": _cmd_report, "compare": _cmd_compare, "history": _cmd_history, "merge": _cmd_merge,
-            "export": _cmd_export}  # fmt: skip
+            "export": _cmd_export, "dashboard": _cmd_dashboard}  # fmt: skip

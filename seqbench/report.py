@@ -705,9 +705,11 @@ img{max-width:100%;border:1px solid #eee;margin:0.5em 0} .legend{color:#666;font
 """
 
 
-def html_page(title: str, body: str) -> str:
+def html_page(title: str, body: str, css: str = "") -> str:
+    """One self-contained page: the report's style, plus ``css`` (ours, never from a file)."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html_text(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{_CSS}{css}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
 
 
 def png_img(png: bytes, alt: str) -> str:
