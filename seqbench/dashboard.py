@@ -77,7 +77,7 @@ def chart_svg(part: pd.DataFrame, runs: pd.DataFrame, colors: dict[str, str], ti
     for t in _ticks(low, high):
         out.append(f'<line x1="{MARGIN_L}" x2="{CHART_W - MARGIN_R}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
                    f'stroke="#e4e4e4"/><text x="{MARGIN_L - 6}" y="{y(t) + 4:.1f}" text-anchor="end" '
-                   f'font-size="11">{html_text(fmt_ms(t) if unit == "ms" else f"{t:g}")}</text>')  # fmt: skip
+                   f'font-size="11">{t:g}</text>')  # fmt: skip
     out.append(f'<text transform="translate(14 {MARGIN_T + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle" '
                f'font-size="11">{html_text(unit)} per steady epoch (log; lower is better)</text>')  # fmt: skip
     for i, o in enumerate(order):

@@ -698,7 +698,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:90em}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
 th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left}
-th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.scroll{overflow-x:auto}
 .partial{background:#fff3cd;border:1px solid #e0c060;padding:0.6em}
 .warning{background:#fde2e1;border:1px solid #d08080;padding:0.6em}
 img{max-width:100%;border:1px solid #eee;margin:0.5em 0} .legend{color:#666;font-size:0.85em}
@@ -725,8 +726,9 @@ def _render_html(run: Run, info: dict[str, Any], table: pd.DataFrame, bad: pd.Da
             parts.append(f"<li>{html_text(line)}</li>")
     parts.append("</ul>")
     for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
+        # numbers never wrap ("0.82 (0.47-0.94)" on one line); a table wider than the page scrolls
         parts += [f"<h2>{html_text(_task_heading(str(task), str(experiment)))}</h2>",
-                  html_table(display_table(part))]  # fmt: skip
+                  f'<div class="scroll">{html_table(display_table(part))}</div>']  # fmt: skip
         parts += [f"<p>{html_text(line)}</p>" for line in race_lines(part)]
     parts += [f'<p class="warning">{html_text(line)}</p>' for line in _disturbed_lines(table)]
     if table.empty:

@@ -215,3 +215,8 @@ def test_real_numpy_run_reports_in_every_format(tmp_path):
         result = cli("report", str(path), "--format", fmt)
         assert result.returncode == 0, (fmt, result.stderr)
         assert "rnn" in result.stdout and "lstm" in result.stdout
+
+
+def test_html_numbers_do_not_wrap_and_wide_tables_scroll(run_path):
+    page = render(seqbench.load_run(run_path), "html", plots=False)
+    assert '<div class="scroll"><table>' in page and "white-space:nowrap" in page
