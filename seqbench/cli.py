@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 import seqbench
-from seqbench.cli_reports import add_commands, parse_shard  # light: pandas only inside its handlers
+from seqbench.cli_reports import add_commands, parse_shard, terminal_width  # light: pandas only inside its handlers
 from seqbench.errors import SeqbenchError, UsageError
 from seqbench.escape import one_line
 
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                    description="List every registered backend and task. Imports no framework.")
     run.set_defaults(handler=_cmd_run)
     sub.choices["list"].set_defaults(handler=_cmd_list)
-    for name, handler in add_commands(sub).items():  # report, compare, history, merge, export
+    for name, handler in add_commands(sub).items():  # report, compare, history, merge, export, dashboard
         sub.choices[name].set_defaults(handler=handler)
     for command in sub.choices.values():  # also after the command; SUPPRESS keeps one given before it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -163,56 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------ run
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-class _ConsoleProgress:
-    """Progress on stderr: one line per cell, and epochs as they pass on a terminal."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.live = sys.stderr.isatty()
-
-    def _print(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=sys.stderr, flush=True)
-
-    def note(self, message: str) -> None:
-        self._print(f"note: {message}")
-
-    def cell_started(self, cell, done: int, total: int) -> None:  # noqa: ANN001
-        self.prefix = f"[{done + 1}/{total}] {cell.label}"
-        if self.live and not self.quiet:
-            print(f"\r{self.prefix} ...", end="", file=sys.stderr, flush=True)
-
-    def epoch(self, record) -> None:  # noqa: ANN001
-        if self.live and not self.quiet:
-            print(f"\r{self.prefix}  epoch {record.epoch} loss {record.loss:.4g}",
-                  end="\033[K", file=sys.stderr, flush=True)  # fmt: skip
-
-    def cell_finished(self, record, done: int, total: int) -> None:  # noqa: ANN001
-        if self.live and not self.quiet:
-            print("\r\033[K", end="", file=sys.stderr)
-        again = f" (attempt {record.attempt})" if record.attempt > 1 else ""
-        line = f"[{done}/{total}] {record.backend}:{record.implementation}/{record.device} " \
-               f"{record.model} seed={record.seed}{again}  {record.status}"
-        if record.status in ("ok", "diverged"):
-            steady_ms = None if record.steady_epoch_s is None else record.steady_epoch_s * 1e3
-            name = record.primary_metric or "accuracy"  # cells before 0.2 name none
-            value = (record.metrics or {}).get(name, record.accuracy)
-            shown = "acc" if name == "accuracy" else name
-            line += f"  {shown} {_fmt(value, '.2f' if name == 'accuracy' else '.4g')}"
-            if record.baseline is not None and name != "accuracy":
-                line += f" (baseline {record.baseline:.4g})"
-            line += f"  loss {_fmt(record.final_loss, '.4g')}  steady {_fmt(steady_ms, '.1f')} ms/epoch"
-            if record.disturbed:
-                line += f"  DISTURBED ({record.interference:.2f} cores busy elsewhere)"
-        elif record.error:
-            line += ": " + one_line(record.error.strip().splitlines()[-1])
-        self._print(line)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -228,14 +178,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         startup_timeout=args.startup_timeout, retries=args.retries, results_dir=args.results_dir,
         shard=args.shard, calibrate=not args.no_calibration,
     )  # fmt: skip
-    progress = _ConsoleProgress(args.quiet)
-    result = execute(config, registry, progress)
-    if progress.live and not args.quiet:  # an interrupted cell leaves its live line behind
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    from seqbench.console import ConsoleProgress
+
+    with ConsoleProgress(args.quiet) as progress:  # closing erases the live line, also after Ctrl-C
+        result = execute(config, registry, progress)
     if not args.quiet:
         from seqbench.report import render_summary  # pandas, only now
 
-        print(render_summary(seqbench.load_run(result.path)))
+        print(render_summary(seqbench.load_run(result.path), width=terminal_width()))
         if result.status != "complete":
             print(f"run {result.status}: {len(result.cells)} cell(s) finished and kept", file=sys.stderr)
     print(result.path)

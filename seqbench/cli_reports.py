@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,15 @@ def _emit(text: str, output: str | None) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def terminal_width() -> int | None:
+    """The width text tables must fit: the terminal's, or $COLUMNS; None (no limit) for a file or a pipe."""
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
 def _warn(message: str) -> None:
     from seqbench.escape import one_line
 
@@ -86,17 +96,16 @@ def _warn(message: str) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     import seqbench
-    from seqbench.history import newest_run
     from seqbench.report import render
 
-    path = Path(args.run_dir) if args.run_dir else newest_run(args.results_dir)
-    run = seqbench.load_run(path)
+    run = seqbench.load_run(args.run_dir, results_dir=args.results_dir)  # a directory, a run id, or the newest
     if args.plots:
         from seqbench.plots import save_run_plots
 
-        for written in save_run_plots(run, args.plots):
+        for written in save_run_plots(run, args.plots, args.plot_format):
             print(f"wrote {written}", file=sys.stderr)
-    _emit(render(run, args.format, plots=not args.no_plots), args.output)
+    width = terminal_width() if args.format == "text" and args.output in (None, "-") else None
+    _emit(render(run, args.format, plots=not args.no_plots, width=width), args.output)
     return EXIT_OK
 
 
@@ -124,6 +133,18 @@ def _cmd_history(args: argparse.Namespace) -> int:
     if args.plot and not h.long.empty:
         print(f"wrote {save_plot(h, args.plot, args.normalize)}", file=sys.stderr)
     _emit(render(h, args.format, normalize=args.normalize, last=args.last or None), args.output)
+    return EXIT_OK
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from seqbench.dashboard import build
+    from seqbench.history import parse_since
+
+    since = parse_since(args.since) if args.since else None
+    page, h = build(args.dirs or ["results"], title=args.title, normalize=args.normalize, since=since)
+    for message in h.skipped:
+        _warn(f"skipped {message}")
+    _emit(page, args.output)
     return EXIT_OK
 
 
@@ -158,14 +179,17 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
         "over seeds (accuracy and times with their spread, status), the cells that failed and why. A run that "
         "did not finish is reported as far as it got and marked PARTIAL.",
     )  # fmt: skip
-    report.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
-                        help="a run directory (default: the newest run in --results-dir)")
+    report.add_argument("run_dir", nargs="?", metavar="RUN",
+                        help="a run directory, a run id in --results-dir, or 'latest' (default: the newest run in "
+                        "--results-dir)")
     report.add_argument("--results-dir", default="results", metavar="DIR", help="where runs are (default: results)")
     report.add_argument("--format", choices=REPORT_FORMATS, default="text",
                         help="text (default), md (a PR comment or $GITHUB_STEP_SUMMARY), csv, json, or html "
                         "(one self-contained page, plots embedded)")
     report.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
-    report.add_argument("--plots", metavar="DIR", help="also write each plot as DIR/<name>.png")
+    report.add_argument("--plots", metavar="DIR", help="also write each plot as DIR/<name>.png (or .svg)")
+    report.add_argument("--plot-format", choices=("png", "svg"), default="png",
+                        help="the format of the --plots files (default: png; svg scales without blur)")
     report.add_argument("--no-plots", action="store_true", help="HTML without plots (no matplotlib needed)")
 
     compare = sub.add_parser(
@@ -210,6 +234,19 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     history.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     history.add_argument("--plot", metavar="PNG", help="also draw the trend to this PNG file")
 
+    dashboard = sub.add_parser(
+        "dashboard", help="one static HTML page of every run's trend (for GitHub Pages)",
+        description="Gather every run under the given folders (recursively) and write one self-contained HTML "
+        "page: a trend chart per task, experiment and model, one line per backend, each point a run with its "
+        "commit. Publish the file as it is, e.g. as index.html on GitHub Pages.",
+    )  # fmt: skip
+    dashboard.add_argument("dirs", nargs="*", metavar="RESULTS_DIR", help="folders to search (default: results)")
+    dashboard.add_argument("-o", "--output", default="site/index.html", metavar="PATH",
+                           help="where the page goes (default: site/index.html; - for standard output)")
+    dashboard.add_argument("--title", default="seqbench dashboard", help="the page's title")
+    dashboard.add_argument("--since", metavar="WHEN", help="only runs started since a date or an age (7d, 2w)")
+    dashboard.add_argument("--normalize", action="store_true", help="times in calibration units")
+
     merge = sub.add_parser(
         "merge", help="combine runs (e.g. the shards of a CI matrix) into one run directory",
         description="Combine run directories of the same experiment, typically made with 'seqbench run --shard "
@@ -229,4 +266,4 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     export.add_argument("--normalize", action="store_true", help="values in calibration units")
 
     return {"report": _cmd_report, "compare": _cmd_compare, "history": _cmd_history, "merge": _cmd_merge,
-            "export": _cmd_export}  # fmt: skip
+            "export": _cmd_export, "dashboard": _cmd_dashboard}  # fmt: skip

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +37,7 @@ import pandas as pd
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError
 from seqbench.escape import markdown, one_line, terminal
-from seqbench.report import KEYS, cell_view, fmt_ms, md_table, records, text_table
+from seqbench.report import KEYS, cell_view, fmt_ms, jsonable, md_table, records, text_table
 from seqbench.results import COMPLETED, ROW_KEYS, Run, experiment_differences
 from seqbench.stats import DISTURBED, FEW, NA, SLOWER, UNDECIDED, judge
 
@@ -234,7 +236,8 @@ def display_table(c: Comparison) -> pd.DataFrame:
         if r["match"] != "matched":
             rows.append({"task": r["task"], "backend": f"{r['backend']}:{r['implementation']}/{r['device']}",
                          "model": r["model"], f"base {unit}": "-", f"new {unit}": "-", "new/base": "-",
-                         "95% CI": "-", "processes": "-", "time": r["match"], "accuracy": "-", "params": "-",
+                         "95% CI": "-", "p-value": "-", "processes": "-", "time": r["match"], "accuracy": "-",
+                         "params": "-",
                          "status": f"{r['base_status']} -> {r['new_status']}", "result": ""})  # fmt: skip
             continue
         acc = f"{_num(r['base_accuracy'], '.2f')} -> {_num(r['new_accuracy'], '.2f')}"
@@ -245,8 +248,9 @@ def display_table(c: Comparison) -> pd.DataFrame:
         rows.append({
             "task": r["task"], "backend": f"{r['backend']}:{r['implementation']}/{r['device']}", "model": r["model"],
             f"base {unit}": fmt_time(r["base_median"]), f"new {unit}": fmt_time(r["new_median"]),
-            "new/base": _num(r["ratio"], ".3f"),
-            "95% CI": f"{_num(r['ratio_low'], '.3f')}-{_num(r['ratio_high'], '.3f')}",
+            "new/base": fmt_ratio3(r["ratio"]),
+            "95% CI": f"{fmt_ratio3(r['ratio_low'])}-{fmt_ratio3(r['ratio_high'])}",
+            "p-value": fmt_p(r["p_value"]),
             "processes": f"{r['n_base']:.0f} / {r['n_new']:.0f}" + _disturbed_mark(r), "time": r["verdict"],
             "accuracy": acc, "params": params, "status": status,
             "result": ("REGRESSION: " + r["reasons"]) if r["regression"] else "",
@@ -254,7 +258,7 @@ def display_table(c: Comparison) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-_RIGHT = {"base ms", "new ms", "base cal", "new cal", "new/base", "95% CI", "processes", "params"}
+_RIGHT = {"base ms", "new ms", "base cal", "new cal", "new/base", "95% CI", "p-value", "processes", "params"}
 
 
 def _disturbed_mark(r: Mapping[Any, Any]) -> str:
@@ -283,6 +287,123 @@ def _settings_line(c: Comparison) -> str:
             f"tolerance {c.accuracy_tolerance:.3f}; times: median steady epoch, {unit}")  # fmt: skip
 
 
+def geometric_mean_ratio(c: Comparison) -> tuple[float, int]:
+    """The geometric mean of NEW/BASE over every matched row with a ratio, and how many rows that is."""
+    ratios = pd.to_numeric(c.table.loc[c.table["match"] == "matched", "ratio"], errors="coerce").dropna()
+    ratios = ratios[ratios > 0]
+    if ratios.empty:
+        return math.nan, 0
+    return float(np.exp(np.log(ratios.to_numpy(float)).mean())), len(ratios)
+
+
+def geomean_line(c: Comparison) -> str:
+    """``geometric mean of new/base over 4 matched rows: 1.034 (3.4% slower)``."""
+    g, n = geometric_mean_ratio(c)
+    if not n:
+        return "geometric mean of new/base: no matched row has times on both sides"
+    change = "no change" if round(g, 3) == 1 else f"{abs(g - 1):.1%} {'slower' if g > 1 else 'faster'}"
+    return f"geometric mean of new/base over {n} matched row{'s' if n != 1 else ''}: {fmt_ratio3(g)} ({change})"
+
+
+def fmt_ratio3(v: Any) -> str:
+    """Ratios in compare: always three decimals (``1.000``, ``0.981``, ``3.690``)."""
+    return _num(v, ".3f")
+
+
+def fmt_p(v: Any) -> str:
+    """p-values: always three decimals, ``<0.001`` below that (never ``1``, ``0.19`` and ``6e-05`` side by side)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return "<0.001" if float(v) < 0.001 else f"{float(v):.3f}"
+
+
+def _backend(r: Mapping[Any, Any]) -> str:
+    return f"{r['backend']}:{r['implementation']}/{r['device']}"
+
+
+def compact_table(c: Comparison) -> pd.DataFrame:
+    """What a PR comment shows first: verdict, backend, model, ratio with its interval, accuracy change.
+
+    Rows are ordered worst first (regressions, then the rows that could not be judged).  With several
+    experiments, an ``exp`` column numbers them (:func:`experiment_index`, spelled out in the details).
+    """
+    index = experiment_index(c)
+    rows = []
+    for r in _worst_first(c.table):
+        if r["match"] != "matched":
+            verdict, ratio, acc = r["match"], "-", "-"
+        else:
+            verdict = ("REGRESSION: " + r["reasons"]) if r["regression"] else r["verdict"]
+            ratio = fmt_ratio3(r["ratio"])
+            if _num(r["ratio_low"], "") != "-":
+                ratio += f" ({fmt_ratio3(r['ratio_low'])}-{fmt_ratio3(r['ratio_high'])})"
+            acc = _num(r["accuracy_change"], "+.3f")
+        row = {"verdict": verdict, "backend": _backend(r), "model": r["model"]}
+        if len(index) > 1:
+            row["exp"] = str(index[(r["task"], r["experiment"])])
+        row.update({"new/base (95% CI)": ratio, "accuracy change": acc})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["verdict", "backend", "model", *(["exp"] if len(index) > 1 else []),
+                                       "new/base (95% CI)", "accuracy change"])  # fmt: skip
+
+
+def experiment_index(c: Comparison) -> dict[tuple[str, str], int]:
+    """A number for each (task, experiment) of the comparison, in sorted order, from 1."""
+    keys = sorted({(str(t), str(e)) for t, e in zip(c.table["task"], c.table["experiment"], strict=True)})
+    return {k: i for i, k in enumerate(keys, 1)}
+
+
+def _worst_first(table: pd.DataFrame) -> list[dict[str, Any]]:
+    def rank(r: dict[str, Any]) -> int:
+        return 0 if r["regression"] else 1 if r["verdict"] in UNJUDGED else 2 if r["match"] == "matched" else 3
+
+    return sorted(table.to_dict("records"), key=rank)
+
+
+def details_table(c: Comparison) -> pd.DataFrame:
+    """Everything else a reviewer may want, per row: times, p-value, processes, disturbed, statuses, params."""
+    unit = "cal" if c.normalized else "ms"
+    fmt_time = (lambda v: _num(v, ".3g")) if c.normalized else fmt_ms
+    index = experiment_index(c)
+    rows = []
+    for r in _worst_first(c.table):
+        matched = r["match"] == "matched"
+        params = _num(r["new_params"], ".0f")
+        if matched and r["params_changed"]:
+            params = f"{_num(r['base_params'], '.0f')} -> {params}"
+        rows.append({
+            "backend": _backend(r), "model": r["model"], "exp": str(index[(r["task"], r["experiment"])]),
+            f"base {unit}": fmt_time(r["base_median"]) if matched else "-",
+            f"new {unit}": fmt_time(r["new_median"]) if matched else "-",
+            "p-value": fmt_p(r["p_value"]) if matched else "-",
+            "processes base/new": f"{r['n_base']:.0f}/{r['n_new']:.0f}" if matched else "-",
+            "disturbed base/new": f"{int(r['base_disturbed'] or 0)}/{int(r['new_disturbed'] or 0)}" if matched else "-",
+            "accuracy base -> new": f"{_num(r['base_accuracy'], '.3f')} -> {_num(r['new_accuracy'], '.3f')}"
+            if matched else "-",
+            "status base -> new": f"{r['base_status']} -> {r['new_status']}", "params": params,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+_RIGHT_MD = {"new/base (95% CI)", "accuracy change", "exp", "p-value", "processes base/new", "disturbed base/new",
+             "params", "base ms", "new ms", "base cal", "new cal"}  # fmt: skip
+
+
+def render_markdown(c: Comparison) -> str:
+    """A PR comment: the verdict line, the geometric mean, a compact table, and the rest under <details>."""
+    out = [f"## seqbench compare: {markdown(_verdict_line(c))}", "", markdown(geomean_line(c)), "",
+           f"- BASE {markdown(c.base.path.name)}", f"- NEW {markdown(c.new.path.name)}", ""]  # fmt: skip
+    out += [f"> **Warning:** {markdown(w)}" for w in c.warnings]
+    if c.warnings:
+        out.append("")
+    out += [md_table(compact_table(c), _RIGHT_MD), ""]
+    out += ["<details><summary>Details: times, p-values, processes, statuses, parameters, experiments</summary>",
+            "", md_table(details_table(c), _RIGHT_MD), ""]  # fmt: skip
+    out += [f"- experiment {i}: {markdown(task)}, {markdown(exp)}" for (task, exp), i in experiment_index(c).items()]
+    out += ["", markdown(_settings_line(c)), "", "</details>"]
+    return "\n".join(out) + "\n"
+
+
 def render(c: Comparison, fmt: str = "text") -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
@@ -293,21 +414,41 @@ def render(c: Comparison, fmt: str = "text") -> str:
             "warnings": c.warnings, "summary": _verdict_line(c),
             "regression": bool(c.exit_code), "rows": records(c.table),
         }  # fmt: skip
-        return json.dumps(doc, indent=2) + "\n"
+        return json.dumps(jsonable(doc), indent=2) + "\n"
     table = display_table(c)
     head = f"BASE {one_line(c.base.path)}\nNEW  {one_line(c.new.path)}"
     if fmt == "text":
         out = [head]
         out += [f"WARNING: {one_line(w)}" for w in c.warnings]
-        out += ["", text_table(table, _RIGHT), "", _verdict_line(c), _settings_line(c)]
+        out += ["", text_table(table, _RIGHT), "", _verdict_line(c), geomean_line(c), _settings_line(c)]
         return terminal("\n".join(out))
-    out = [f"## seqbench compare: {_verdict_line(c)}", "",
-           f"- BASE {markdown(c.base.path.name)}", f"- NEW {markdown(c.new.path.name)}", ""]  # fmt: skip
-    out += [f"> **Warning:** {markdown(w)}" for w in c.warnings]
-    if c.warnings:
-        out.append("")
-    out += [md_table(table, _RIGHT), "", f"<sub>{_settings_line(c)}</sub>"]
-    return "\n".join(out) + "\n"
+    return render_markdown(c)
 
 
-__all__ = ["KEYS", "Comparison", "compare_runs", "render"]
+def compare_public(base: Any, new: Any, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
+                   normalize: bool = False, strict: bool = False) -> Comparison:  # fmt: skip
+    """:func:`compare_runs` on runs or anything :func:`seqbench.load_run` takes (``seqbench.compare``)."""
+    from seqbench.loader import load_run
+
+    def run(value: Any) -> Run:
+        return value if isinstance(value, Run) else load_run(value)
+
+    return compare_runs(run(base), run(new), threshold=threshold, accuracy_tolerance=accuracy_tolerance,
+                        normalize=normalize, strict=strict)  # fmt: skip
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`compare_public`.
+
+    Why: ``seqbench.compare(base, new)`` is the public function, but importing this module makes Python set
+    the package attribute ``seqbench.compare`` to the module, replacing the function.  A callable module
+    keeps ``seqbench.compare(base, new)`` working whichever happened last.
+    """
+
+    def __call__(self, base: Any, new: Any, **options: Any) -> Comparison:
+        return compare_public(base, new, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["KEYS", "Comparison", "compare_public", "compare_runs", "geometric_mean_ratio", "render"]

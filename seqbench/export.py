@@ -5,11 +5,19 @@
     under ``.benchmarks/``): one benchmark per row, named
     ``steady_epoch[TASK-MODEL-BACKEND-IMPLEMENTATION-DEVICE]``, whose rounds
     are the row's steady epochs in seconds.  ``pytest-benchmark compare`` and
-    ``--benchmark-compare`` read it.
+    ``--benchmark-compare`` read it.  ``commit_info`` comes from run.json's
+    ``git``; ``version`` is the installed pytest-benchmark's, else the release
+    whose layout this writes.  pytest-benchmark shows every value as seconds,
+    so calibration units (``--normalize``) are refused for it.
 ``github-action-benchmark``
     the ``customSmallerIsBetter`` input of benchmark-action/github-action-benchmark:
     a JSON list of ``{"name", "unit", "value", "range", "extra"}``, one entry
-    per row (median steady epoch, in ms or calibration units).
+    per row (median steady epoch, in ms or calibration units).  A dashboard
+    keys its series by name alone, so a series in calibration units has its
+    own name, ending in ``(cal)``: it never continues a series in ms.
+
+With several experiments in one run (a grid), every name carries the
+experiment too: otherwise two experiments' rows would share one series.
 """
 
 from __future__ import annotations
@@ -21,12 +29,24 @@ from bisect import bisect_left, bisect_right
 from typing import Any
 
 from seqbench.calibration import machines
-from seqbench.errors import ResultsError
+from seqbench.errors import ResultsError, UsageError
 from seqbench.results import Run
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark")
-# The pytest-benchmark release whose saved-run layout this writes (unchanged since 3.x, ops added in 3.1).
+# The pytest-benchmark release whose saved-run layout this writes (unchanged since 3.x, ops added in 3.1):
+# the version written when pytest-benchmark is not installed here.
 PYTEST_BENCHMARK_FORMAT = "5.1.0"
+NORMALIZED_SUFFIX = " (cal)"
+
+
+def pytest_benchmark_version() -> str:
+    """The installed pytest-benchmark's version (what its own saved runs say), else :data:`PYTEST_BENCHMARK_FORMAT`."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("pytest-benchmark")
+    except metadata.PackageNotFoundError:
+        return PYTEST_BENCHMARK_FORMAT
 
 
 def _quartiles(data: list[float]) -> tuple[float, float]:
@@ -72,6 +92,7 @@ def _rows(run: Run, normalize: bool) -> list[tuple[dict[str, Any], list[float], 
     samples = steady_epochs(cells, run.epochs)
     table = summary(cells)
     out: list[tuple[dict[str, Any], list[float], dict[str, Any]]] = []
+    several = table["experiment"].nunique() > 1
     for record in table.to_dict("records"):
         row = {str(k): v for k, v in record.items()}
         mask = True
@@ -86,17 +107,31 @@ def _rows(run: Run, normalize: bool) -> list[tuple[dict[str, Any], list[float], 
             values = part["wall_s"].tolist()
         values = [float(v) for v in values if math.isfinite(v)]
         if values:
-            out.append(({k: row[k] for k in KEYS}, values, row))
+            keys = {k: row[k] for k in KEYS}
+            keys["several_experiments"] = several
+            out.append((keys, values, row))
     if not out:
         raise ResultsError(f"{run.path}: no completed cell with timed epochs to export")
     return out
 
 
 def _name(keys: dict[str, Any]) -> str:
-    return "-".join(str(keys[k]) for k in ("task", "model", "backend", "implementation", "device"))
+    name = "-".join(str(keys[k]) for k in ("task", "model", "backend", "implementation", "device"))
+    return name + (f"-{keys['experiment']}" if keys.get("several_experiments") else "")
+
+
+def _commit_info(git: dict[str, Any]) -> dict[str, Any]:
+    """pytest-benchmark's ``commit_info`` from run.json's ``git`` (what was recorded; null where nothing was)."""
+    return {
+        "id": git.get("commit") or "unknown", "time": git.get("time"), "author_time": git.get("author_time"),
+        "dirty": bool(git.get("dirty")), "project": "seqbench", "branch": git.get("branch") or "(unknown)",
+    }  # fmt: skip
 
 
 def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
+    if normalize:
+        raise UsageError("pytest-benchmark shows every value as seconds, so it cannot show calibration units: "
+                           "export --normalize as github-action-benchmark, or without --normalize")  # fmt: skip
     meta = run.meta
     known = machines(meta)
     first = next(iter(known.values()))
@@ -112,7 +147,7 @@ def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
             "params": {"case": param},
             "param": param,
             "extra_info": {
-                "unit": "calibration units" if normalize else "seconds", "accuracy": row["accuracy"],
+                "unit": "seconds", "experiment": keys["experiment"], "accuracy": row["accuracy"],
                 "params": row["params"], "status": row["status"], "seeds": row["seeds"],
                 "path": row["path"], "machine": row["machine"], "run_id": run.path.name,
             },
@@ -129,13 +164,10 @@ def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
             "cpu": {"brand_raw": m.get("cpu", ""), "count": m.get("cores")},
             "seqbench_machines": list(known),
         },
-        "commit_info": {
-            "id": git.get("commit") or "unknown", "time": None, "author_time": None,
-            "dirty": bool(git.get("dirty")), "project": "seqbench", "branch": "(unknown)",
-        },
+        "commit_info": _commit_info(git),
         "benchmarks": benchmarks,
         "datetime": meta.get("started"),
-        "version": PYTEST_BENCHMARK_FORMAT,
+        "version": pytest_benchmark_version(),
     }  # fmt: skip
 
 
@@ -149,9 +181,10 @@ def github_action_benchmark_json(run: Run, normalize: bool = False) -> list[dict
         extra = f"{row['seeds']} seeds, {len(data)} steady epochs; status {row['status']}"
         if accuracy == accuracy:
             extra += f"; accuracy {accuracy:.2f}"
+        experiment = f" [{keys['experiment']}]" if keys["several_experiments"] else ""
         out.append({
             "name": f"{keys['task']} {keys['model']} {keys['backend']}:{keys['implementation']}/{keys['device']} "
-                    "steady epoch",
+                    f"steady epoch{experiment}" + (NORMALIZED_SUFFIX if normalize else ""),
             "unit": unit,
             "value": round(statistics.median(data), 6),
             "range": f"± {(q3 - q1) / 2:.4g}",

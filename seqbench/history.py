@@ -21,7 +21,7 @@ import pandas as pd
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError, UsageError
 from seqbench.escape import html_text, markdown, one_line, terminal
-from seqbench.loader import read_meta
+from seqbench.loader import newest_run  # noqa: F401 - its old home; callers may import it from here
 from seqbench.report import (
     cell_view,
     csv_text,
@@ -52,23 +52,6 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
         for run_file in sorted(path.rglob(RUN_FILE)):
             found[run_file.parent] = None
     return list(found)
-
-
-def _started(path: Path) -> str:
-    try:
-        value = read_meta(path).get("started")
-    except ResultsError:  # a damaged run sorts first; reading it then names the damage
-        return ""
-    return str(value) if value else ""
-
-
-def newest_run(results_dir: str | Path) -> Path:
-    """The most recently started run directly inside ``results_dir``."""
-    root = Path(results_dir)
-    runs = [d for d in root.iterdir() if (d / RUN_FILE).is_file()] if root.is_dir() else []
-    if not runs:
-        raise ResultsError(f"no runs in {root}: give a run directory, or run 'seqbench run' first")
-    return max(runs, key=lambda d: (_started(d), d.name))
 
 
 AGE_UNITS = {"m": 1, "min": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}  # in minutes

@@ -64,6 +64,9 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what pandas and NumPy hold exactly
 class GitInfo(TypedDict, total=False):
     commit: str | None
     dirty: bool | None
+    time: str | None  # committer date, ISO 8601 (since seqbench 0.2; absent before)
+    author_time: str | None
+    branch: str | None  # None on a detached HEAD
 
 
 class ShardInfo(TypedDict):
@@ -530,17 +533,71 @@ def read_run(path: str | os.PathLike[str]) -> RunData:
     return RunData(path, meta, cells, epochs, notes)
 
 
-def load_run(path: str | os.PathLike[str]) -> Run:
-    """A run directory as a :class:`~seqbench.results.Run`: ``meta`` and DataFrames of cells and epochs."""
+LATEST = "latest"
+
+
+def _started(path: Path) -> str:
+    try:
+        value = read_meta(path).get("started")
+    except ResultsError:  # a damaged run sorts first; reading it then names the damage
+        return ""
+    return str(value) if value else ""
+
+
+def newest_run(results_dir: str | os.PathLike[str]) -> Path:
+    """The most recently started run directly inside ``results_dir`` (then the greatest name)."""
+    root = Path(results_dir)
+    runs = [d for d in root.iterdir() if (d / RUN_FILE).is_file()] if root.is_dir() else []
+    if not runs:
+        raise ResultsError(f"no runs in {root}: give a run directory, or run 'seqbench run' first")
+    return max(runs, key=lambda d: (_started(d), d.name))
+
+
+def resolve_run(run: str | os.PathLike[str] | None = None, results_dir: str | os.PathLike[str] = "results") -> Path:
+    """The run directory ``run`` names: a directory, a run id under ``results_dir``, or the newest run.
+
+    ``None`` and ``"latest"`` mean the newest run in ``results_dir``.  A path
+    that exists is taken as it is (the loader then says what is wrong with
+    it); otherwise ``results_dir/run`` when that exists.
+    """
+    if run is None or str(run) == LATEST:
+        return newest_run(results_dir)
+    path = Path(run)
+    if path.exists():
+        return path
+    under = Path(results_dir) / path
+    if under.exists():
+        return under
+    raise ResultsError(f"no run {str(run)!r}: not a directory, and no such run id in {results_dir}")
+
+
+def _float_columns(record: type) -> list[str]:
+    """The record's fields declared ``float`` (or ``float | None``): float64 columns, NaN where null."""
+    from dataclasses import fields
+
+    return [f.name for f in fields(record) if str(f.type).replace(" ", "") in ("float", "float|None")]
+
+
+def load_run(run: str | os.PathLike[str] | None = None, results_dir: str | os.PathLike[str] = "results") -> Run:
+    """A run as a :class:`~seqbench.results.Run`: ``meta`` and DataFrames of cells and epochs.
+
+    ``run`` is a run directory, a run id under ``results_dir``, or ``"latest"``
+    / nothing for the newest run there (:func:`resolve_run`).  Float fields
+    are float64 columns, NaN where a cell recorded nothing (``gpu_s`` on a
+    CPU run), never columns of ``None`` objects.
+    """
     import pandas as pd
 
-    from seqbench.results import CELL_COLUMNS, EPOCH_COLUMNS
+    from seqbench.results import CELL_COLUMNS, EPOCH_COLUMNS, CellRecord, EpochRecord
 
-    data = read_run(path)
+    data = read_run(resolve_run(run, results_dir))
     cells = pd.DataFrame(data.cells, columns=CELL_COLUMNS)
     epochs = pd.DataFrame(data.epochs, columns=EPOCH_COLUMNS)
+    for frame, record in ((cells, CellRecord), (epochs, EpochRecord)):
+        for column in _float_columns(record):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return Run(data.path, dict(data.meta), cells, epochs, data.notes)
 
 
-__all__ = ["LOADERS", "RunData", "RunMeta", "checker", "load_run", "parse_json", "read_meta", "read_run",
-           "read_rows"]  # fmt: skip
+__all__ = ["LOADERS", "RunData", "RunMeta", "checker", "load_run", "newest_run", "parse_json", "read_meta",
+           "read_run", "read_rows", "resolve_run"]  # fmt: skip

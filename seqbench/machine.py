@@ -65,6 +65,13 @@ def git_commit(path: Path) -> GitInfo | None:
         ).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "-uno"))}
+        info: GitInfo = {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "-uno"))}
     except (OSError, subprocess.SubprocessError):
         return None
+    try:  # extras for dashboards (pytest-benchmark's commit_info); a detached HEAD has no branch
+        committed, authored = git("log", "-1", "--format=%cI%n%aI").splitlines()
+        branch = git("rev-parse", "--abbrev-ref", "HEAD")
+        info.update(time=committed, author_time=authored, branch=None if branch == "HEAD" else branch)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return info

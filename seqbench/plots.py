@@ -26,14 +26,18 @@ if TYPE_CHECKING:
     from seqbench.results import Run
 
 TITLES = {
-    "steady_time": "Steady epoch time per backend and model",
+    "steady_time": "Steady epoch time per backend and model (lower is better)",
     "loss_curves": "Training loss per epoch (median over seeds; band: min-max)",
-    "accuracy": "Test accuracy per seed (bar: median)",
-    "first_vs_steady": "First epoch vs steady epoch",
+    "accuracy": "Test accuracy per seed (line: median; higher is better)",
+    "first_vs_steady": "First epoch vs steady epoch (lower is better)",
 }
+FORMATS = ("png", "svg")
 
 
 _STYLES = ("-", "--", ":", "-.")
+# Okabe-Ito, a palette that colour-blind readers can tell apart; then matplotlib's tab10 for more series.
+_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")  # fmt: skip
 
 
 class PlotError(SeqbenchError):
@@ -50,8 +54,45 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _series_name(row: Any) -> str:
+    return f"{row['backend']}:{row['implementation']}/{row['device']}"
+
+
 def _series_label(row: Any) -> str:
-    return mathtext(f"{row['backend']}:{row['implementation']}/{row['device']}")
+    return mathtext(_series_name(row))
+
+
+def series_colors(names: Any) -> dict[str, str]:
+    """One colour per series (``backend:implementation/device``), the same in every figure of a run.
+
+    Assigned in sorted order of the names, so a run's figures agree with each other however each is drawn.
+    """
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(sorted(set(map(str, names))))}
+
+
+def _colors_for(frame: pd.DataFrame, colors: dict[str, str] | None) -> dict[str, str]:
+    return colors if colors is not None else series_colors(frame.apply(_series_name, axis=1))
+
+
+def _tick_label(text: str, width: int = 22) -> str:
+    """A tick label on lines of at most ``width`` characters, broken at spaces (long words stay whole)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False)) or text
+
+
+def _log_axis(ax: Any, label: str, values: Any) -> None:
+    """A fixed log axis (the same scale whatever the data), with a 'lower is better' label."""
+    from matplotlib.ticker import LogLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.set_ylabel(f"{label} (log scale; lower is better)")
+    finite = [float(v) for v in values if v == v and v > 0]
+    if finite:  # whole decades around the data, so that the axis does not jump with it
+        import math
+
+        ax.set_ylim(10 ** math.floor(math.log10(min(finite))), 10 ** math.ceil(math.log10(max(finite)) + 1e-9))
 
 
 def _log_if_wide(ax: Any, values: Any) -> None:
@@ -60,103 +101,164 @@ def _log_if_wide(ax: Any, values: Any) -> None:
         ax.set_yscale("log")
 
 
-def steady_time_figure(table: pd.DataFrame) -> Figure:
-    """Grouped bars: steady epoch ms (whiskers: interquartile range) per model, one bar per backend."""
-    import numpy as np
+def _value_label(v: float) -> str:
+    from seqbench.report import fmt_ms
 
+    return fmt_ms(v)
+
+
+def steady_time_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> Figure:
+    """Dots: the steady epoch ms per backend (median over processes, labelled), whiskers min-max over processes.
+
+    One column of dots per task/model, one colour per backend; a fixed log axis says "lower is better".
+    """
     table = table[table["steady_epoch_ms"].notna()].copy()
-    table["series"] = table.apply(_series_label, axis=1)
-    table["group"] = (table["task"] + " / " + table["model"]).map(mathtext)
+    colors = _colors_for(table, colors)
+    table["series"] = table.apply(_series_name, axis=1)
+    table["group"] = table["task"] + " / " + table["model"]
     groups = sorted(table["group"].unique())
     series = sorted(table["series"].unique())
-    fig = _new_figure(max(5.0, 1.2 * len(groups) * max(1, len(series)) * 0.6 + 2), 3.8)
+    fig = _new_figure(max(5.5, 1.6 * len(groups) + 3.0), 4.2)
     ax = fig.add_subplot()
-    width = 0.8 / max(1, len(series))
+    step = 0.7 / max(1, len(series))
     for i, name in enumerate(series):
-        part = table[table["series"] == name].set_index("group").reindex(groups)
-        x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
-        med = part["steady_epoch_ms"].to_numpy(float)
-        err = np.vstack([med - part["steady_min_ms"].to_numpy(float), part["steady_max_ms"].to_numpy(float) - med])
-        ax.bar(x, med, width, yerr=np.nan_to_num(err), capsize=3, label=name)
-    ax.set_xticks(range(len(groups)), groups)
-    ax.set_ylabel("ms per steady epoch")
-    _log_if_wide(ax, table["steady_epoch_ms"])
-    ax.legend(fontsize="small")
-    ax.set_title(TITLES["steady_time"])
+        part = table[table["series"] == name]
+        for _, r in part.iterrows():
+            x = groups.index(r["group"]) + (i - (len(series) - 1) / 2) * step
+            med, low, high = r["steady_epoch_ms"], r["steady_min_ms"], r["steady_max_ms"]
+            yerr = [[max(0.0, med - low)], [max(0.0, high - med)]] if low == low and high == high else None
+            ax.errorbar([x], [med], yerr=yerr, fmt="o", color=colors[name], capsize=4, markersize=6,
+                        label=mathtext(name) if r["group"] == part["group"].iloc[0] else None)  # fmt: skip
+            ax.annotate(_value_label(med), (x, med), textcoords="offset points", xytext=(6, 0), fontsize="x-small",
+                        va="center")  # fmt: skip
+    ax.set_xticks(range(len(groups)), [mathtext(_tick_label(g)) for g in groups], fontsize="small")
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    _log_axis(ax, "ms per steady epoch", list(table["steady_min_ms"]) + list(table["steady_max_ms"])
+              + list(table["steady_epoch_ms"]))  # fmt: skip
+    ax.legend(fontsize="small", title="dot: median; bar: min-max over processes", title_fontsize="x-small",
+              loc="center left", bbox_to_anchor=(1.01, 0.5))  # fmt: skip
+    fig.suptitle(TITLES["steady_time"])  # over the legend too: the axes alone may be narrower than the title
     return fig
 
 
-def loss_figure(epochs: pd.DataFrame) -> Figure:
-    """One panel per task/model, one line per backend: median loss over seeds, band min-max."""
+def loss_agreement(epochs: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Per (task, model): the largest relative difference between backends' median loss at any epoch.
+
+    ``|a - b| / max(|a|, |b|)`` over every pair of backends and every epoch they share; NaN with one backend.
+    The fairness rules give every backend the same data, weights and batches, so this should be small.
+    """
+    out: dict[tuple[str, str], float] = {}
+    if epochs.empty:
+        return out
+    frame = epochs.copy()
+    frame["series"] = frame.apply(_series_name, axis=1)
+    for (task, model), part in frame.groupby(["task", "model"], sort=True):
+        medians = part.groupby(["epoch", "series"])["loss"].median().unstack("series")
+        medians = medians.dropna(how="any")
+        if medians.shape[1] < 2 or medians.empty:
+            out[str(task), str(model)] = float("nan")
+            continue
+        high, low = medians.max(axis=1), medians.min(axis=1)
+        scale = medians.abs().max(axis=1).where(lambda v: v > 0)
+        out[str(task), str(model)] = float(((high - low) / scale).max())
+    return out
+
+
+def loss_figure(epochs: pd.DataFrame, colors: dict[str, str] | None = None) -> Figure:
+    """One panel per task/model, one line per backend: median loss over seeds, band min-max.
+
+    Each panel states how closely the backends agree (:func:`loss_agreement`).
+    """
     panels: list[tuple[str, str]] = sorted(epochs.groupby(["task", "model"]).groups)  # type: ignore[arg-type]
-    fig = _new_figure(5.0 * max(1, len(panels)), 3.8)
+    colors = _colors_for(epochs, colors)
+    agreement = loss_agreement(epochs)
+    fig = _new_figure(5.0 * max(1, len(panels)), 4.0)
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
     for ax, (task, model) in zip(axes, panels, strict=False):
         part = epochs[(epochs["task"] == task) & (epochs["model"] == model)].copy()
-        part["series"] = part.apply(_series_label, axis=1)
+        part["series"] = part.apply(_series_name, axis=1)
         for i, (name, curve) in enumerate(part.groupby("series", sort=True)):
             by_epoch = curve.groupby("epoch")["loss"]
             med = by_epoch.median()
             # curves that agree lie on top of each other: vary the line style so each stays visible
-            (line,) = ax.plot(med.index, med.to_numpy(float), marker=".xo+"[i % 4], linestyle=_STYLES[i % 4],
-                              label=name)  # fmt: skip
+            ax.plot(med.index, med.to_numpy(float), marker=".xo+"[i % 4], linestyle=_STYLES[i % 4],
+                    color=colors[str(name)], label=mathtext(str(name)))  # fmt: skip
             ax.fill_between(med.index, by_epoch.min().to_numpy(float), by_epoch.max().to_numpy(float),
-                            color=line.get_color(), alpha=0.15)  # fmt: skip
+                            color=colors[str(name)], alpha=0.15)  # fmt: skip
         positive = part["loss"][part["loss"] > 0]
         if len(positive):
             ax.set_yscale("log")
+        gap = agreement.get((str(task), str(model)), float("nan"))
+        if gap == gap:
+            said = "backends agree exactly" if gap == 0 else f"backends agree to {gap:.1e}"
+            ax.text(0.98, 0.97, f"{said}\n(largest relative gap of median loss)",
+                    transform=ax.transAxes, ha="right", va="top", fontsize="small",
+                    bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})  # fmt: skip
         ax.set_xlabel("epoch")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("training loss (log scale)")
         ax.set_title(mathtext(f"{task} / {model}"))
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="lower left")
     fig.suptitle(TITLES["loss_curves"])
     return fig
 
 
-def accuracy_figure(cells: pd.DataFrame) -> Figure:
-    """One point per seed, a bar at the median, per backend and model."""
+def accuracy_figure(cells: pd.DataFrame, colors: dict[str, str] | None = None) -> Figure:
+    """One point per seed, a line at the median, per backend and model, coloured by backend."""
     import numpy as np
 
     from seqbench.results import COMPLETED
 
     done = cells[cells["status"].isin(COMPLETED)].copy()
-    done["series"] = done.apply(_series_label, axis=1)
-    done["label"] = (done["task"] + " / " + done["model"]).map(mathtext) + "\n" + done["series"]
+    colors = _colors_for(done, colors)
+    done["series"] = done.apply(_series_name, axis=1)
+    done["label"] = done["task"] + " / " + done["model"] + "\n" + done["series"]
     labels = sorted(done["label"].unique())
-    fig = _new_figure(max(5.0, 1.1 * len(labels) + 1.5), 3.8)
+    fig = _new_figure(max(5.5, 1.0 * len(labels) + 3.0), 4.4)
     ax = fig.add_subplot()
+    shown: set[str] = set()
     for i, label in enumerate(labels):
-        values = done.loc[done["label"] == label, "accuracy"].dropna().to_numpy(float)
+        rows = done[done["label"] == label]
+        values = rows["accuracy"].dropna().to_numpy(float)
         if not len(values):
             continue
+        name = str(rows["series"].iloc[0])
         jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
-        ax.scatter(i + jitter, values, s=22, zorder=3)
-        ax.hlines(np.median(values), i - 0.3, i + 0.3, color="black", linewidth=2)
-        ax.vlines(i, values.min(), values.max(), color="grey", linewidth=1)
-    ax.set_xticks(range(len(labels)), labels, fontsize="small")
+        ax.scatter(i + jitter, values, s=24, zorder=3, color=colors[name],
+                   label=None if name in shown else mathtext(name))  # fmt: skip
+        shown.add(name)
+        ax.hlines(np.median(values), i - 0.3, i + 0.3, color=colors[name], linewidth=2)
+    ax.set_xticks(range(len(labels)), [mathtext(lab) for lab in labels], fontsize="x-small",
+                  rotation=30, ha="right")  # fmt: skip
     ax.set_ylim(-0.03, 1.03)
-    ax.set_ylabel("test accuracy")
-    ax.set_title(TITLES["accuracy"])
+    ax.set_ylabel("test accuracy (higher is better)")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(TITLES["accuracy"])  # over the legend too: the axes alone may be narrower than the title
     return fig
 
 
-def first_vs_steady_figure(table: pd.DataFrame) -> Figure:
-    """Per row: the first epoch next to the steady epoch (log scale when they differ widely)."""
-    import numpy as np
-
+def first_vs_steady_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> Figure:
+    """Per row: the first epoch (hollow) and the steady epoch (filled) on a fixed log axis, coloured by backend."""
     table = table[table["steady_epoch_ms"].notna()].copy()
-    labels = ((table["task"] + " / " + table["model"]).map(mathtext) + "\n"
-              + table.apply(_series_label, axis=1)).tolist()  # fmt: skip
-    fig = _new_figure(max(5.0, 1.1 * len(labels) + 1.5), 3.8)
+    colors = _colors_for(table, colors)
+    names = table.apply(_series_name, axis=1).tolist()
+    labels = [mathtext(f"{t} / {m}\n{n}") for t, m, n in zip(table["task"], table["model"], names, strict=True)]
+    fig = _new_figure(max(5.5, 1.0 * len(labels) + 3.0), 4.4)
     ax = fig.add_subplot()
-    x = np.arange(len(labels))
-    ax.bar(x - 0.2, table["first_epoch_ms"].to_numpy(float), 0.4, label="first epoch")
-    ax.bar(x + 0.2, table["steady_epoch_ms"].to_numpy(float), 0.4, label="steady epoch")
-    ax.set_xticks(x, labels, fontsize="small")
-    ax.set_ylabel("ms")
-    _log_if_wide(ax, list(table["first_epoch_ms"]) + list(table["steady_epoch_ms"]))
-    ax.legend(fontsize="small")
-    ax.set_title(TITLES["first_vs_steady"])
+    for x, (name, first, steady) in enumerate(zip(names, table["first_epoch_ms"], table["steady_epoch_ms"],
+                                                  strict=True)):  # fmt: skip
+        ax.plot([x, x], [first, steady], color=colors[name], linewidth=1, alpha=0.6)
+        ax.scatter([x], [first], s=40, facecolors="none", edgecolors=colors[name], zorder=3,
+                   label="first epoch (hollow)" if x == 0 else None)  # fmt: skip
+        ax.scatter([x], [steady], s=40, color=colors[name], zorder=3, label="steady epoch (filled)" if x == 0 else None)
+        for y in (first, steady):
+            if y == y:
+                ax.annotate(_value_label(y), (x, y), textcoords="offset points", xytext=(6, 0), fontsize="x-small",
+                            va="center")  # fmt: skip
+    ax.set_xticks(range(len(labels)), labels, fontsize="x-small", rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    _log_axis(ax, "ms", list(table["first_epoch_ms"]) + list(table["steady_epoch_ms"]))
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(TITLES["first_vs_steady"])  # over the legend too: the axes alone may be narrower than the title
     return fig
 
 
@@ -180,25 +282,35 @@ def history_figure(long: pd.DataFrame, time_column: str, time_label: str) -> Fig
 
 
 def png(fig: Figure) -> bytes:
+    return render_figure(fig, "png")
+
+
+def render_figure(fig: Figure, fmt: str = "png") -> bytes:
+    """The figure as PNG or SVG bytes (:data:`FORMATS`)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown plot format {fmt!r}; valid: {', '.join(FORMATS)}")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format=fmt)
     return buffer.getvalue()
 
 
 def run_figures(run: Run) -> dict[str, Figure]:
-    """Every figure of a run that has data to show, by name (see :data:`TITLES`)."""
+    """Every figure of a run that has data to show, by name (see :data:`TITLES`), one colour per backend."""
     from seqbench.report import cell_view, summary
 
     cells = cell_view(run)
     table = summary(cells)
+    colors = series_colors(cells.apply(_series_name, axis=1)) if len(cells) else {}
     figures: dict[str, Figure] = {}
     if table["steady_epoch_ms"].notna().any():
-        figures["steady_time"] = steady_time_figure(table)
-        figures["first_vs_steady"] = first_vs_steady_figure(table)
+        figures["steady_time"] = steady_time_figure(table, colors)
+        figures["first_vs_steady"] = first_vs_steady_figure(table, colors)
     if not run.epochs.empty:
-        figures["loss_curves"] = loss_figure(run.epochs)
+        epochs = run.epochs
+        colors |= {k: v for k, v in series_colors(epochs.apply(_series_name, axis=1)).items() if k not in colors}
+        figures["loss_curves"] = loss_figure(epochs, colors)
     if cells["accuracy"].notna().any():
-        figures["accuracy"] = accuracy_figure(cells)
+        figures["accuracy"] = accuracy_figure(cells, colors)
     return figures
 
 
@@ -206,13 +318,13 @@ def run_pngs(run: Run) -> dict[str, bytes]:
     return {name: png(fig) for name, fig in run_figures(run).items()}
 
 
-def save_run_plots(run: Run, folder: str | Path) -> list[Path]:
-    """Write each figure of ``run`` as ``folder/<name>.png``; return the paths."""
+def save_run_plots(run: Run, folder: str | Path, fmt: str = "png") -> list[Path]:
+    """Write each figure of ``run`` as ``folder/<name>.<fmt>`` (png or svg); return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, data in run_pngs(run).items():
-        path = folder / f"{name}.png"
-        path.write_bytes(data)
+    for name, fig in run_figures(run).items():
+        path = folder / f"{name}.{fmt}"
+        path.write_bytes(render_figure(fig, fmt))
         written.append(path)
     return written

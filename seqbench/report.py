@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,7 +46,7 @@ SUMMARY_COLUMNS = [
     "accuracy", "accuracy_min", "accuracy_max", "final_loss",
     "metric", "score", "score_min", "score_max", "baseline", "gflops_per_s", "peak_share",
     "first_epoch_ms", "first_epoch_min_ms", "first_epoch_max_ms",
-    "steady_epoch_ms", "steady_min_ms", "steady_max_ms", "processes", "disturbed",
+    "steady_epoch_ms", "steady_min_ms", "steady_max_ms", "vs_fastest", "processes", "disturbed",
     "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "path", "machine",
 ]  # fmt: skip
 
@@ -225,7 +226,54 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
             machine=",".join(machine_ids),
         )
         rows.append(row)
-    return pd.DataFrame(rows, columns=KEYS + SUMMARY_COLUMNS)
+    table = pd.DataFrame(rows, columns=KEYS + SUMMARY_COLUMNS)
+    table["vs_fastest"] = vs_fastest(table)
+    return table
+
+
+# Rows that race each other: the same model in the same experiment (backends and devices differ).
+RACE_KEYS = ["task", "experiment", "model"]
+
+
+def vs_fastest(table: pd.DataFrame) -> pd.Series:
+    """Each row's steady time over the fastest steady time of its task, experiment and model (1.0: fastest)."""
+    if table.empty:
+        return pd.Series(dtype="float64")
+    fastest = table.groupby(RACE_KEYS, dropna=False)["steady_epoch_ms"].transform("min")
+    return (table["steady_epoch_ms"] / fastest).astype("float64")
+
+
+def race_lines(table: pd.DataFrame) -> list[str]:
+    """One hyperfine-style sentence per model that more than one row timed, fastest first.
+
+    ``numpy:reference ran 2.0x faster than keras:graph and 4.6x faster than torch:loop for lstm``.
+    The device is named only when the rows ran on more than one.
+    """
+    out = []
+    timed = table[table["steady_epoch_ms"].notna()]
+    for (_, _, model), part in timed.groupby(RACE_KEYS, sort=True, dropna=False):
+        if len(part) < 2:
+            continue
+        part = part.sort_values(["steady_epoch_ms", "backend", "implementation"])
+        devices = part["device"].nunique() > 1
+
+        def name(r: dict[str, Any], devices: bool = devices) -> str:
+            return f"{r['backend']}:{r['implementation']}" + (f"/{r['device']}" if devices else "")
+
+        first, *rest = part.to_dict("records")
+        against = [f"{fmt_ratio(r['steady_epoch_ms'] / first['steady_epoch_ms'])} faster than {name(r)}"
+                   for r in rest]  # fmt: skip
+        listed = against[0] if len(against) == 1 else ", ".join(against[:-1]) + " and " + against[-1]
+        out.append(f"{name(first)} ran {listed} for {model}")
+    return out
+
+
+def fmt_ratio(v: Any) -> str:
+    """A ratio of times, the same precision everywhere: ``1.00x``, ``4.60x``, ``18.2x``, ``180x``."""
+    if not _ok(v):
+        return "-"
+    v = float(v)
+    return f"{v:.0f}x" if v >= 100 else f"{v:.1f}x" if v >= 10 else f"{v:.2f}x"
 
 
 def _reason(error: Any) -> str:
@@ -355,6 +403,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     show_baseline = table["baseline"].notna().any()
     show_flops = table["gflops_per_s"].notna().any()
     show_share = table["peak_share"].notna().any()
+    show_race = bool(race_lines(table))  # some model was timed on more than one row
     metrics = set(table["metric"].dropna())
     # The primary metric's own name heads the column when the table has one metric (today's "accuracy").
     score_title = next(iter(metrics)) if len(metrics) == 1 else "score"
@@ -374,8 +423,11 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "first ms": _range(fmt_ms(r["first_epoch_ms"]), r["first_epoch_min_ms"], r["first_epoch_max_ms"], fmt_ms),
             "steady ms": _range(fmt_ms(r["steady_epoch_ms"]), r["steady_min_ms"], r["steady_max_ms"], fmt_ms)
             + ("*" if r["disturbed"] else ""),
+            "x vs fastest": fmt_ratio(r["vs_fastest"]),
             "cpu ms": fmt_ms(r["cpu_ms"]),
         })  # fmt: skip
+        if not show_race:
+            del row["x vs fastest"]
         if show_flops:
             row["GFLOP/s"] = _fmt(r["gflops_per_s"], ".3g")
         if show_share:
@@ -392,14 +444,40 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+COMPACT_COLUMNS = ("backend", "model", "status", "steady ms", "x vs fastest")
+
+
+def compact(shown: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`display_table` cut to what a PR comment shows first.
+
+    backend (``backend:implementation/device``), model, the primary metric's column, steady ms, x vs
+    fastest, and status only when some seed did not end ok.
+    """
+    out = pd.DataFrame({"backend": [f"{b}:{i}/{d}" for b, i, d in
+                                    zip(shown["backend"], shown["impl"], shown["device"], strict=True)]})  # fmt: skip
+    out["model"] = list(shown["model"])
+    fixed = {"backend", "impl", "model", "device", "status", "params", "baseline", "final loss", "first ms",
+             "steady ms", "x vs fastest", "cpu ms", "GFLOP/s", "% peak", "gpu ms", "samples/s", "peak MB",
+             "steady/cal", "path", "machine"}  # fmt: skip
+    score = next(c for c in shown.columns if c not in fixed)  # the primary metric's column (or "score")
+    out[score] = list(shown[score])
+    for column in ("steady ms", "x vs fastest"):
+        if column in shown:
+            out[column] = list(shown[column])
+    if not shown["status"].eq(STATUS_OK).all():
+        out["status"] = list(shown["status"])
+    return out
+
+
 def _score_format(metric: Any) -> Callable[[Any], str]:
     """Two decimals for accuracy (today's look), four significant digits for anything else."""
     spec = ".2f" if metric == "accuracy" else ".4g"
     return lambda v: _fmt(v, spec)
 
 
-_RIGHT = {"params", "accuracy", "final loss", "first ms", "steady ms", "cpu ms", "gpu ms", "samples/s", "peak MB",
-          "steady/cal", "score", "baseline", "mse", "mae", "cross_entropy", "GFLOP/s", "% peak"}  # fmt: skip
+_RIGHT = {"x vs fastest", "params", "accuracy", "final loss", "first ms", "steady ms", "cpu ms", "gpu ms",
+          "samples/s", "peak MB", "steady/cal", "score", "baseline", "mse", "mae", "cross_entropy", "GFLOP/s",
+          "% peak"}  # fmt: skip
 
 
 def text_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
@@ -414,6 +492,61 @@ def text_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
         return "  ".join(out).rstrip()
 
     return "\n".join([line([str(c) for c in columns])] + [line(r) for r in cells])
+
+
+# Columns left out, in this order, when a table must fit a terminal: the least read first.  What is left
+# answers "who is fastest, how sure, and did it learn": backend, model, the primary metric and the times.
+DROP_ORDER = ("path", "peak MB", "samples/s", "steady/cal", "cpu ms", "% peak", "params", "final loss", "baseline",
+              "GFLOP/s", "gpu ms", "device", "first ms", "status")  # fmt: skip
+
+
+def fit_columns(frame: pd.DataFrame, width: int | None) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` without the fewest :data:`DROP_ORDER` columns that make its text table fit ``width``.
+
+    Returns the table and the names of the columns left out (none when ``width`` is None).
+    """
+    dropped: list[str] = []
+    if width is None:
+        return frame, dropped
+    for column in DROP_ORDER:
+        if _table_width(frame) <= width:
+            break
+        if column == "status" and not frame[column].eq(STATUS_OK).all():
+            continue  # a failure is news: keep it
+        if column == "device" and frame[column].nunique() > 1:
+            continue
+        if column in frame:
+            frame = frame.drop(columns=[column])
+            dropped.append(column)
+    return frame, dropped
+
+
+def _table_width(frame: pd.DataFrame) -> int:
+    widths = [max([len(str(c))] + [len(one_line(v)) for v in frame[c]]) for c in frame.columns]
+    return sum(widths) + 2 * max(0, len(widths) - 1)
+
+
+def rich_text_table(frame: pd.DataFrame, width: int, right: set[str] | None = None) -> str:
+    """The table laid out by rich for ``width`` columns, as plain text (no colour, no box).
+
+    Numbers never wrap; a text column folds when even the fitted table is too wide.
+    """
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    right = _RIGHT if right is None else right
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), show_edge=False, header_style="")
+    for c in frame.columns:
+        table.add_column(str(c), justify="right" if c in right else "left", no_wrap=c in right,
+                         overflow="fold")  # fmt: skip
+    for row in frame.itertuples(index=False):
+        table.add_row(*[one_line(v) for v in row])
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, force_terminal=False, highlight=False,
+            markup=False, emoji=False).print(table)  # fmt: skip
+    return "\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").splitlines())
 
 
 def md_table(frame: pd.DataFrame, right: set[str] | None = None) -> str:
@@ -494,15 +627,17 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ rendering
 
 
-def render_summary(run: Run) -> str:
+def render_summary(run: Run, width: int | None = None) -> str:
     """The terminal report: what ``seqbench run`` prints at the end, and ``seqbench report``."""
-    return render(run, "text")
+    return render(run, "text", width=width)
 
 
-def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
+def render(run: Run, fmt: str = "text", plots: bool = True, width: int | None = None) -> str:
     """The whole report in ``fmt`` (one of :data:`FORMATS`).
 
-    ``plots`` applies to HTML only: embed the figures (needs matplotlib).
+    ``plots`` applies to HTML only: embed the figures (needs matplotlib).  ``width`` applies to text only:
+    the terminal's width, which every table is fitted to (:func:`fit_columns`, then laid out by rich);
+    None (a file, a pipe) keeps every column.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
@@ -518,8 +653,16 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
         return json.dumps(jsonable(doc), indent=2) + "\n"
     if fmt == "text":
         out = _info_lines(info)
+        left_out: list[str] = []
         for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
-            out += ["", one_line(_task_heading(str(task), str(experiment))), text_table(display_table(part))]
+            shown, dropped = fit_columns(display_table(part), width)
+            left_out += [c for c in dropped if c not in left_out]
+            laid_out = text_table(shown) if width is None else rich_text_table(shown, width)
+            out += ["", one_line(_task_heading(str(task), str(experiment))), laid_out]
+            out += race_lines(part)
+        if left_out:
+            out += ["", f"left out to fit {width} columns: {', '.join(left_out)} (a wider terminal, or "
+                    "--format csv, shows them)"]  # fmt: skip
         out += _disturbed_lines(table)
         if table.empty:
             out += ["", "no cells finished"]
@@ -527,13 +670,19 @@ def render(run: Run, fmt: str = "text", plots: bool = True) -> str:
             out += ["", "cells that did not end ok:"] + ["  " + one_line(line) for line in _failure_lines(bad)]
         if not table.empty:
             out += ["", legend(table)]
+        if width is not None:  # prose wraps at the terminal's edge, tables were fitted to it
+            out = [line if "\n" in line or len(line) <= width else
+                   textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in out]
         return terminal("\n".join(out))
     if fmt == "md":
         out = [f"## seqbench run {markdown(info['run_id'])}", ""]
         for line in _info_lines(info):
             out.append(f"> **{markdown(line)}**" if line.startswith("PARTIAL") else f"- {markdown(line)}")
         for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
-            out += ["", f"### {markdown(_task_heading(str(task), str(experiment)))}", "", md_table(display_table(part))]
+            full = display_table(part)
+            out += ["", f"### {markdown(_task_heading(str(task), str(experiment)))}", "", md_table(compact(full))]
+            out += [text for line in race_lines(part) for text in ("", markdown(line))]
+            out += ["", "<details><summary>All columns</summary>", "", md_table(full), "", "</details>"]
         out += [text for line in _disturbed_lines(table) for text in ("", f"> **{markdown(line)}**")]
         if table.empty:
             out += ["", "No cells finished."]
@@ -549,16 +698,19 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:90em}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
 th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left}
-th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.scroll{overflow-x:auto}
 .partial{background:#fff3cd;border:1px solid #e0c060;padding:0.6em}
 .warning{background:#fde2e1;border:1px solid #d08080;padding:0.6em}
 img{max-width:100%;border:1px solid #eee;margin:0.5em 0} .legend{color:#666;font-size:0.85em}
 """
 
 
-def html_page(title: str, body: str) -> str:
+def html_page(title: str, body: str, css: str = "") -> str:
+    """One self-contained page: the report's style, plus ``css`` (ours, never from a file)."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html_text(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{_CSS}{css}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
 
 
 def png_img(png: bytes, alt: str) -> str:
@@ -574,8 +726,10 @@ def _render_html(run: Run, info: dict[str, Any], table: pd.DataFrame, bad: pd.Da
             parts.append(f"<li>{html_text(line)}</li>")
     parts.append("</ul>")
     for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
+        # numbers never wrap ("0.82 (0.47-0.94)" on one line); a table wider than the page scrolls
         parts += [f"<h2>{html_text(_task_heading(str(task), str(experiment)))}</h2>",
-                  html_table(display_table(part))]  # fmt: skip
+                  f'<div class="scroll">{html_table(display_table(part))}</div>']  # fmt: skip
+        parts += [f"<p>{html_text(line)}</p>" for line in race_lines(part)]
     parts += [f'<p class="warning">{html_text(line)}</p>' for line in _disturbed_lines(table)]
     if table.empty:
         parts.append("<p>No cells finished.</p>")

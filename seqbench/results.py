@@ -117,8 +117,8 @@ class CellRecord:
     probe_target: float | None = None
     first_epoch_s: float | None = None
     steady_epoch_s: float | None = None
-    cpu_s: float | None = None
-    gpu_s: float | None = None
+    cpu_s: float | None = None  # process CPU seconds per steady epoch (median of epochs 2..N), not the total
+    gpu_s: float | None = None  # device seconds per steady epoch, where the backend can time its device
     samples_per_s: float | None = None
     peak_rss_mb: float | None = None
     build_s: float | None = None
@@ -292,8 +292,8 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(read(path))
 
 
-def load_run(path: str | os.PathLike[str]) -> Run:
-    """A run directory, checked once, as ``meta`` and DataFrames (see :mod:`seqbench.loader`)."""
+def load_run(run: str | os.PathLike[str] | None = None, results_dir: str | os.PathLike[str] = "results") -> Run:
+    """A run, checked once, as ``meta`` and DataFrames (see :func:`seqbench.loader.load_run`)."""
     from seqbench.loader import load_run as load
 
-    return load(path)
+    return load(run, results_dir)

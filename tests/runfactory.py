@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from seqbench.calibration import machine_id
-from seqbench.results import FORMAT_VERSION, CellRecord, EpochRecord, RunWriter
+from seqbench.results import FORMAT_VERSION, CellRecord, EpochRecord, RunWriter, experiment_label
 
 MACHINE = {
     "hostname": "box-a", "cpu": "Test CPU 3000", "cores": 2, "memory_gb": 8.0, "os": "Linux-test",
@@ -81,9 +81,11 @@ def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: 
                                            machine=meta["machine_id"]))  # fmt: skip
                 done += 1
                 continue
+            experiment = experiment_label({"task_params": {}, "units": row.units, "activation": "relu",
+                                           "epochs": epochs, "batch_size": 32, "threads": 2, "dtype": "float32"})
             for e, wall in enumerate(walls, 1):
                 writer.add_epoch(EpochRecord(**ident, epoch=e, loss=1000.0 / e**2, wall_s=wall, cpu_s=wall * 0.98,
-                                             gpu_s=row.gpu_s))  # fmt: skip
+                                             gpu_s=row.gpu_s, experiment=experiment))  # fmt: skip
             steady = float(np.median(walls[1:]))
             writer.add_cell(CellRecord(
                 **ident, status="ok", implementation_path=f"{row.backend}-path", units=row.units, activation="relu",

@@ -18,7 +18,7 @@ def test_help_and_list_import_no_framework_and_no_pandas(plugin_env):
         "import sys\nfrom seqbench.cli import main\n"
         "for argv in (['--help'], ['list'], ['run', '--help']):\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-        "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'pandas', 'matplotlib') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'pandas', 'matplotlib', 'rich') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plugin_env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -231,3 +232,41 @@ def test_a_retried_repeat_counts_by_its_undisturbed_attempt(tmp_path):
     c = compare_runs(seqbench.load_run(base), seqbench.load_run(new))
     rnn = c.table[c.table["model"] == "rnn"].iloc[0]
     assert rnn["verdict"] == SAME and rnn["n_new"] == 3 and rnn["new_disturbed"] == 0
+
+
+def _pr_comment(tmp_path):
+    from seqbench.compare import compare_runs, render
+
+    rows = [Row(backend="numpy", model="rnn", steady_s=0.0025), Row(backend="numpy", model="lstm", steady_s=0.004),
+            Row(backend="torch", implementation="loop", model="lstm", steady_s=0.011)]
+    slow = [Row(backend=r.backend, implementation=r.implementation, model=r.model,
+                steady_s=r.steady_s * (3.69 if r.backend == "torch" else 1.0)) for r in rows]
+    base = make_run(tmp_path, "base", rows, process_noise=0.02, seed=1)
+    new = make_run(tmp_path, "new", slow, process_noise=0.02, seed=2)
+    c = compare_runs(seqbench.load_run(base), seqbench.load_run(new))
+    return c, render(c, "md")
+
+
+def test_pr_comment_leads_with_a_compact_table_verdict_first_every_column_named(tmp_path):
+    _, md = _pr_comment(tmp_path)
+    compact, details = [block.splitlines() for block in md.split("\n\n") if block.startswith("|")]
+    assert compact[0] == "| verdict | backend | model | new/base (95% CI) | accuracy change |"
+    assert compact[2].startswith("| REGRESSION: slower x3.") and "torch:loop/cpu | lstm" in compact[2]  # worst first
+    for table in (compact, details):
+        assert all(name.strip() for name in table[0].strip("|").split("|"))  # no nameless column
+    ratios = re.findall(r"\| (\d+\.\d+) \((\d+\.\d+)-(\d+\.\d+)\) \|", md)
+    assert len(ratios) == 3 and all(len(x.split(".")[1]) == 3 for r in ratios for x in r)  # three decimals
+    p_values = [line.split("|")[6].strip() for line in details[2:]]
+    assert all(re.fullmatch(r"<0\.001|\d\.\d{3}", p.replace("\\", "")) for p in p_values), p_values
+    assert md.index("<details>") < md.index(details[0]) < md.index("</details>")
+    assert "- experiment 1: arithmetic, units=10" in md
+
+
+def test_pr_comment_sums_up_with_the_geometric_mean_of_the_ratios(tmp_path):
+    from seqbench.compare import geometric_mean_ratio
+
+    c, md = _pr_comment(tmp_path)
+    g, n = geometric_mean_ratio(c)
+    ratios = c.table["ratio"].dropna().to_numpy(float)
+    assert n == 3 and g == pytest.approx(float(np.prod(ratios)) ** (1 / 3))
+    assert f"geometric mean of new/base over 3 matched rows: {g:.3f} ({g - 1:.1%} slower)" in md

@@ -74,10 +74,12 @@ def evil_run(tmp_path: Path) -> Path:
     return path
 
 
-def _rendered_md_is_inert(md: str, ours: int) -> None:
+def _rendered_md_is_inert(md: str, ours: int, details: int = 0) -> None:
     html = commonmark(md)
     assert len(re.findall(r"<h\d", html)) == ours, html  # only the headings the renderer wrote
-    assert not re.search(r"<(a|img|details|summary)\b", html), html
+    assert not re.search(r"<(a|img)\b", html), html
+    # only the <details> blocks the renderer wrote (the PR comment's folded tables)
+    assert len(re.findall(r"<details\b", html)) == len(re.findall(r"<summary\b", html)) == details, html
     assert "\x1b" not in md and "\r" not in md and "@octocat" not in md
 
 
@@ -87,7 +89,8 @@ def test_report_markdown_escapes_info_lines_headings_cells_and_failures(evil_run
     from seqbench.report import cell_view, summary
 
     experiments = summary(cell_view(run)).groupby(["task", "experiment"]).ngroups
-    _rendered_md_is_inert(md, ours=1 + experiments)  # the run title and one heading per task and experiment
+    # the run title and one heading and one folded full table per task and experiment
+    _rendered_md_is_inert(md, ours=1 + experiments, details=experiments)
     tables = [block.splitlines() for block in md.split("\n\n") if block.startswith("|")]
     assert tables
     for table in tables:  # no row breaks out of its table
@@ -115,7 +118,7 @@ def test_compare_markdown_escapes_its_warnings_and_names(tmp_path):
     result = invoke("compare", str(base), str(new), "--format", "md")
     assert result.returncode == 0, result.stderr
     assert "different hosts" in result.stdout and "different library versions" in result.stdout
-    _rendered_md_is_inert(result.stdout, ours=1)
+    _rendered_md_is_inert(result.stdout, ours=1, details=1)
 
 
 def test_history_markdown_and_text_escape_names(evil_run):

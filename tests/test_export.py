@@ -78,3 +78,61 @@ def test_export_of_a_run_with_nothing_timed_is_exit_2(tmp_path):
     path = make_run(tmp_path, "bad", [Row(failed_seeds=(0, 1, 2))])
     result = invoke("export", str(path), "--format", "github-action-benchmark")
     assert result.returncode == 2 and "no completed cell" in result.stderr
+
+
+def test_normalized_series_have_their_own_unit_suffixed_names(run_path):
+    run = seqbench.load_run(run_path)
+    ms = json.loads(export(run, "github-action-benchmark"))
+    cal = json.loads(export(run, "github-action-benchmark", normalize=True))
+    assert all(e["name"].endswith("steady epoch") for e in ms)
+    assert all(e["name"].endswith("steady epoch (cal)") and e["unit"] == "cal" for e in cal)
+    assert not {e["name"] for e in ms} & {e["name"] for e in cal}  # never one series in two units
+
+
+def test_pytest_benchmark_refuses_calibration_units_it_would_show_as_seconds(run_path):
+    result = invoke("export", str(run_path), "--format", "pytest-benchmark", "--normalize")
+    assert result.returncode == 2 and "shows every value as seconds" in result.stderr
+
+
+def test_pytest_benchmark_commit_info_is_the_runs_and_the_version_the_installed_one(tmp_path):
+    from importlib import metadata
+
+    path = make_run(tmp_path, "r", [Row()])
+    meta = json.loads((path / "run.json").read_text())
+    meta["git"] = {"commit": "c" * 40, "dirty": True, "time": "2026-01-02T03:04:05+00:00",
+                   "author_time": "2026-01-01T00:00:00+00:00", "branch": "main"}
+    (path / "run.json").write_text(json.dumps(meta))
+    doc = json.loads(export(seqbench.load_run(path), "pytest-benchmark"))
+    assert doc["commit_info"] == {"id": "c" * 40, "time": "2026-01-02T03:04:05+00:00",
+                                  "author_time": "2026-01-01T00:00:00+00:00", "dirty": True,
+                                  "project": "seqbench", "branch": "main"}
+    assert doc["version"] == metadata.version("pytest-benchmark")
+
+
+def test_a_run_records_the_commit_time_and_branch(tmp_path):
+    import subprocess
+
+    from seqbench.machine import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q", "-b", "trunk")
+    (tmp_path / "f").write_text("x")
+    git("add", "f")
+    git("-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "m")
+    info = git_commit(tmp_path)
+    assert info is not None and info["branch"] == "trunk" and info["time"] and info["author_time"]
+    assert len(info["commit"]) == 40 and info["dirty"] is False
+
+
+def test_names_carry_the_experiment_when_a_run_has_several(tmp_path):
+    path = make_run(tmp_path, "grid", [Row(units=10), Row(units=20)])
+    run = seqbench.load_run(path)
+    names = [e["name"] for e in json.loads(export(run, "github-action-benchmark"))]
+    assert len(set(names)) == 2 and any("units=10" in n for n in names) and any("units=20" in n for n in names)
+    bench = json.loads(export(run, "pytest-benchmark"))["benchmarks"]
+    assert len({b["name"] for b in bench}) == 2 and all("units=" in b["name"] for b in bench)
+    single = [e["name"] for e in json.loads(export(seqbench.load_run(make_run(tmp_path, "one", [Row()])),
+                                                   "github-action-benchmark"))]
+    assert "units=" not in single[0]

@@ -97,8 +97,11 @@ def test_gpu_time_is_shown_where_recorded(tmp_path):
 def test_markdown_csv_and_json_carry_the_same_rows(run_path):
     run = seqbench.load_run(run_path)
     md = render(run, "md")
-    table_lines = [line for line in md.splitlines() if line.startswith("|")]
-    assert len(table_lines) == 4 and set(table_lines[1]) <= set("|-:")  # header, rule, two rows
+    compact, full = [block.splitlines() for block in md.split("\n\n") if block.startswith("|")]
+    assert len(compact) == 4 and set(compact[1]) <= set("|-:")  # header, rule, two rows
+    assert compact[0] == "| backend | model | accuracy | steady ms | status |"  # status: a seed failed
+    assert len(full) == 4 and "| final loss |" in full[0]  # every column, folded under <details>
+    assert md.count("<details><summary>All columns</summary>") == 1
     rows = list(csv.DictReader(io.StringIO(render(run, "csv"))))
     assert {r["model"] for r in rows} == {"rnn", "lstm"}
     assert float(next(r for r in rows if r["model"] == "rnn")["accuracy"]) == 0.8
@@ -212,3 +215,8 @@ def test_real_numpy_run_reports_in_every_format(tmp_path):
         result = cli("report", str(path), "--format", fmt)
         assert result.returncode == 0, (fmt, result.stderr)
         assert "rnn" in result.stdout and "lstm" in result.stdout
+
+
+def test_html_numbers_do_not_wrap_and_wide_tables_scroll(run_path):
+    page = render(seqbench.load_run(run_path), "html", plots=False)
+    assert '<div class="scroll"><table>' in page and "white-space:nowrap" in page

@@ -1,0 +1,186 @@
+"""What ``seqbench run`` shows on stderr while it works.
+
+On a terminal, a live line from rich: cell i of N, epoch e of E with the
+loss, elapsed time and an ETA over the whole run, and "calibrating..." during
+the quiet start.  Finished cells print as lines above it, and the live line is
+*transient*: it is erased when the run ends, however it ends (Ctrl-C
+included), so the summary never starts on it.  When stderr is not a terminal
+(a CI log, a pipe) the output is plain lines, one per cell, as before.
+
+rich is imported only when a live line is shown, inside :class:`ConsoleProgress`:
+this module is imported by the CLI's ``run`` command, never on the start path
+of ``--help`` or ``list``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from seqbench.escape import one_line
+
+COMPLETED_STATUSES = ("ok", "diverged")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def cell_line(record: Any, done: int, total: int) -> str:
+    """The one line that reports a finished cell (plain text, escaped)."""
+    again = f" (attempt {record.attempt})" if record.attempt > 1 else ""
+    line = (f"[{done}/{total}] {record.backend}:{record.implementation}/{record.device} "
+            f"{record.model} seed={record.seed}{again}  {record.status}")  # fmt: skip
+    if record.status in COMPLETED_STATUSES:
+        steady_ms = None if record.steady_epoch_s is None else record.steady_epoch_s * 1e3
+        name = record.primary_metric or "accuracy"  # cells before 0.2 name none
+        value = (record.metrics or {}).get(name, record.accuracy)
+        shown = "acc" if name == "accuracy" else name
+        line += f"  {shown} {_fmt(value, '.2f' if name == 'accuracy' else '.4g')}"
+        if record.baseline is not None and name != "accuracy":
+            line += f" (baseline {record.baseline:.4g})"
+        line += f"  loss {_fmt(record.final_loss, '.4g')}  steady {_fmt(steady_ms, '.1f')} ms/epoch"
+        if record.disturbed:
+            line += f"  DISTURBED ({record.interference:.2f} cores busy elsewhere)"
+    elif record.error:
+        line += ": " + record.error.strip().splitlines()[-1]
+    return one_line(line)
+
+
+def clock(seconds: float) -> str:
+    """``75.4`` -> ``1:15``; an hour or more -> ``1:02:03``."""
+    s = int(max(0.0, seconds) + 0.5)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class RunClock:
+    """Elapsed time and an ETA over the run, from epochs done so far (no rich: testable alone).
+
+    Work is counted in epochs: ``cells x epochs`` planned.  The ETA divides the
+    elapsed time since the first cell started by the epochs done, so worker
+    start-up and first epochs (imports, tracing) are part of the rate, as they
+    are part of what is left.
+    """
+
+    def __init__(self, now: float | None = None) -> None:
+        self.start = time.monotonic() if now is None else now
+        self.first_cell: float | None = None
+        self.epochs_done = 0
+        self.epochs_total = 0
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left, or None before the first epoch has finished."""
+        now = time.monotonic() if now is None else now
+        if self.first_cell is None or self.epochs_done <= 0:
+            return None
+        rate = (now - self.first_cell) / self.epochs_done
+        return rate * max(0, self.epochs_total - self.epochs_done)
+
+    def elapsed(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.start
+
+
+def status_text(cell: int, total: int, epoch: int | None, epochs: int | None, what: str, loss: float | None,
+                run_clock: RunClock, now: float | None = None) -> str:  # fmt: skip
+    """The live line's text: ``cell 3/12  epoch 4/10  numpy:reference/cpu rnn seed=0  loss 1.2  0:05 ETA 0:40``."""
+    parts = [f"cell {cell}/{total}"]
+    if epoch is not None:
+        parts.append(f"epoch {epoch}/{epochs if epochs else '?'}")
+    parts.append(what)
+    if loss is not None:
+        parts.append(f"loss {loss:.4g}")
+    eta = run_clock.eta(now)
+    parts.append(f"{clock(run_clock.elapsed(now))} elapsed" + (f", ETA {clock(eta)}" if eta is not None else ""))
+    return one_line("  ".join(parts))
+
+
+class ConsoleProgress:
+    """The runner's Progress on stderr: live on a terminal (rich), plain lines otherwise.
+
+    Use as a context manager, or call :meth:`close`: closing erases the live
+    line, so whatever prints next starts on a clean line.
+    """
+
+    def __init__(self, quiet: bool = False, stream: IO[str] | None = None, live: bool | None = None) -> None:
+        self.quiet = quiet
+        self.stream = stream if stream is not None else sys.stderr
+        is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.live = (is_tty if live is None else live) and not quiet
+        self.clock = RunClock()
+        self._cells_total = 0
+        self._cell_index = 0
+        self._epochs: int | None = None
+        self._what = "starting..."
+        self._epoch: int | None = None
+        self._loss: float | None = None
+        self._done_epochs_before = 0  # epochs of finished cells
+        self._rich: Any = None
+        if self.live:
+            from rich.console import Console  # only for a live terminal
+            from rich.live import Live
+
+            self._console = Console(file=self.stream, highlight=False, markup=False, emoji=False)
+            self._rich = Live("", console=self._console, transient=True, refresh_per_second=4,
+                              get_renderable=self._renderable, redirect_stdout=False,
+                              redirect_stderr=False)  # fmt: skip
+            self._rich.start()
+
+    # ---------------------------------------------------------------- output
+
+    def _renderable(self) -> Any:
+        from rich.text import Text
+
+        text = status_text(self._cell_index, self._cells_total, self._epoch, self._epochs, self._what, self._loss,
+                           self.clock)  # fmt: skip
+        return Text(text, no_wrap=True, overflow="ellipsis")
+
+    def _print(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self._rich is not None:
+            self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Erase the live line (transient) and stop its refresh thread; safe to call twice."""
+        if self._rich is not None:
+            self._rich.stop()
+            self._rich = None
+
+    def __enter__(self) -> ConsoleProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- the runner's Progress protocol
+
+    def note(self, message: str) -> None:
+        if self.live and message.rstrip(".").endswith("calibrating"):
+            self._what = "calibrating..."  # shown on the live line: the quiet start says what it does
+            return
+        self._print(one_line(f"note: {message}"))
+
+    def cell_started(self, cell: Any, done: int, total: int) -> None:
+        if self.clock.first_cell is None:
+            self.clock.first_cell = time.monotonic()
+        self._cell_index, self._cells_total = done + 1, total
+        self._epochs, self._epoch, self._loss = cell.epochs, None, None
+        self._what = cell.label
+        # planned work: the cells left (this one included) at this cell's epochs, plus what is done
+        self.clock.epochs_total = self._done_epochs_before + (total - done) * cell.epochs
+        self.clock.epochs_done = self._done_epochs_before
+
+    def epoch(self, record: Any) -> None:
+        self._epoch, self._loss = record.epoch, record.loss
+        self.clock.epochs_done = self._done_epochs_before + record.epoch
+
+    def cell_finished(self, record: Any, done: int, total: int) -> None:
+        self._done_epochs_before += record.epochs or self._epochs or 0
+        self.clock.epochs_done = self._done_epochs_before
+        self._cells_total = total
+        self._print(cell_line(record, done, total))

@@ -1,0 +1,143 @@
+"""What ``seqbench run`` shows while it works, and the terminal tables: fitted to the width, fastest named."""
+
+from __future__ import annotations
+
+import io
+import re
+from types import SimpleNamespace
+
+import pytest
+
+import seqbench
+from seqbench.console import ConsoleProgress, RunClock, clock, status_text
+from seqbench.report import render
+from tests.runfactory import Row, make_run
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _cell(seed: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(epochs=10, label=f"numpy:reference/cpu rnn seed={seed}")
+
+
+def _record(seed: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(backend="numpy", implementation="reference", device="cpu", model="rnn", seed=seed,
+                           attempt=1, status="ok", steady_epoch_s=0.0025, primary_metric="accuracy", metrics={},
+                           accuracy=0.8, baseline=None, final_loss=0.5, disturbed=False, error=None, epochs=10)
+
+
+def test_the_live_line_counts_cells_and_epochs_and_gives_elapsed_time_and_an_eta():
+    c = RunClock(now=0.0)
+    c.first_cell, c.epochs_done, c.epochs_total = 10.0, 5, 20  # 5 epochs in 10 s: 15 left take 30 s
+    text = status_text(2, 4, 3, 10, "torch:loop/cpu lstm seed=1", 0.12345, c, now=20.0)
+    assert text == "cell 2/4  epoch 3/10  torch:loop/cpu lstm seed=1  loss 0.1235  0:20 elapsed, ETA 0:30"
+    assert clock(3725) == "1:02:05"
+    assert "ETA" not in status_text(1, 4, None, 10, "calibrating...", None, RunClock(now=0.0), now=1.0)
+
+
+def test_not_a_terminal_gives_plain_lines_and_no_live_line():
+    out = io.StringIO()
+    with ConsoleProgress(stream=out) as progress:
+        progress.note("calibrating...")
+        progress.cell_started(_cell(), 0, 2)
+        progress.epoch(SimpleNamespace(epoch=1, loss=1.0))
+        progress.cell_finished(_record(), 1, 2)
+    lines = out.getvalue().splitlines()
+    assert lines == ["note: calibrating...",
+                     "[1/2] numpy:reference/cpu rnn seed=0  ok  acc 0.80  loss 0.5  steady 2.5 ms/epoch"]
+    assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
+
+
+def _visible_after_last_erase(text: str) -> str:
+    """What stays on the screen's current line: the text after the last carriage return or line erase."""
+    tail = re.split(r"\r|\x1b\[2K", text)[-1]
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", tail)
+
+
+def test_the_live_line_says_calibrating_and_is_erased_after_ctrl_c():
+    out = _Tty()
+    progress = ConsoleProgress(stream=out)
+    assert progress.live
+    progress.note("calibrating...")
+    assert "calibrating..." in str(progress._renderable())
+    with pytest.raises(KeyboardInterrupt), progress:
+        progress.cell_started(_cell(), 0, 3)
+        progress.epoch(SimpleNamespace(epoch=4, loss=0.25))
+        assert "cell 1/3  epoch 4/10" in str(progress._renderable())
+        progress._rich.refresh()
+        raise KeyboardInterrupt
+    assert "cell 1/3" in out.getvalue()  # it was shown...
+    assert _visible_after_last_erase(out.getvalue()).strip() == ""  # ...and nothing of it is left
+    progress.close()  # twice is fine
+
+
+def test_a_finished_cell_prints_above_the_live_line():
+    out = _Tty()
+    with ConsoleProgress(stream=out) as progress:
+        progress.cell_started(_cell(), 0, 1)
+        progress.cell_finished(_record(), 1, 1)
+    assert "[1/1] numpy:reference/cpu rnn seed=0  ok" in out.getvalue()
+
+
+def test_quiet_prints_nothing():
+    out = _Tty()
+    with ConsoleProgress(quiet=True, stream=out) as progress:
+        progress.note("calibrating...")
+        progress.cell_finished(_record(), 1, 1)
+    assert out.getvalue() == ""
+
+
+@pytest.fixture
+def race(tmp_path):
+    rows = [Row(backend="numpy", implementation="reference", model="lstm", steady_s=0.0025),
+            Row(backend="torch", implementation="loop", model="lstm", steady_s=0.0115),
+            Row(backend="keras", implementation="graph", model="lstm", steady_s=0.005),
+            Row(backend="numpy", implementation="reference", model="rnn", steady_s=0.002)]
+    return seqbench.load_run(make_run(tmp_path, "race", rows, noise=0.0))
+
+
+def test_the_summary_says_how_much_faster_the_fastest_backend_ran(race):
+    from seqbench.report import cell_view, summary
+
+    table = summary(cell_view(race)).set_index(["backend", "model"])
+    assert table.loc[("torch", "lstm"), "vs_fastest"] == pytest.approx(4.6)
+    assert table.loc[("numpy", "lstm"), "vs_fastest"] == pytest.approx(1.0)
+    text = render(race, "text")
+    assert "numpy:reference ran 2.00x faster than keras:graph and 4.60x faster than torch:loop for lstm" in text
+    assert "for rnn" not in text  # one row: no race
+    header = next(line for line in text.splitlines() if line.startswith("backend"))
+    assert "x vs fastest" in header
+    assert re.search(r"torch\s+loop\s+lstm .* 4\.60x", text)
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_every_line_fits_the_terminal_and_the_left_out_columns_are_named(race, width):
+    text = render(race, "text", width=width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    header = next(line for line in text.splitlines() if line.startswith("backend"))
+    for column in ("model", "accuracy", "steady ms", "x vs fastest"):  # what is never left out
+        assert column in header
+    if width == 80:
+        assert "left out to fit 80 columns: path, peak MB" in text.replace("\n  ", " ")
+        assert "path" not in header
+
+
+def test_without_a_width_every_column_stays(race):
+    text = render(race, "text")
+    header = next(line for line in text.splitlines() if line.startswith("backend"))
+    assert "path" in header and "left out" not in text
+
+
+def test_report_fits_columns_env_and_keeps_everything_in_a_file(tmp_path, monkeypatch):
+    from tests.runfactory import invoke
+
+    path = make_run(tmp_path, "r", [Row(), Row(backend="torch", implementation="loop")])
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = invoke("report", str(path))
+    assert narrow.returncode == 0 and max(map(len, narrow.stdout.splitlines())) <= 80
+    monkeypatch.delenv("COLUMNS")
+    wide = invoke("report", str(path))
+    assert "path" in wide.stdout and "left out" not in wide.stdout

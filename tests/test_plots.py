@@ -1,0 +1,82 @@
+"""The figures: dots with labelled intervals on fixed log axes, one colour per backend, agreement stated, SVG."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import seqbench
+from tests.runfactory import Row, invoke, make_run
+
+pytest.importorskip("matplotlib")
+
+from seqbench import plots  # noqa: E402
+from seqbench.report import cell_view, summary  # noqa: E402
+
+
+@pytest.fixture
+def run(tmp_path):
+    rows = [Row(backend="numpy", model="rnn", steady_s=0.0025), Row(backend="torch", implementation="loop",
+            model="rnn", steady_s=0.0049), Row(backend="numpy", model="lstm", steady_s=0.004)]  # fmt: skip
+    return seqbench.load_run(make_run(tmp_path, "r", rows))
+
+
+def _texts(fig) -> str:
+    out = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+    return "\n".join(out)
+
+
+def test_steady_time_is_dots_with_min_max_whiskers_on_a_fixed_log_axis(run):
+    fig = plots.steady_time_figure(summary(cell_view(run)))
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"  # even though the data span less than a factor of 2
+    low, high = ax.get_ylim()
+    assert (low, high) == (1.0, 10.0)  # whole decades: the axis does not move with the data
+    assert "lower is better" in ax.get_ylabel()
+    assert not ax.patches  # no bars: bar heights on a log axis mean nothing
+    text = _texts(fig)
+    assert "bar: min-max over processes" in text
+    medians = summary(cell_view(run))["steady_epoch_ms"]
+    from seqbench.report import fmt_ms
+
+    assert all(fmt_ms(v) in text for v in medians)  # each dot carries its value
+
+
+def test_every_figure_gives_a_backend_the_same_colour(run):
+    figures = plots.run_figures(run)
+    colors = plots.series_colors(["numpy:reference/cpu", "torch:loop/cpu"])
+    for name in ("steady_time", "accuracy", "loss_curves"):
+        fig = figures[name]
+        legend = fig.axes[0].get_legend()
+        assert legend is not None, name  # the accuracy plot has a legend too
+        from matplotlib.colors import to_hex
+
+        for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
+            color = handle.get_color() if hasattr(handle, "get_color") else handle.get_facecolor()
+            color = color[0] if not isinstance(color, str) and len(color) and not isinstance(color[0], float) else color
+            assert to_hex(color) == to_hex(colors[text.get_text()]), (name, text.get_text())
+
+
+def test_loss_agreement_is_the_largest_relative_gap_between_backends():
+    epochs = pd.DataFrame({
+        "task": "t", "model": "rnn", "implementation": "i", "device": "cpu", "seed": 0,
+        "backend": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2], "loss": [1.0, 0.5, 1.0001, 0.5],
+    })  # fmt: skip
+    assert plots.loss_agreement(epochs)["t", "rnn"] == pytest.approx(1e-4, rel=1e-3)
+    one = epochs[epochs["backend"] == "a"]
+    assert plots.loss_agreement(one)["t", "rnn"] != plots.loss_agreement(one)["t", "rnn"]  # NaN: one backend
+    assert "backends agree to 1.0e-04" in _texts(plots.loss_figure(epochs))
+
+
+def test_tick_labels_are_wrapped_or_rotated(run):
+    fig = plots.first_vs_steady_figure(summary(cell_view(run)))
+    ticks = fig.axes[0].get_xticklabels()
+    assert all("\n" in t.get_text() for t in ticks) and all(t.get_rotation() == 30 for t in ticks)
+
+
+def test_report_writes_svg_plots(tmp_path, run):
+    out = invoke("report", str(run.path), "--plots", str(tmp_path / "svg"), "--plot-format", "svg")
+    assert out.returncode == 0, out.stderr
+    files = sorted((tmp_path / "svg").iterdir())
+    assert [f.suffix for f in files] == [".svg"] * 4
+    assert all(b"<svg" in f.read_bytes()[:2000] for f in files)
