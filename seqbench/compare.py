@@ -357,7 +357,7 @@ def _worst_first(table: pd.DataFrame) -> list[dict[str, Any]]:
     def rank(r: dict[str, Any]) -> int:
         return 0 if r["regression"] else 1 if r["verdict"] in UNJUDGED else 2 if r["match"] == "matched" else 3
 
-    return sorted(table.to_dict("records"), key=rank)
+    return sorted(({str(k): v for k, v in r.items()} for r in table.to_dict("records")), key=rank)
 
 
 def details_table(c: Comparison) -> pd.DataFrame:
