@@ -69,6 +69,25 @@ def loss_function(spec: ModelSpec) -> keras.losses.Loss:
     return keras.losses.MeanSquaredError()
 
 
+def canonical_variables(network: keras.Sequential) -> dict[str, keras.Variable]:
+    """The network's variables by canonical name (Keras's layout is the canonical one)."""
+    recurrent, dense = network.layers
+    return {
+        "kernel": recurrent.cell.kernel,
+        "recurrent_kernel": recurrent.cell.recurrent_kernel,
+        "bias": recurrent.cell.bias,
+        "dense_kernel": dense.kernel,
+        "dense_bias": dense.bias,
+    }
+
+
+def assign_weights(variables: dict[str, keras.Variable], weights: Weights, spec: ModelSpec) -> None:
+    """Load canonical weights into :func:`canonical_variables`."""
+    weights.check(spec)
+    for name, array in weights.arrays().items():
+        variables[name].assign(np.asarray(array, np.float32))
+
+
 def keras_adam(spec: ModelSpec) -> keras.optimizers.Optimizer:
     o = spec.optimizer
     return keras.optimizers.Adam(learning_rate=o.learning_rate, beta_1=o.beta1, beta_2=o.beta2, epsilon=o.epsilon)
@@ -87,21 +106,12 @@ class EngineModel:
         self.device = device
         self.engine_facts = engine_facts
         self.network = build_network(spec)
-        recurrent, dense = self.network.layers
-        self.variables = {  # canonical name -> Keras variable
-            "kernel": recurrent.cell.kernel,
-            "recurrent_kernel": recurrent.cell.recurrent_kernel,
-            "bias": recurrent.cell.bias,
-            "dense_kernel": dense.kernel,
-            "dense_bias": dense.bias,
-        }
+        self.variables = canonical_variables(self.network)
         self.set_weights(weights)
         self.optimizer = keras_adam(spec)
 
     def set_weights(self, weights: Weights) -> None:
-        weights.check(self.spec)
-        for name, array in weights.arrays().items():
-            self.variables[name].assign(np.asarray(array, np.float32))
+        assign_weights(self.variables, weights, self.spec)
 
     def get_weights(self) -> Weights:
         arrays = {n: np.array(keras.ops.convert_to_numpy(v.value), np.float32) for n, v in self.variables.items()}

@@ -30,7 +30,14 @@ import numpy as np
 import tensorflow as tf
 
 from seqbench.contract import ModelSpec, Weights
-from seqbench_keras.base import CUDNN_KINDS, build_network, keras_adam, loss_function
+from seqbench_keras.base import (
+    CUDNN_KINDS,
+    assign_weights,
+    build_network,
+    canonical_variables,
+    keras_adam,
+    loss_function,
+)
 
 # model.fit runs "forever" and is stopped from its callback: the harness, not
 # fit, decides how many epochs there are.
@@ -68,22 +75,12 @@ class KerasModel:
         self.device = device
         self.cudnn = uses_cudnn(spec, allow_cudnn)
         self.network = build_network(spec, allow_cudnn=allow_cudnn)
-        recurrent, dense = self.network.layers
-        self.variables = {  # canonical name -> Keras variable
-            "kernel": recurrent.cell.kernel,
-            "recurrent_kernel": recurrent.cell.recurrent_kernel,
-            "bias": recurrent.cell.bias,
-            "dense_kernel": dense.kernel,
-            "dense_bias": dense.bias,
-        }
+        self.variables = canonical_variables(self.network)
         self.set_weights(weights)
         self.optimizer = keras_adam(spec)
 
     def set_weights(self, weights: Weights) -> None:
-        """Load canonical weights (Keras's layout is the canonical one)."""
-        weights.check(self.spec)
-        for name, array in weights.arrays().items():
-            self.variables[name].assign(np.asarray(array, np.float32))
+        assign_weights(self.variables, weights, self.spec)
 
     def get_weights(self) -> Weights:
         return Weights(**{name: np.array(v.numpy(), np.float32) for name, v in self.variables.items()})
