@@ -71,7 +71,8 @@ def git_commit(path: Path) -> GitInfo | None:
     try:  # extras for dashboards (pytest-benchmark's commit_info); a detached HEAD has no branch
         committed, authored = git("log", "-1", "--format=%cI%n%aI").splitlines()
         branch = git("rev-parse", "--abbrev-ref", "HEAD")
-        info.update(time=committed, author_time=authored, branch=None if branch == "HEAD" else branch)
+        info["time"], info["author_time"] = committed, authored
+        info["branch"] = None if branch == "HEAD" else branch
     except (OSError, subprocess.SubprocessError, ValueError):
         pass
     return info
