@@ -36,6 +36,8 @@ def test_the_live_line_counts_cells_and_epochs_and_gives_elapsed_time_and_an_eta
     assert text == "cell 2/4  epoch 3/10  torch:loop/cpu lstm seed=1  loss 0.1235  0:20 elapsed, ETA 0:30"
     assert clock(3725) == "1:02:05"
     assert "ETA" not in status_text(1, 4, None, 10, "calibrating...", None, RunClock(now=0.0), now=1.0)
+    assert status_text(0, 0, None, None, "calibrating...", None, RunClock(now=0.0), now=1.0) == \
+        "calibrating...  0:01 elapsed"
 
 
 def test_not_a_terminal_gives_plain_lines_and_no_live_line():
