@@ -14,7 +14,6 @@ from seqbench.hookspecs import hookimpl
 if TYPE_CHECKING:
     import pandas as pd
 
-    from seqbench.compare import Comparison
     from seqbench.results import Run
 
 __version__ = "0.1.0"
@@ -60,16 +59,17 @@ def summary(run: Any) -> pd.DataFrame:
     return _summary(cell_view(run if isinstance(run, Run) else load_run(run)))
 
 
-def compare(base: Any, new: Any, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
-            normalize: bool = False, strict: bool = False) -> Comparison:  # fmt: skip
-    """Compare two runs row by row (``seqbench compare``); ``.table`` is a DataFrame, ``.exit_code`` 1 on a regression.
+def __getattr__(name: str) -> Any:
+    """``seqbench.compare``: the module :mod:`seqbench.compare`, imported on first use, and callable.
 
-    ``base`` and ``new`` are :class:`~seqbench.results.Run` objects or anything :func:`load_run` takes.
-    Importing the module :mod:`seqbench.compare` rebinds ``seqbench.compare`` to that module (Python
-    sets a package's attribute to each submodule it imports), so the module is callable too, with
-    this same signature: ``seqbench.compare(base, new)`` works either way.
+    ``seqbench.compare(base, new, threshold=0.10, accuracy_tolerance=0.05, normalize=False, strict=False)``
+    compares two runs (``seqbench compare``; runs or anything :func:`load_run` takes) and returns a
+    :class:`~seqbench.compare.Comparison` (``.table``, ``.exit_code`` 1 on a regression).  It is the module
+    itself rather than a function because importing a submodule sets the package attribute of its name:
+    a function here would be replaced by the module, or hide it (``seqbench.compare.compare_runs``).
     """
-    from seqbench.compare import compare_public
+    if name == "compare":
+        import importlib
 
-    return compare_public(base, new, threshold=threshold, accuracy_tolerance=accuracy_tolerance,
-                          normalize=normalize, strict=strict)  # fmt: skip
+        return importlib.import_module("seqbench.compare")  # pandas, only now
+    raise AttributeError(f"module 'seqbench' has no attribute {name!r}")

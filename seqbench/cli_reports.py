@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -77,12 +76,14 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def terminal_width() -> int | None:
-    """The width text tables must fit: the terminal's, or $COLUMNS; None (no limit) for a file or a pipe."""
+    """The width text tables must fit on a terminal (``$COLUMNS`` overrides it); None for a file or a pipe.
+
+    Only a terminal counts: ``COLUMNS`` alone is no sign of one (some libraries export it into every
+    child process), and a file or a pipe gets every column.
+    """
     import shutil
 
-    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
-        return shutil.get_terminal_size().columns
-    return None
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def _warn(message: str) -> None:

@@ -357,7 +357,8 @@ def _worst_first(table: pd.DataFrame) -> list[dict[str, Any]]:
     def rank(r: dict[str, Any]) -> int:
         return 0 if r["regression"] else 1 if r["verdict"] in UNJUDGED else 2 if r["match"] == "matched" else 3
 
-    return sorted(({str(k): v for k, v in r.items()} for r in table.to_dict("records")), key=rank)
+    rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in table.to_dict("records")]
+    return sorted(rows, key=rank)
 
 
 def details_table(c: Comparison) -> pd.DataFrame:

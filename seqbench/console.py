@@ -86,7 +86,7 @@ class RunClock:
 def status_text(cell: int, total: int, epoch: int | None, epochs: int | None, what: str, loss: float | None,
                 run_clock: RunClock, now: float | None = None) -> str:  # fmt: skip
     """The live line's text: ``cell 3/12  epoch 4/10  numpy:reference/cpu rnn seed=0  loss 1.2  0:05 ETA 0:40``."""
-    parts = [f"cell {cell}/{total}"]
+    parts = [f"cell {cell}/{total}"] if cell else []  # none yet: the quiet start (calibrating...)
     if epoch is not None:
         parts.append(f"epoch {epoch}/{epochs if epochs else '?'}")
     parts.append(what)

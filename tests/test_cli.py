@@ -46,7 +46,8 @@ def test_run_numpy_end_to_end_writes_a_complete_pandas_loadable_record(tmp_path)
 
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["format_version"] == 1 and meta["status"] == "complete"
-    assert meta["config"]["epochs"] == 3 and meta["config"]["threads"] >= 1
+    assert meta["config"]["epochs"] == 3 and meta["config"]["threads"] is None  # None: the auto policy
+    assert meta["thread_policy"]["policy"] == "auto" and meta["thread_policy"]["cores"] >= 1
     assert meta["machine"]["cores"] and meta["machine"]["python"] and meta["packages"]["numpy"]
     assert meta["started"] and meta["ended"] and meta["cells_done"] == 4
 

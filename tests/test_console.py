@@ -36,6 +36,8 @@ def test_the_live_line_counts_cells_and_epochs_and_gives_elapsed_time_and_an_eta
     assert text == "cell 2/4  epoch 3/10  torch:loop/cpu lstm seed=1  loss 0.1235  0:20 elapsed, ETA 0:30"
     assert clock(3725) == "1:02:05"
     assert "ETA" not in status_text(1, 4, None, 10, "calibrating...", None, RunClock(now=0.0), now=1.0)
+    assert status_text(0, 0, None, None, "calibrating...", None, RunClock(now=0.0), now=1.0) == \
+        "calibrating...  0:01 elapsed"
 
 
 def test_not_a_terminal_gives_plain_lines_and_no_live_line():
@@ -131,13 +133,23 @@ def test_without_a_width_every_column_stays(race):
     assert "path" in header and "left out" not in text
 
 
-def test_report_fits_columns_env_and_keeps_everything_in_a_file(tmp_path, monkeypatch):
+def test_report_fits_a_terminal_and_keeps_everything_in_a_file(tmp_path, monkeypatch):
+    import sys
+
+    from seqbench.cli_reports import terminal_width
     from tests.runfactory import invoke
 
     path = make_run(tmp_path, "r", [Row(), Row(backend="torch", implementation="loop")])
     monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr("seqbench.cli_reports.sys.stdout", _Tty())
+    assert terminal_width() == 80
+    monkeypatch.undo()
+    monkeypatch.setenv("COLUMNS", "80")  # exported by some library, but the output is a file or a pipe
+    assert terminal_width() is None
+    monkeypatch.setattr("seqbench.cli_reports.terminal_width", lambda: 80)
     narrow = invoke("report", str(path))
     assert narrow.returncode == 0 and max(map(len, narrow.stdout.splitlines())) <= 80
-    monkeypatch.delenv("COLUMNS")
+    monkeypatch.undo()
     wide = invoke("report", str(path))
     assert "path" in wide.stdout and "left out" not in wide.stdout
+    assert sys.stdout is not None
