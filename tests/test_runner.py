@@ -178,9 +178,11 @@ def test_ctrl_c_during_calibration_marks_the_run_interrupted(tmp_path, monkeypat
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
 
 
-def _start(tmp_path, env, *args, **popen):
-    return subprocess.Popen([sys.executable, "-m", "seqbench", "run", *args, "--results-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)  # fmt: skip
+def _start(tmp_path, env, *args, ignore_sigint=False):
+    command = [sys.executable, "-m", "seqbench", "run", *args, "--results-dir", str(tmp_path)]
+    if ignore_sigint:  # as a shell starts a background job; no preexec_fn: forking a process that runs jax threads
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _children(pid: int) -> list[int]:
@@ -210,9 +212,8 @@ def _wait_for(predicate, timeout=60.0):
                                                       (signal.SIGINT, True)])  # fmt: skip
 def test_stop_signals_keep_finished_cells_and_exit_128_plus_the_signal(tmp_path, plugin_env, signum, ignore_sigint):
     # A script's background job starts with SIGINT ignored; CI cancellation sends SIGINT then SIGTERM.
-    pre = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
     proc = _start(tmp_path, plugin_env, "--backends", "sleepy", "--epochs", "3", "--seeds", "20", "--retries", "0",
-                  "--no-calibration", preexec_fn=pre)  # fmt: skip
+                  "--no-calibration", ignore_sigint=ignore_sigint)  # fmt: skip
     cells = _wait_for(lambda: next((f for f in tmp_path.glob("*/cells.jsonl") if len(read_jsonl(f)) >= 2), None))
     assert cells is not None, "no cell finished in time"
     workers = _children(proc.pid)
