@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import seqbench
 from seqbench.cli_reports import add_commands, parse_shard, terminal_width  # light: pandas only inside its handlers
+from seqbench.config import RunConfig
 from seqbench.errors import SeqbenchError, UsageError
 from seqbench.escape import one_line
 
@@ -90,6 +91,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+# Every run default lives in RunConfig; the parser only shows it.
+DEFAULTS = RunConfig()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="seqbench",
@@ -110,39 +115,40 @@ def build_parser() -> argparse.ArgumentParser:
         "device) group in its own worker process, and write results/<run-id>/ as cells finish. Comma lists in "
         "--units, --batch-size, --activation and -P expand into every combination (a grid).",
     )
-    run.add_argument("--backends", type=_csv, default=("all",), metavar="LIST",
+    run.add_argument("--backends", type=_csv, default=DEFAULTS.backends, metavar="LIST",
                      help="'all' (every available backend) or a comma list of NAME or NAME:IMPLEMENTATION "
                      "(see 'seqbench list'; default: all)")
-    run.add_argument("--models", type=_csv, default=("rnn", "lstm"), metavar="LIST",
+    run.add_argument("--models", type=_csv, default=DEFAULTS.models, metavar="LIST",
                      help="comma list of rnn, lstm, gru (default: rnn,lstm)")
-    run.add_argument("--task", default="arithmetic", help="task name (default: arithmetic)")
+    run.add_argument("--task", default=DEFAULTS.task, help="task name (default: %(default)s)")
     run.add_argument("-P", "--task-param", type=_task_param, action="append", default=[],
                      metavar="KEY=N", help="task parameter, repeatable, e.g. -P steps=50 -P samples=8192; "
                      "a comma list (-P steps=10,50,200) runs every value")
-    run.add_argument("--epochs", type=int, default=10, help="epochs per cell (default: 10)")
-    run.add_argument("--batch-size", type=_grid(int), default=32, metavar="N[,N...]",
-                     help="batch size, or a comma list to run each (default: 32)")
-    run.add_argument("--units", type=_grid(int), default=10, metavar="N[,N...]",
-                     help="recurrent units, or a comma list to run each (default: 10)")
-    run.add_argument("--activation", type=_grid(str), default="relu", metavar="NAME[,NAME]",
-                     help="relu or tanh, or relu,tanh to run both (default: relu)")
-    run.add_argument("--seeds", type=int, default=3,
-                     help="repeats per row, seeds 0..N-1, each in a fresh worker process (default: 3; one seed "
-                     "is no accuracy figure, and spreads and compare intervals are computed over processes)")
-    run.add_argument("--device", default="cpu", help="cpu, gpu or auto (gpu where a backend can) (default: cpu)")
-    run.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+    run.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs per cell (default: %(default)s)")
+    run.add_argument("--batch-size", type=_grid(int), default=DEFAULTS.batch_size, metavar="N[,N...]",
+                     help="batch size, or a comma list to run each (default: %(default)s)")
+    run.add_argument("--units", type=_grid(int), default=DEFAULTS.units, metavar="N[,N...]",
+                     help="recurrent units, or a comma list to run each (default: %(default)s)")
+    run.add_argument("--activation", type=_grid(str), default=DEFAULTS.activation, metavar="NAME[,NAME]",
+                     help="relu or tanh, or relu,tanh to run both (default: %(default)s)")
+    run.add_argument("--seeds", type=int, default=DEFAULTS.seeds,
+                     help="repeats per row, seeds 0..N-1, each in a fresh worker process (default: %(default)s; "
+                     "one seed is no accuracy figure, and spreads and compare intervals are computed over processes)")
+    run.add_argument("--device", default=DEFAULTS.device,
+                     help="cpu, gpu or auto (gpu where a backend can) (default: %(default)s)")
+    run.add_argument("--threads", type=_threads, default=DEFAULTS.threads, metavar="N|auto",
                      help="threads per worker; auto (default): 1 for small models, where a second thread "
                      "collapses under load, every core for large ones (see docs/measurement.md)")
-    run.add_argument("--timeout", type=bounded_float(0, MAX_TIMEOUT_S, " seconds (a week)"), default=600.0,
-                     help="seconds a cell may run, from its start, before it is killed (default: 600)")
+    run.add_argument("--timeout", type=bounded_float(0, MAX_TIMEOUT_S, " seconds (a week)"), default=DEFAULTS.timeout,
+                     help="seconds a cell may run, from its start, before it is killed (default: %(default)g)")
     run.add_argument("--startup-timeout", type=bounded_float(0, MAX_TIMEOUT_S, " seconds (a week)"),
-                     default=300.0, help="seconds a worker may take to start (interpreter, plugins, the "
-                     "framework's import) before its cell counts as timed out (default: 300)")
-    run.add_argument("--retries", type=int, default=2,
+                     default=DEFAULTS.startup_timeout, help="seconds a worker may take to start (interpreter, plugins, "
+                     "the framework's import) before its cell counts as timed out (default: %(default)g)")
+    run.add_argument("--retries", type=int, default=DEFAULTS.retries,
                      help="how many times a repeat that other processes disturbed is measured again, at the "
-                     "end of the run (default: 2; 0 keeps every first measurement)")
-    run.add_argument("--results-dir", default="results", metavar="DIR",
-                     help="where run directories go (default: results)")
+                     "end of the run (default: %(default)s; 0 keeps every first measurement)")
+    run.add_argument("--results-dir", default=DEFAULTS.results_dir, metavar="DIR",
+                     help="where run directories go (default: %(default)s)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
     run.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
                      help="run only the I-th of N deterministic parts of the matrix (for a CI job matrix; "
@@ -167,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from seqbench.plugins import load_registry
-    from seqbench.runner import RunConfig, execute
+    from seqbench.runner import execute
 
     registry = load_registry()
     _report_plugin_failures(registry)

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol, cast
 
@@ -31,6 +31,7 @@ from seqbench import grid
 from seqbench import threads as thread_policy
 from seqbench.budget import check_memory
 from seqbench.calibration import machine_id, run_calibration
+from seqbench.config import RunConfig
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
@@ -52,28 +53,6 @@ from seqbench.worker import Callbacks, run_in_worker
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
 RUN_COMPLETE, RUN_INTERRUPTED, RUN_RUNNING, RUN_FAILED = "complete", "interrupted", "running", "failed"
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # a cancelled CI job sends SIGINT, then SIGTERM
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    backends: tuple[str, ...] = ("all",)
-    models: tuple[str, ...] = ("rnn", "lstm")
-    task: str = "arithmetic"
-    # units, batch_size, activation and each task parameter take one value or a tuple: a grid (seqbench.grid)
-    task_params: dict[str, int | tuple[int, ...]] = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int | tuple[int, ...] = 32  # a tuple is a grid (seqbench.grid)
-    units: int | tuple[int, ...] = 10
-    activation: str | tuple[str, ...] = "relu"
-    seeds: int = 3  # repeats: each in its own process
-    device: str = "cpu"
-    threads: int | None = None  # None: the policy of seqbench.threads
-    timeout: float = 600.0  # per cell, from its start; the worker's start-up has its own allowance
-    startup_timeout: float = 300.0
-    retries: int = 2  # extra measurements of a repeat that other processes disturbed
-    results_dir: str = "results"
-    shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N deterministic parts (1-based)
-    calibrate: bool = True  # measure the calibration workload before the cells
 
 
 class Progress(Protocol):

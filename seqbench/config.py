@@ -1,0 +1,31 @@
+"""The configuration of a run: one place for every ``seqbench run`` setting and its default.
+
+The CLI takes its defaults from here, and run.json records it under
+``config``.  Standard library only, so the CLI can read it at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    backends: tuple[str, ...] = ("all",)
+    models: tuple[str, ...] = ("rnn", "lstm")
+    task: str = "arithmetic"
+    # units, batch_size, activation and each task parameter take one value or a tuple: a grid (seqbench.grid)
+    task_params: dict[str, int | tuple[int, ...]] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int | tuple[int, ...] = 32  # a tuple is a grid (seqbench.grid)
+    units: int | tuple[int, ...] = 10
+    activation: str | tuple[str, ...] = "relu"
+    seeds: int = 3  # repeats: each in its own process
+    device: str = "cpu"
+    threads: int | None = None  # None: the policy of seqbench.threads
+    timeout: float = 600.0  # per cell, from its start; the worker's start-up has its own allowance
+    startup_timeout: float = 300.0
+    retries: int = 2  # extra measurements of a repeat that other processes disturbed
+    results_dir: str = "results"
+    shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N deterministic parts (1-based)
+    calibrate: bool = True  # measure the calibration workload before the cells
