@@ -96,11 +96,11 @@ class RunConfigMeta(TypedDict, total=False):
     backends: list[str]
     models: list[str]
     task: str
-    task_params: dict[str, int]
+    task_params: dict[str, int | list[int]]  # a list is a grid (seqbench.grid)
     epochs: int
-    batch_size: int
-    units: int
-    activation: str
+    batch_size: int | list[int]
+    units: int | list[int]
+    activation: str | list[str]
     seeds: int
     device: str
     threads: int | None

@@ -30,6 +30,8 @@ TITLES = {
     "loss_curves": "Training loss per epoch (median over seeds; band: min-max)",
     "accuracy": "Test accuracy per seed (line: median; higher is better)",
     "first_vs_steady": "First epoch vs steady epoch (lower is better)",
+    "scaling": "Steady epoch time against each varied parameter (log-log; lower is better)",
+    "metric_vs_length": "Primary metric against sequence length, per model kind",
 }
 FORMATS = ("png", "svg")
 
@@ -294,6 +296,87 @@ def render_figure(fig: Figure, fmt: str = "png") -> bytes:
     return buffer.getvalue()
 
 
+def grid_parameters(cells: pd.DataFrame) -> dict[str, pd.Series]:
+    """The numeric parameters a grid varied, each as a per-cell Series (``units``, ``batch_size``, ``task.KEY``)."""
+    import pandas as pd
+
+    found: dict[str, pd.Series] = {}
+    for name in ("units", "batch_size"):
+        if name in cells and cells[name].nunique(dropna=True) > 1:
+            found[name] = pd.to_numeric(cells[name], errors="coerce")
+    params = cells["task_params"] if "task_params" in cells else pd.Series([{}] * len(cells), index=cells.index)
+    keys = sorted({k for p in params if isinstance(p, dict) for k in p})
+    for key in keys:
+        values = pd.to_numeric(pd.Series([p.get(key) if isinstance(p, dict) else None for p in params],
+                                         index=cells.index), errors="coerce")  # fmt: skip
+        if values.nunique(dropna=True) > 1:
+            found[f"task.{key}"] = values
+    return found
+
+
+def scaling_figure(cells: pd.DataFrame, varied: dict[str, pd.Series], colors: dict[str, str] | None = None) -> Figure:
+    """One panel per varied parameter: steady ms (median over processes) against its value, per backend and model.
+
+    How cost grows as the work grows; both axes log.  Points that differ in another varied parameter are
+    drawn as separate lines of the same colour.
+    """
+    import numpy as np
+
+    ok = cells[cells["status"].isin(("ok", "diverged")) & cells["steady_epoch_s"].notna()].copy()
+    colors = _colors_for(ok, colors)
+    fig = _new_figure(5.0 * max(1, len(varied)), 4.0)
+    axes = fig.subplots(1, max(1, len(varied)), squeeze=False)[0]
+    ok["series"] = ok.apply(_series_name, axis=1)
+    for ax, (name, values) in zip(axes, varied.items(), strict=False):
+        ok["x"] = values.reindex(ok.index)
+        others = [n for n in varied if n != name]
+        for n in others:
+            ok[f"_{n}"] = varied[n].reindex(ok.index)
+        keys = ["series", "model", "activation", *[f"_{n}" for n in others]]
+        labelled: set[str] = set()
+        for key, part in ok.groupby(keys, dropna=False, sort=True):
+            curve = part.groupby("x")["steady_epoch_s"].median().sort_index() * 1e3
+            label = f"{mathtext(str(key[0]))} {key[1]}"
+            ax.plot(np.asarray(curve.index, float), curve.to_numpy(float), marker="o",
+                    color=colors.get(str(key[0])), label=None if label in labelled else label)  # fmt: skip
+            labelled.add(label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(name)
+        ax.set_ylabel("ms per steady epoch (lower is better)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(TITLES["scaling"])
+    return fig
+
+
+def metric_vs_length_figure(cells: pd.DataFrame, steps: pd.Series) -> Figure:
+    """The primary metric (median over seeds and backends) against ``steps``, one line per model kind,
+    with the trivial baseline dashed: where a kind stops remembering, its line meets the baseline."""
+    from seqbench.report import primary_scores
+
+    ok = cells[cells["status"].isin(("ok", "diverged"))].copy()
+    ok["_metric"], ok["_score"] = primary_scores(ok)
+    ok["steps"] = steps.reindex(ok.index)
+    fig = _new_figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    for kind, part in ok.groupby("model", sort=True):
+        curve = part.groupby("steps")["_score"].median().sort_index()
+        ax.plot(curve.index.to_numpy(float), curve.to_numpy(float), marker="o", label=str(kind))
+    if "baseline" in ok and ok["baseline"].notna().any():
+        base = ok.groupby("steps")["baseline"].median().sort_index()
+        ax.plot(base.index.to_numpy(float), base.to_numpy(float), "k--", label="trivial baseline")
+    metric = ",".join(sorted({str(m) for m in ok["_metric"]}))
+    lower = bool(ok["higher_is_better"].eq(False).any()) if "higher_is_better" in ok else False
+    ax.set_xscale("log")
+    ax.set_xlabel("steps (sequence length)")
+    ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(TITLES["metric_vs_length"])
+    return fig
+
+
 def run_figures(run: Run) -> dict[str, Figure]:
     """Every figure of a run that has data to show, by name (see :data:`TITLES`), one colour per backend."""
     from seqbench.report import cell_view, summary
@@ -311,6 +394,11 @@ def run_figures(run: Run) -> dict[str, Figure]:
         figures["loss_curves"] = loss_figure(epochs, colors)
     if cells["accuracy"].notna().any():
         figures["accuracy"] = accuracy_figure(cells, colors)
+    varied = grid_parameters(cells) if len(cells) else {}
+    if varied and table["steady_epoch_ms"].notna().any():
+        figures["scaling"] = scaling_figure(cells, varied, colors)
+    if "task.steps" in varied:
+        figures["metric_vs_length"] = metric_vs_length_figure(cells, varied["task.steps"])
     return figures
 
 

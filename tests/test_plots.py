@@ -80,3 +80,25 @@ def test_report_writes_svg_plots(tmp_path, run):
     files = sorted((tmp_path / "svg").iterdir())
     assert [f.suffix for f in files] == [".svg"] * 4
     assert all(b"<svg" in f.read_bytes()[:2000] for f in files)
+
+
+@pytest.mark.slow
+def test_a_grid_run_plots_time_against_each_varied_parameter_and_the_metric_against_length(tmp_path):
+    result = invoke("run", "--backends", "numpy", "--task", "adding", "--models", "rnn,gru", "--activation", "tanh",
+                    "--units", "4,8", "-P", "steps=4,8", "-P", "samples=64", "-P", "test_samples=32", "--epochs", "2",
+                    "--seeds", "1", "--retries", "0", "--no-calibration", "--results-dir", str(tmp_path), "-q")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = seqbench.load_run(result.stdout.strip().splitlines()[-1])
+    cells = cell_view(run)
+    assert set(plots.grid_parameters(cells)) == {"units", "task.steps"}
+    figures = plots.run_figures(run)
+    scaling = figures["scaling"]
+    assert [ax.get_xlabel() for ax in scaling.axes] == ["units", "task.steps"]
+    assert all(ax.get_xscale() == ax.get_yscale() == "log" for ax in scaling.axes)
+    lines = figures["metric_vs_length"].axes[0].get_lines()
+    assert sorted(line.get_label() for line in lines) == ["gru", "rnn", "trivial baseline"]
+    assert len(summary(cells)) == 2 * 2 * 2  # one report row per experiment point and model
+
+
+def test_a_run_without_a_grid_has_no_grid_figures(run):
+    assert not {"scaling", "metric_vs_length"} & set(plots.run_figures(run))
