@@ -86,7 +86,8 @@ def test_report_writes_svg_plots(tmp_path, run):
 def test_a_grid_run_plots_time_against_each_varied_parameter_and_the_metric_against_length(tmp_path):
     result = invoke("run", "--backends", "numpy", "--task", "adding", "--models", "rnn,gru", "--activation", "tanh",
                     "--units", "4,8", "-P", "steps=4,8", "-P", "samples=64", "-P", "test_samples=32", "--epochs", "2",
-                    "--seeds", "1", "--retries", "0", "--no-calibration", "--results-dir", str(tmp_path), "-q")  # fmt: skip
+                    "--seeds", "1", "--retries", "0", "--no-calibration", "--results-dir", str(tmp_path),
+                    "-q")  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = seqbench.load_run(result.stdout.strip().splitlines()[-1])
     cells = cell_view(run)
