@@ -299,7 +299,9 @@ def failures(cells: pd.DataFrame) -> pd.DataFrame:
 def run_info(run: Run) -> dict[str, Any]:
     """What a reader needs to know about the run before trusting its table."""
     meta = run.meta
-    done = len(run.cells)
+    attempts = pd.to_numeric(run.cells["attempt"], errors="coerce") if "attempt" in run.cells else None
+    again = int((attempts > 1).sum()) if attempts is not None else 0  # disturbed repeats measured again
+    done = len(run.cells) - again
     planned = meta.get("cells_planned")
     status = run.status
     git = meta.get("git") if isinstance(meta.get("git"), dict) else None
@@ -309,6 +311,7 @@ def run_info(run: Run) -> dict[str, Any]:
         "status": status,
         "partial": status != "complete" or (isinstance(planned, int) and done < planned),
         "cells_done": done,
+        "remeasured": again,
         "cells_planned": planned,
         "started": meta.get("started"),
         "ended": meta.get("ended"),
@@ -343,6 +346,8 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
     lines = []
     planned = info["cells_planned"]
     count = f"{info['cells_done']} of {planned} cells" if isinstance(planned, int) else f"{info['cells_done']} cells"
+    if info.get("remeasured"):
+        count += f" ({info['remeasured']} re-measured after a disturbance)"
     ended = f"ended {info['ended']}" if info["ended"] else "no end time (still running, or killed)"
     lines.append(f"run {info['run_id']}: {info['status']}, {count}, started {info['started'] or '?'}, {ended}")
     if info["partial"]:

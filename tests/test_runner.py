@@ -112,6 +112,9 @@ def test_a_disturbed_repeat_is_measured_again_and_kept_apart(tmp_path, monkeypat
 
     view = cell_view(seqbench.load_run(run_dir))
     assert len(view) == 2 and not view["disturbed"].any()
+    from seqbench.report import render
+
+    assert "2 of 2 cells (1 re-measured after a disturbance)" in render(seqbench.load_run(run_dir), "text")
 
 
 # ------------------------------------------------------------------ faults
