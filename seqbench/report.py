@@ -126,6 +126,8 @@ def epoch_view(cells: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         join.append("experiment")
     keep = list(dict.fromkeys([*join, "experiment"] + (["calibration_s"] if "calibration_s" in done else [])))
     epochs = epochs.drop(columns=[c for c in keep if c not in join and c in epochs])
+    if epochs.empty or done.empty:  # nothing to join (and empty columns have no type to join on)
+        return pd.DataFrame(columns=list(dict.fromkeys([*epochs.columns, *keep])))
     return epochs.merge(done[keep].drop_duplicates(join), on=join).reset_index(drop=True)
 
 
