@@ -136,3 +136,13 @@ def test_names_carry_the_experiment_when_a_run_has_several(tmp_path):
     single = [e["name"] for e in json.loads(export(seqbench.load_run(make_run(tmp_path, "one", [Row()])),
                                                    "github-action-benchmark"))]
     assert "units=" not in single[0]
+
+
+def test_a_run_whose_tables_were_cut_to_nothing_exports_nothing_with_exit_2(tmp_path):
+    # found by the damaged-run property test: empty tables have untyped columns that pandas refused to join
+    run = make_run(tmp_path, "cut", [Row()])
+    (run / "cells.jsonl").write_text("")
+    (run / "epochs.jsonl").write_text("")
+    for fmt in ("pytest-benchmark", "github-action-benchmark"):
+        result = invoke("export", str(run), "--format", fmt)
+        assert result.returncode == 2 and "no completed cell" in result.stderr
