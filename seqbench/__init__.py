@@ -52,9 +52,9 @@ def summary(run: Any) -> pd.DataFrame:
     those of ``seqbench report --format csv`` (docs/reports.md): ``steady_epoch_ms`` with
     ``steady_min_ms``/``steady_max_ms`` over processes, ``vs_fastest``, the primary metric's ``score``...
     """
-    from seqbench.report import cell_view
-    from seqbench.report import summary as _summary
     from seqbench.results import Run
+    from seqbench.views import cell_view
+    from seqbench.views import summary as _summary
 
     return _summary(cell_view(run if isinstance(run, Run) else load_run(run)))
 

@@ -24,6 +24,7 @@ from seqbench.cli_reports import add_commands, parse_shard, terminal_width  # li
 from seqbench.config import RunConfig
 from seqbench.errors import SeqbenchError, UsageError
 from seqbench.escape import one_line
+from seqbench.keys import RunStatus
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
@@ -192,7 +193,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from seqbench.report import render_summary  # pandas, only now
 
         print(render_summary(seqbench.load_run(result.path), width=terminal_width()))
-        if result.status != "complete":
+        if result.status != RunStatus.COMPLETE:
             print(f"run {result.status}: {len(result.cells)} cell(s) finished and kept", file=sys.stderr)
     print(result.path)
     return result.exit_code

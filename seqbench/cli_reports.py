@@ -112,7 +112,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     import seqbench
-    from seqbench.compare import compare_runs, render
+    from seqbench.compare import compare_runs
+    from seqbench.compare_report import render
 
     base, new = seqbench.load_run(args.base), seqbench.load_run(args.new)
     result = compare_runs(base, new, threshold=args.threshold, accuracy_tolerance=args.accuracy_tolerance,

@@ -19,16 +19,17 @@ Exit status (:attr:`Comparison.exit_code`): 1 when any matched row is
 confidently slower beyond the threshold, lost accuracy beyond the tolerance,
 or newly fails (with ``strict``, also when a row is undecided, disturbed or
 has too few processes); else 0.  Unusable input raises :class:`ResultsError` (2).
+
+:mod:`seqbench.compare_report` renders a :class:`Comparison` as text,
+Markdown (a PR comment) or JSON.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import types
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,29 +37,33 @@ import pandas as pd
 
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError
-from seqbench.escape import markdown, one_line, terminal
-from seqbench.report import KEYS, cell_view, fmt_ms, jsonable, md_table, records, text_table
-from seqbench.results import COMPLETED, ROW_KEYS, Run, experiment_differences
+from seqbench.keys import CODE_FIELDS, COMPLETED, KEY_FIELDS, CellKey, RunStatus, experiment_differences
+from seqbench.results import Run
 from seqbench.stats import DISTURBED, FEW, NA, SLOWER, UNDECIDED, judge
+from seqbench.views import cell_view, status_text
 
-FORMATS = ("text", "md", "json")
 HARDWARE_FIELDS = ("cpu", "cores", "memory_gb", "machine", "os", "python", "python_implementation")
 UNJUDGED = (UNDECIDED, DISTURBED, FEW)  # said in words; a failure only with --strict
-
-
-# ------------------------------------------------------------------ comparing runs
+COLUMNS = [*KEY_FIELDS, "match", "base_median", "new_median", "ratio", "ratio_low", "ratio_high", "p_value",
+           "n_base", "n_new", "base_disturbed", "new_disturbed", "verdict", "verdict_text", "base_accuracy",
+           "new_accuracy", "accuracy_change", "base_params", "new_params", "params_changed", "base_status",
+           "new_status", "newly_failed", "regression", "reasons"]  # fmt: skip
 
 
 @dataclass
 class Comparison:
     base: Run
     new: Run
-    table: pd.DataFrame  # one row per matched or unmatched (task, model, backend, implementation, device)
+    table: pd.DataFrame  # one row per CellKey of either run: matched, or only in one of them (COLUMNS)
     warnings: list[str] = field(default_factory=list)
     threshold: float = 0.10
     accuracy_tolerance: float = 0.05
     normalized: bool = False
     strict: bool = False
+
+    @property
+    def matched(self) -> pd.DataFrame:
+        return self.table[self.table["match"] == "matched"]
 
     @property
     def problems(self) -> pd.DataFrame:
@@ -107,22 +112,15 @@ def run_warnings(base: Run, new: Run) -> list[str]:
         else:
             out.append(f"{ratio} on the same hardware: the machine was busier during one run; its times are suspect")
     for name, run in (("BASE", base), ("NEW", new)):
-        if run.status != "complete":
+        if run.status != RunStatus.COMPLETE:
             out.append(f"{name} is partial (status {run.status}): only its finished cells are compared")
     return out
 
 
-def _status(cells: pd.DataFrame) -> str:
-    if cells.empty:
-        return "-"
-    counts = cells["status"].value_counts()
-    return ", ".join(f"{counts[s]} {s}" for s in sorted(counts.index, key=lambda s: (s != "ok", s)))
-
-
 def check_same_experiments(cells_b: pd.DataFrame, cells_n: pd.DataFrame) -> None:
     """Refuse runs whose shared rows were measured in different experiments (names what differs)."""
-    exp_b = cells_b.groupby(list(ROW_KEYS))["experiment"].agg(set)
-    exp_n = cells_n.groupby(list(ROW_KEYS))["experiment"].agg(set)
+    exp_b = cells_b.groupby(list(CODE_FIELDS))["experiment"].agg(set)
+    exp_n = cells_n.groupby(list(CODE_FIELDS))["experiment"].agg(set)
     for row in exp_b.index.intersection(exp_n.index):
         if not exp_b[row] & exp_n[row]:
             diff = experiment_differences(sorted(exp_b[row])[0], sorted(exp_n[row])[0])
@@ -130,6 +128,11 @@ def check_same_experiments(cells_b: pd.DataFrame, cells_n: pd.DataFrame) -> None
                 f"the runs measured different experiments ({'; '.join(diff)}): their times are not "
                 "comparable; compare runs of the same configuration"
             )
+
+
+def by_key(cells: pd.DataFrame) -> dict[CellKey, pd.DataFrame]:
+    """The cells of a :func:`~seqbench.views.cell_view`, split by row."""
+    return {CellKey(*map(str, key)): part for key, part in cells.groupby(list(KEY_FIELDS), sort=False, dropna=False)}
 
 
 def _process_values(cells: pd.DataFrame, normalize: bool, name: str, run: Run) -> pd.Series:
@@ -142,288 +145,85 @@ def _process_values(cells: pd.DataFrame, normalize: bool, name: str, run: Run) -
     return cells["steady_epoch_s"] / cells["calibration_s"]
 
 
+def _median(values: pd.Series) -> float:
+    return float(values.median()) if values.notna().any() else math.nan
+
+
 def compare_runs(base: Run, new: Run, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
                  normalize: bool = False, confidence: float = 0.95, strict: bool = False) -> Comparison:  # fmt: skip
     """Match the two runs' rows and judge each (see the module doc)."""
     if not (threshold >= 0 and accuracy_tolerance >= 0 and math.isfinite(threshold + accuracy_tolerance)):
         raise ValueError("threshold and tolerance must be finite and not negative")
+    c = Comparison(base, new, pd.DataFrame(), run_warnings(base, new), threshold, accuracy_tolerance, normalize,
+                   strict)  # fmt: skip
     cells_b, cells_n = cell_view(base), cell_view(new)
-    warnings = run_warnings(base, new)
     check_same_experiments(cells_b, cells_n)
-    keys_b = {tuple(k) for k in cells_b[KEYS].drop_duplicates().itertuples(index=False)}
-    keys_n = {tuple(k) for k in cells_n[KEYS].drop_duplicates().itertuples(index=False)}
-    matched = keys_b & keys_n
-    if not matched:
+    rows_b, rows_n = by_key(cells_b), by_key(cells_n)
+    if not rows_b.keys() & rows_n.keys():
         raise ResultsError(
             f"no cells match between {base.path} and {new.path}: they share no "
             "(task, backend, implementation, model, device); nothing to compare"
         )
-
-    def select(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
-        mask = np.ones(len(frame), dtype=bool)
-        for column, value in zip(KEYS, key, strict=True):
-            mask &= (frame[column] == value).to_numpy()
-        return frame[mask]
-
     rows = []
-    for key in sorted(keys_b | keys_n):
-        row: dict[str, Any] = dict(zip(KEYS, key, strict=True))
-        cb, cn = select(cells_b, key), select(cells_n, key)
-        row.update(base_status=_status(cb), new_status=_status(cn))
-        if key not in matched:
-            row.update(match="only in BASE" if key in keys_b else "only in NEW", verdict=NA, regression=False,
+    for key in sorted(rows_b.keys() | rows_n.keys()):
+        cb, cn = rows_b.get(key), rows_n.get(key)
+        row: dict[str, Any] = asdict(key)
+        row.update(base_status=status_text(cb["status"]) if cb is not None else "-",
+                   new_status=status_text(cn["status"]) if cn is not None else "-")  # fmt: skip
+        if cb is None or cn is None:
+            row.update(match="only in BASE" if cn is None else "only in NEW", verdict=NA, regression=False,
                        reasons="")  # fmt: skip
-            rows.append(row)
-            continue
-        ok_b, ok_n = cb[cb["status"].isin(COMPLETED)], cn[cn["status"].isin(COMPLETED)]
-        values_b = _process_values(ok_b, normalize, "BASE", base).dropna()
-        values_n = _process_values(ok_n, normalize, "NEW", new).dropna()
-        disturbed_b, disturbed_n = int(ok_b["disturbed"].sum()), int(ok_n["disturbed"].sum())
-        t = judge(list(values_b), list(values_n), threshold, confidence, disturbed=bool(disturbed_b + disturbed_n))
-        common = set(ok_b["seed"]) & set(ok_n["seed"])  # same seeds: same data and weights
-        acc_b = ok_b[ok_b["seed"].isin(common)]["accuracy"] if common else ok_b["accuracy"]
-        acc_n = ok_n[ok_n["seed"].isin(common)]["accuracy"] if common else ok_n["accuracy"]
-        acc_b_med = float(acc_b.median()) if acc_b.notna().any() else math.nan
-        acc_n_med = float(acc_n.median()) if acc_n.notna().any() else math.nan
-        params_b = float(cb["params"].max()) if cb["params"].notna().any() else math.nan
-        params_n = float(cn["params"].max()) if cn["params"].notna().any() else math.nan
-        newly_failed = sorted(int(s) for s in set(ok_b["seed"]) - set(ok_n["seed"]) if s in set(cn["seed"]))
-        reasons = []
-        if t.verdict == SLOWER:
-            reasons.append(f"slower x{t.ratio:.2f}")
-        elif strict and t.verdict in UNJUDGED:
-            reasons.append(f"{t.verdict} (--strict)")
-        delta = acc_n_med - acc_b_med
-        if math.isfinite(delta) and delta < -accuracy_tolerance:
-            reasons.append(f"accuracy {delta:+.3f}")
-        if newly_failed:
-            reasons.append("newly fails (seed " + ",".join(map(str, newly_failed)) + ")")
-        row.update(
-            match="matched",
-            base_median=float(values_b.median()) if len(values_b) else math.nan,
-            new_median=float(values_n.median()) if len(values_n) else math.nan,
-            ratio=t.ratio, ratio_low=t.low, ratio_high=t.high, p_value=t.p, n_base=t.n_base, n_new=t.n_new,
-            base_disturbed=disturbed_b, new_disturbed=disturbed_n, verdict=t.verdict, verdict_text=t.text,
-            base_accuracy=acc_b_med, new_accuracy=acc_n_med, accuracy_change=delta,
-            base_params=params_b, new_params=params_n, params_changed=params_b != params_n
-            and not (math.isnan(params_b) and math.isnan(params_n)),
-            newly_failed=",".join(map(str, newly_failed)), regression=bool(reasons), reasons="; ".join(reasons),
-        )  # fmt: skip
-        if row["params_changed"]:
-            warnings.append(f"{'/'.join(key)}: parameter count changed {params_b:.0f} -> {params_n:.0f}")
+        else:
+            row.update(_judge_row(c, cb, cn, confidence))
+            if row["params_changed"]:
+                c.warnings.append(f"{key.describe()} [{key.experiment}]: parameter count changed "
+                                  f"{row['base_params']:.0f} -> {row['new_params']:.0f}")  # fmt: skip
         rows.append(row)
-    columns = [*KEYS, "match", "base_median", "new_median", "ratio", "ratio_low", "ratio_high", "p_value",
-               "n_base", "n_new", "base_disturbed", "new_disturbed", "verdict", "verdict_text", "base_accuracy",
-               "new_accuracy", "accuracy_change", "base_params", "new_params", "params_changed", "base_status",
-               "new_status", "newly_failed", "regression", "reasons"]  # fmt: skip
-    table = pd.DataFrame(rows).reindex(columns=columns)
-    table["regression"] = table["regression"].fillna(False).astype(bool)
-    return Comparison(base, new, table, warnings, threshold, accuracy_tolerance, normalize, strict)
+    c.table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    c.table["regression"] = c.table["regression"].fillna(False).astype(bool)
+    return c
 
 
-# ------------------------------------------------------------------ rendering
-
-
-def _num(v: Any, spec: str) -> str:
-    return format(float(v), spec) if v is not None and not (isinstance(v, float) and math.isnan(v)) else "-"
-
-
-def display_table(c: Comparison) -> pd.DataFrame:
-    unit = "cal" if c.normalized else "ms"
-    fmt_time = (lambda v: _num(v, ".3g")) if c.normalized else fmt_ms
-    rows = []
-    for r in c.table.to_dict("records"):
-        if r["match"] != "matched":
-            rows.append({"task": r["task"], "backend": f"{r['backend']}:{r['implementation']}/{r['device']}",
-                         "model": r["model"], f"base {unit}": "-", f"new {unit}": "-", "new/base": "-",
-                         "95% CI": "-", "p-value": "-", "processes": "-", "time": r["match"], "accuracy": "-",
-                         "params": "-",
-                         "status": f"{r['base_status']} -> {r['new_status']}", "result": ""})  # fmt: skip
-            continue
-        acc = f"{_num(r['base_accuracy'], '.2f')} -> {_num(r['new_accuracy'], '.2f')}"
-        params = _num(r["new_params"], ".0f")
-        if r["params_changed"]:
-            params = f"{_num(r['base_params'], '.0f')} -> {params}"
-        status = r["new_status"] if r["base_status"] == r["new_status"] else f"{r['base_status']} -> {r['new_status']}"
-        rows.append({
-            "task": r["task"], "backend": f"{r['backend']}:{r['implementation']}/{r['device']}", "model": r["model"],
-            f"base {unit}": fmt_time(r["base_median"]), f"new {unit}": fmt_time(r["new_median"]),
-            "new/base": fmt_ratio3(r["ratio"]),
-            "95% CI": f"{fmt_ratio3(r['ratio_low'])}-{fmt_ratio3(r['ratio_high'])}",
-            "p-value": fmt_p(r["p_value"]),
-            "processes": f"{r['n_base']:.0f} / {r['n_new']:.0f}" + _disturbed_mark(r), "time": r["verdict"],
-            "accuracy": acc, "params": params, "status": status,
-            "result": ("REGRESSION: " + r["reasons"]) if r["regression"] else "",
-        })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-_RIGHT = {"base ms", "new ms", "base cal", "new cal", "new/base", "95% CI", "p-value", "processes", "params"}
-
-
-def _disturbed_mark(r: Mapping[Any, Any]) -> str:
-    n = int(r["base_disturbed"] or 0) + int(r["new_disturbed"] or 0)
-    return f" ({n} disturbed)" if n else ""
-
-
-def _verdict_line(c: Comparison) -> str:
-    matched = c.table[c.table["match"] == "matched"]
-    if c.exit_code:
-        return f"REGRESSION in {len(c.problems)} of {len(matched)} matched rows"
-    unjudged = matched[matched["verdict"].isin(UNJUDGED)]
-    if len(unjudged):
-        counts = unjudged["verdict"].value_counts()
-        what = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-        return (f"no regression found in {len(matched)} matched rows, but {len(unjudged)} could not be judged "
-                f"({what}): measure again on a quiet machine, or with more --seeds")  # fmt: skip
-    return f"no regression in {len(matched)} matched rows"
-
-
-def _settings_line(c: Comparison) -> str:
-    unit = "calibration units" if c.normalized else "ms"
-    return (f"threshold {c.threshold:.0%}: slower only when the 95% interval of new/base, computed over worker "
-            f"processes (one per seed), lies above {1 + c.threshold:.2f}; rows measured while other processes "
-            f"took CPU are 'disturbed' and not judged{' (--strict: they fail)' if c.strict else ''}; accuracy "
-            f"tolerance {c.accuracy_tolerance:.3f}; times: median steady epoch, {unit}")  # fmt: skip
+def _judge_row(c: Comparison, cb: pd.DataFrame, cn: pd.DataFrame, confidence: float) -> dict[str, Any]:
+    """The columns of one matched row: its time verdict over processes, accuracy, parameters, and why it fails."""
+    ok_b, ok_n = cb[cb["status"].isin(COMPLETED)], cn[cn["status"].isin(COMPLETED)]
+    values_b = _process_values(ok_b, c.normalized, "BASE", c.base).dropna()
+    values_n = _process_values(ok_n, c.normalized, "NEW", c.new).dropna()
+    disturbed_b, disturbed_n = int(ok_b["disturbed"].sum()), int(ok_n["disturbed"].sum())
+    t = judge(list(values_b), list(values_n), c.threshold, confidence, disturbed=bool(disturbed_b + disturbed_n))
+    common = set(ok_b["seed"]) & set(ok_n["seed"])  # same seeds: same data and weights
+    acc_b = _median(ok_b[ok_b["seed"].isin(common)]["accuracy"] if common else ok_b["accuracy"])
+    acc_n = _median(ok_n[ok_n["seed"].isin(common)]["accuracy"] if common else ok_n["accuracy"])
+    params_b = float(cb["params"].max()) if cb["params"].notna().any() else math.nan
+    params_n = float(cn["params"].max()) if cn["params"].notna().any() else math.nan
+    newly_failed = sorted(int(s) for s in set(ok_b["seed"]) - set(ok_n["seed"]) if s in set(cn["seed"]))
+    reasons = []
+    if t.verdict == SLOWER:
+        reasons.append(f"slower x{t.ratio:.2f}")
+    elif c.strict and t.verdict in UNJUDGED:
+        reasons.append(f"{t.verdict} (--strict)")
+    delta = acc_n - acc_b
+    if math.isfinite(delta) and delta < -c.accuracy_tolerance:
+        reasons.append(f"accuracy {delta:+.3f}")
+    if newly_failed:
+        reasons.append("newly fails (seed " + ",".join(map(str, newly_failed)) + ")")
+    return dict(
+        match="matched", base_median=_median(values_b), new_median=_median(values_n),
+        ratio=t.ratio, ratio_low=t.low, ratio_high=t.high, p_value=t.p, n_base=t.n_base, n_new=t.n_new,
+        base_disturbed=disturbed_b, new_disturbed=disturbed_n, verdict=t.verdict, verdict_text=t.text,
+        base_accuracy=acc_b, new_accuracy=acc_n, accuracy_change=delta, base_params=params_b, new_params=params_n,
+        params_changed=params_b != params_n and not (math.isnan(params_b) and math.isnan(params_n)),
+        newly_failed=",".join(map(str, newly_failed)), regression=bool(reasons), reasons="; ".join(reasons),
+    )  # fmt: skip
 
 
 def geometric_mean_ratio(c: Comparison) -> tuple[float, int]:
     """The geometric mean of NEW/BASE over every matched row with a ratio, and how many rows that is."""
-    ratios = pd.to_numeric(c.table.loc[c.table["match"] == "matched", "ratio"], errors="coerce").dropna()
+    ratios = pd.to_numeric(c.matched["ratio"], errors="coerce").dropna()
     ratios = ratios[ratios > 0]
     if ratios.empty:
         return math.nan, 0
     return float(np.exp(np.log(ratios.to_numpy(float)).mean())), len(ratios)
-
-
-def geomean_line(c: Comparison) -> str:
-    """``geometric mean of new/base over 4 matched rows: 1.034 (3.4% slower)``."""
-    g, n = geometric_mean_ratio(c)
-    if not n:
-        return "geometric mean of new/base: no matched row has times on both sides"
-    change = "no change" if round(g, 3) == 1 else f"{abs(g - 1):.1%} {'slower' if g > 1 else 'faster'}"
-    return f"geometric mean of new/base over {n} matched row{'s' if n != 1 else ''}: {fmt_ratio3(g)} ({change})"
-
-
-def fmt_ratio3(v: Any) -> str:
-    """Ratios in compare: always three decimals (``1.000``, ``0.981``, ``3.690``)."""
-    return _num(v, ".3f")
-
-
-def fmt_p(v: Any) -> str:
-    """p-values: always three decimals, ``<0.001`` below that (never ``1``, ``0.19`` and ``6e-05`` side by side)."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return "<0.001" if float(v) < 0.001 else f"{float(v):.3f}"
-
-
-def _backend(r: Mapping[Any, Any]) -> str:
-    return f"{r['backend']}:{r['implementation']}/{r['device']}"
-
-
-def compact_table(c: Comparison) -> pd.DataFrame:
-    """What a PR comment shows first: verdict, backend, model, ratio with its interval, accuracy change.
-
-    Rows are ordered worst first (regressions, then the rows that could not be judged).  With several
-    experiments, an ``exp`` column numbers them (:func:`experiment_index`, spelled out in the details).
-    """
-    index = experiment_index(c)
-    rows = []
-    for r in _worst_first(c.table):
-        if r["match"] != "matched":
-            verdict, ratio, acc = r["match"], "-", "-"
-        else:
-            verdict = ("REGRESSION: " + r["reasons"]) if r["regression"] else r["verdict"]
-            ratio = fmt_ratio3(r["ratio"])
-            if _num(r["ratio_low"], "") != "-":
-                ratio += f" ({fmt_ratio3(r['ratio_low'])}-{fmt_ratio3(r['ratio_high'])})"
-            acc = _num(r["accuracy_change"], "+.3f")
-        row = {"verdict": verdict, "backend": _backend(r), "model": r["model"]}
-        if len(index) > 1:
-            row["exp"] = str(index[(r["task"], r["experiment"])])
-        row.update({"new/base (95% CI)": ratio, "accuracy change": acc})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["verdict", "backend", "model", *(["exp"] if len(index) > 1 else []),
-                                       "new/base (95% CI)", "accuracy change"])  # fmt: skip
-
-
-def experiment_index(c: Comparison) -> dict[tuple[str, str], int]:
-    """A number for each (task, experiment) of the comparison, in sorted order, from 1."""
-    keys = sorted({(str(t), str(e)) for t, e in zip(c.table["task"], c.table["experiment"], strict=True)})
-    return {k: i for i, k in enumerate(keys, 1)}
-
-
-def _worst_first(table: pd.DataFrame) -> list[dict[str, Any]]:
-    def rank(r: dict[str, Any]) -> int:
-        return 0 if r["regression"] else 1 if r["verdict"] in UNJUDGED else 2 if r["match"] == "matched" else 3
-
-    rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in table.to_dict("records")]
-    return sorted(rows, key=rank)
-
-
-def details_table(c: Comparison) -> pd.DataFrame:
-    """Everything else a reviewer may want, per row: times, p-value, processes, disturbed, statuses, params."""
-    unit = "cal" if c.normalized else "ms"
-    fmt_time = (lambda v: _num(v, ".3g")) if c.normalized else fmt_ms
-    index = experiment_index(c)
-    rows = []
-    for r in _worst_first(c.table):
-        matched = r["match"] == "matched"
-        params = _num(r["new_params"], ".0f")
-        if matched and r["params_changed"]:
-            params = f"{_num(r['base_params'], '.0f')} -> {params}"
-        rows.append({
-            "backend": _backend(r), "model": r["model"], "exp": str(index[(r["task"], r["experiment"])]),
-            f"base {unit}": fmt_time(r["base_median"]) if matched else "-",
-            f"new {unit}": fmt_time(r["new_median"]) if matched else "-",
-            "p-value": fmt_p(r["p_value"]) if matched else "-",
-            "processes base/new": f"{r['n_base']:.0f}/{r['n_new']:.0f}" if matched else "-",
-            "disturbed base/new": f"{int(r['base_disturbed'] or 0)}/{int(r['new_disturbed'] or 0)}" if matched else "-",
-            "accuracy base -> new": f"{_num(r['base_accuracy'], '.3f')} -> {_num(r['new_accuracy'], '.3f')}"
-            if matched else "-",
-            "status base -> new": f"{r['base_status']} -> {r['new_status']}", "params": params,
-        })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-_RIGHT_MD = {"new/base (95% CI)", "accuracy change", "exp", "p-value", "processes base/new", "disturbed base/new",
-             "params", "base ms", "new ms", "base cal", "new cal"}  # fmt: skip
-
-
-def render_markdown(c: Comparison) -> str:
-    """A PR comment: the verdict line, the geometric mean, a compact table, and the rest under <details>."""
-    out = [f"## seqbench compare: {markdown(_verdict_line(c))}", "", markdown(geomean_line(c)), "",
-           f"- BASE {markdown(c.base.path.name)}", f"- NEW {markdown(c.new.path.name)}", ""]  # fmt: skip
-    out += [f"> **Warning:** {markdown(w)}" for w in c.warnings]
-    if c.warnings:
-        out.append("")
-    out += [md_table(compact_table(c), _RIGHT_MD), ""]
-    out += ["<details><summary>Details: times, p-values, processes, statuses, parameters, experiments</summary>",
-            "", md_table(details_table(c), _RIGHT_MD), ""]  # fmt: skip
-    out += [f"- experiment {i}: {markdown(task)}, {markdown(exp)}" for (task, exp), i in experiment_index(c).items()]
-    out += ["", markdown(_settings_line(c)), "", "</details>"]
-    return "\n".join(out) + "\n"
-
-
-def render(c: Comparison, fmt: str = "text") -> str:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}")
-    if fmt == "json":
-        doc = {
-            "base": str(c.base.path), "new": str(c.new.path), "threshold": c.threshold,
-            "accuracy_tolerance": c.accuracy_tolerance, "normalized": c.normalized, "strict": c.strict,
-            "warnings": c.warnings, "summary": _verdict_line(c),
-            "regression": bool(c.exit_code), "rows": records(c.table),
-        }  # fmt: skip
-        return json.dumps(jsonable(doc), indent=2) + "\n"
-    table = display_table(c)
-    head = f"BASE {one_line(c.base.path)}\nNEW  {one_line(c.new.path)}"
-    if fmt == "text":
-        out = [head]
-        out += [f"WARNING: {one_line(w)}" for w in c.warnings]
-        out += ["", text_table(table, _RIGHT), "", _verdict_line(c), geomean_line(c), _settings_line(c)]
-        return terminal("\n".join(out))
-    return render_markdown(c)
 
 
 def compare_public(base: Any, new: Any, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
@@ -452,4 +252,4 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["KEYS", "Comparison", "compare_public", "compare_runs", "geometric_mean_ratio", "render"]
+__all__ = ["Comparison", "compare_public", "compare_runs", "geometric_mean_ratio"]

@@ -19,8 +19,7 @@ import time
 from typing import IO, Any
 
 from seqbench.escape import one_line
-
-COMPLETED_STATUSES = ("ok", "diverged")
+from seqbench.keys import COMPLETED, series_name
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -30,9 +29,9 @@ def _fmt(value: float | None, spec: str) -> str:
 def cell_line(record: Any, done: int, total: int) -> str:
     """The one line that reports a finished cell (plain text, escaped)."""
     again = f" (attempt {record.attempt})" if record.attempt > 1 else ""
-    line = (f"[{done}/{total}] {record.backend}:{record.implementation}/{record.device} "
+    line = (f"[{done}/{total}] {series_name(vars(record))} "
             f"{record.model} seed={record.seed}{again}  {record.status}")  # fmt: skip
-    if record.status in COMPLETED_STATUSES:
+    if record.status in COMPLETED:
         steady_ms = None if record.steady_epoch_s is None else record.steady_epoch_s * 1e3
         name = record.primary_metric or "accuracy"  # cells before 0.2 name none
         value = (record.metrics or {}).get(name, record.accuracy)

@@ -18,14 +18,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from seqbench.escape import html_text
+from seqbench.formatting import fmt_ms
 from seqbench.history import History, gather
+from seqbench.keys import series_name
 from seqbench.plots import series_colors
-from seqbench.report import fmt_ms, html_page
+from seqbench.tables import html_page
 
 CHART_W, CHART_H = 760, 300
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 64, 16, 14, 64
@@ -35,10 +36,6 @@ _CSS = """
 .key span{display:inline-block;margin-right:1.2em;font-size:0.85em} .key i{display:inline-block;width:1em;
 height:0.6em;margin-right:0.3em} .meta{color:#666;font-size:0.85em}
 """
-
-
-def _series_name(r: dict[str, Any]) -> str:
-    return f"{r['backend']}:{r['implementation']}/{r['device']}"
 
 
 def _ticks(low: float, high: float) -> list[float]:
@@ -121,7 +118,7 @@ def render(h: History, title: str = "seqbench dashboard", normalize: bool = Fals
         parts.append("<p>No runs found.</p>")
         return html_page(title, "\n".join(parts), _CSS)
     long = h.long.copy()
-    long["series"] = [_series_name(r) for r in long.to_dict("records")]
+    long["series"] = [series_name(r) for r in long.to_dict("records")]
     colors = series_colors(long["series"])
     first, last = h.runs.iloc[0], h.runs.iloc[-1]
     parts.append(f'<p class="meta">{len(h.runs)} runs, from {html_text(first["started"])} '

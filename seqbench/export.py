@@ -30,6 +30,8 @@ from typing import Any
 
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError, UsageError
+from seqbench.formatting import jsonable
+from seqbench.keys import CellKey
 from seqbench.results import Run
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark")
@@ -84,21 +86,21 @@ def benchmark_stats(samples: list[float]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _rows(run: Run, normalize: bool) -> list[tuple[dict[str, Any], list[float], dict[str, Any]]]:
-    """(row keys, steady samples in seconds or calibration units, summary row) per row with samples."""
-    from seqbench.report import KEYS, cell_view, steady_epochs, summary
+def _rows(run: Run, normalize: bool) -> tuple[list[tuple[CellKey, list[float], dict[str, Any]]], bool]:
+    """(row key, steady samples in seconds or calibration units, summary row) per row with samples, and
+    whether the run holds several experiments (then every name carries its experiment)."""
+    from seqbench.views import KEYS, cell_view, steady_epochs, summary
 
     cells = cell_view(run)
-    samples = steady_epochs(cells, run.epochs)
+    samples = {CellKey(*map(str, k)): part for k, part in steady_epochs(cells, run.epochs).groupby(KEYS)}
     table = summary(cells)
-    out: list[tuple[dict[str, Any], list[float], dict[str, Any]]] = []
-    several = table["experiment"].nunique() > 1
+    out: list[tuple[CellKey, list[float], dict[str, Any]]] = []
     for record in table.to_dict("records"):
         row = {str(k): v for k, v in record.items()}
-        mask = True
-        for k in KEYS:
-            mask = mask & (samples[k] == row[k])
-        part = samples[mask]
+        key = CellKey.of(row)
+        part = samples.get(key)
+        if part is None:
+            continue
         if normalize:
             if part["calibration_s"].isna().any():
                 raise ResultsError(f"{run.path}: --normalize needs a calibration, and this run has none")
@@ -107,17 +109,10 @@ def _rows(run: Run, normalize: bool) -> list[tuple[dict[str, Any], list[float], 
             values = part["wall_s"].tolist()
         values = [float(v) for v in values if math.isfinite(v)]
         if values:
-            keys = {k: row[k] for k in KEYS}
-            keys["several_experiments"] = several
-            out.append((keys, values, row))
+            out.append((key, values, row))
     if not out:
         raise ResultsError(f"{run.path}: no completed cell with timed epochs to export")
-    return out
-
-
-def _name(keys: dict[str, Any]) -> str:
-    name = "-".join(str(keys[k]) for k in ("task", "model", "backend", "implementation", "device"))
-    return name + (f"-{keys['experiment']}" if keys.get("several_experiments") else "")
+    return out, table["experiment"].nunique() > 1
 
 
 def _commit_info(git: dict[str, Any]) -> dict[str, Any]:
@@ -138,16 +133,17 @@ def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
     m = first.get("machine") or {}
     git: dict[str, Any] = meta.get("git") or {}
     benchmarks = []
-    for keys, values, row in _rows(run, normalize):
-        param = _name(keys)
+    rows, several = _rows(run, normalize)
+    for key, values, row in rows:
+        param = key.slug(with_experiment=several)
         benchmarks.append({
-            "group": f"{keys['task']}-{keys['model']}",
+            "group": f"{key.task}-{key.model}",
             "name": f"steady_epoch[{param}]",
             "fullname": f"seqbench::steady_epoch[{param}]",
             "params": {"case": param},
             "param": param,
             "extra_info": {
-                "unit": "seconds", "experiment": keys["experiment"], "accuracy": row["accuracy"],
+                "unit": "seconds", "experiment": key.experiment, "accuracy": row["accuracy"],
                 "params": row["params"], "status": row["status"], "seeds": row["seeds"],
                 "path": row["path"], "machine": row["machine"], "run_id": run.path.name,
             },
@@ -174,17 +170,18 @@ def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
 def github_action_benchmark_json(run: Run, normalize: bool = False) -> list[dict[str, Any]]:
     scale, unit = (1.0, "cal") if normalize else (1e3, "ms")
     out = []
-    for keys, values, row in _rows(run, normalize):
+    rows, several = _rows(run, normalize)
+    for key, values, row in rows:
         data = sorted(v * scale for v in values)
         q1, q3 = _quartiles(data)
         accuracy = row["accuracy"]
         extra = f"{row['seeds']} seeds, {len(data)} steady epochs; status {row['status']}"
         if accuracy == accuracy:
             extra += f"; accuracy {accuracy:.2f}"
-        experiment = f" [{keys['experiment']}]" if keys["several_experiments"] else ""
+        experiment = f" [{key.experiment}]" if several else ""
         out.append({
-            "name": f"{keys['task']} {keys['model']} {keys['backend']}:{keys['implementation']}/{keys['device']} "
-                    f"steady epoch{experiment}" + (NORMALIZED_SUFFIX if normalize else ""),
+            "name": f"{key.task} {key.model} {key.series} steady epoch{experiment}"
+                    + (NORMALIZED_SUFFIX if normalize else ""),
             "unit": unit,
             "value": round(statistics.median(data), 6),
             "range": f"± {(q3 - q1) / 2:.4g}",
@@ -200,6 +197,4 @@ def export(run: Run, fmt: str, normalize: bool = False) -> str:
         doc = github_action_benchmark_json(run, normalize)
     else:
         raise ValueError(f"unknown export format {fmt!r}")
-    from seqbench.report import jsonable
-
     return json.dumps(jsonable(doc), indent=2, allow_nan=False, default=str) + "\n"

@@ -22,15 +22,8 @@ import numpy as np
 from seqbench.contract import Backend, ModelSpec, Weights
 from seqbench.efficiency import epoch_flops, gflops_per_s
 from seqbench.interference import Meter, interference, is_disturbed, others
-from seqbench.results import (
-    STATUS_DIVERGED,
-    STATUS_OK,
-    CellConfig,
-    CellRecord,
-    EpochRecord,
-    cell_fields,
-    experiment_label,
-)
+from seqbench.keys import Status, experiment_label
+from seqbench.results import CellConfig, CellRecord, EpochRecord, cell_fields
 from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng, score
 
 
@@ -147,7 +140,7 @@ def run_cell(
     n = len(data.y_train)
     experiment = experiment_label(cell_fields(cell))
     epochs: list[EpochRecord] = []
-    status = STATUS_OK
+    status = Status.OK
     window = []  # readings at the start of each epoch and the end of the last
     for epoch, order in enumerate(batch_orders(cell.seed, n, cell.epochs), 1):
         before = meter.read()
@@ -158,14 +151,14 @@ def run_cell(
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         after = meter.read()
         record = EpochRecord(
-            cell.task, cell.model, cell.backend, cell.implementation, cell.device, cell.seed,
-            epoch, float(loss), wall, cpu, model.epoch_gpu_seconds(), others(before, after), cell.attempt,
-            experiment,
+            **cell.repeat_fields(), epoch=epoch, loss=float(loss), wall_s=wall, cpu_s=cpu,
+            gpu_s=model.epoch_gpu_seconds(), other_cpu_s=others(before, after), attempt=cell.attempt,
+            experiment=experiment,
         )  # fmt: skip
         epochs.append(record)
         on_epoch(record)
         if not math.isfinite(record.loss):
-            status = STATUS_DIVERGED
+            status = Status.DIVERGED
             break
 
     scores = score(task, data, model.predict)

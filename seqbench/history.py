@@ -2,7 +2,7 @@
 
 :func:`find_run_dirs` finds run directories (recursively); :func:`gather`
 loads them, skipping (and naming) any that cannot be read, and returns one
-long DataFrame with a :func:`seqbench.report.summary` row per run and row;
+long DataFrame with a :func:`seqbench.views.summary` row per run and row;
 :func:`trend` pivots one metric into one column per run; :func:`render`
 writes text, Markdown, CSV, JSON or HTML.
 """
@@ -21,20 +21,12 @@ import pandas as pd
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError, UsageError
 from seqbench.escape import html_text, markdown, one_line, terminal
+from seqbench.formatting import fmt_ms
+from seqbench.keys import CellKey
 from seqbench.loader import newest_run  # noqa: F401 - its old home; callers may import it from here
-from seqbench.report import (
-    cell_view,
-    csv_text,
-    fmt_ms,
-    html_page,
-    html_table,
-    md_table,
-    png_img,
-    records,
-    summary,
-    text_table,
-)
 from seqbench.results import RUN_FILE, load_run
+from seqbench.tables import csv_text, html_page, html_table, md_table, png_img, records, text_table
+from seqbench.views import cell_view, summary
 
 FORMATS = ("text", "md", "csv", "json", "html")
 
@@ -139,8 +131,7 @@ def gather(paths: Iterable[str | Path], since: pd.Timestamp | None = None, backe
     long = pd.concat(parts, ignore_index=True).drop(columns=["path"])
     long = long.merge(runs[["run_id", "order", "run_label", "started", "commit"]], on="run_id")
     # A series is one row of one experiment: runs of another configuration never join its trend.
-    long["row"] = long["task"] + " " + long["backend"] + ":" + long["implementation"] + "/" + long["device"] + \
-        " " + long["model"] + " [" + long["experiment"] + "]"  # fmt: skip
+    long["row"] = [CellKey.of(r).label for r in long.to_dict("records")]
     return History(long.sort_values(["order", "row"]).reset_index(drop=True), runs, skipped)
 
 

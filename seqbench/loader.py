@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict, Union
 
 from seqbench.errors import ResultsError
+from seqbench.keys import UNFINISHED
 from seqbench.results import (
     ADDED_COLUMNS,
     CELLS_FILE,
@@ -52,8 +53,6 @@ from seqbench.results import (
     Run,
 )
 
-# Statuses of run.json under which the last row of a table may be half-written.
-UNFINISHED = frozenset({"running", "interrupted", "failed"})
 MAX_DEPTH = 32  # nesting deeper than this is not a seqbench file (its own nest 3 levels)
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what pandas and NumPy hold exactly
 
@@ -117,7 +116,7 @@ class RunMeta(TypedDict, total=False):
 
     format_version: int
     seqbench_version: str
-    status: str
+    status: str  # a RunStatus; any string is read, so a status added later does not make a run unreadable
     started: str | None
     ended: str | None
     merged: str | None

@@ -3,9 +3,10 @@
 Each input's cells and epochs are copied unchanged except that every cell
 carries the id of the machine it ran on (``cells.machine``); ``run.json``
 lists those machines (with their calibration and package versions) under
-``machines`` and every input under ``merged_from``.  Inputs must describe the
-same experiment (task, task parameters, epochs, batch size, units,
-activation) and must not hold the same cell twice.
+``machines`` and every input under ``merged_from``.  Inputs must be
+configured alike (the task and every :data:`~seqbench.keys.EXPERIMENT_FIELDS`:
+task parameters, units, activation, epochs, batch size, threads, dtype) and
+must not hold the same measurement twice (its row, seed and attempt).
 
 Inputs are read and checked by :func:`seqbench.loader.read_run` (errors name
 the file and line); rows are then copied as the JSON they were written as.
@@ -28,33 +29,45 @@ from typing import Any
 import seqbench
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError
+from seqbench.keys import EXPERIMENT_FIELDS, CellKey, RunStatus
 from seqbench.loader import read_run
 from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, FORMAT_VERSION, LOGS_DIR, RUN_FILE
-
-EXPERIMENT_FIELDS = ("task", "task_params", "epochs", "batch_size", "units", "activation")
-CELL_KEY = ("task", "model", "backend", "implementation", "device", "seed")
-STATUS_COMPLETE, STATUS_PARTIAL = "complete", "partial"
 
 
 @dataclass
 class MergeResult:
     path: Path
-    status: str
+    status: RunStatus
     cells: int
     warnings: list[str] = field(default_factory=list)
     inputs: int = 0
     shard_count: int = 0  # N when the inputs are shards I/N, else 0
 
 
-def _part(path: Path) -> dict[str, Any]:
-    data = read_run(path)  # checks every file, with an error that names it
-    meta: dict[str, Any] = dict(data.meta)
-    known = machines(meta)
-    default = next(iter(known))
-    for row in data.cells:
-        row["machine"] = row.get("machine") or default
-    return {"path": path, "meta": meta, "cells": data.cells, "epochs": data.epochs, "machines": known,
-            "notes": data.notes}  # fmt: skip
+@dataclass
+class _Part:
+    """One input run, read and checked, each cell tagged with the machine it ran on."""
+
+    path: Path
+    meta: dict[str, Any]
+    cells: list[dict[str, Any]]
+    epochs: list[dict[str, Any]]
+    machines: dict[str, dict[str, Any]]
+    notes: list[str]
+
+    @classmethod
+    def read(cls, path: Path) -> _Part:
+        data = read_run(path)  # checks every file, with an error that names it
+        meta: dict[str, Any] = dict(data.meta)
+        known = machines(meta)
+        default = next(iter(known))
+        for row in data.cells:
+            row["machine"] = row.get("machine") or default
+        return cls(path, meta, data.cells, data.epochs, known, data.notes)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.meta.get("config") or {})
 
 
 def copy_regular_files(source: Path, target: Path) -> list[Path]:
@@ -87,85 +100,91 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
     out = Path(output)
     if out.exists() and any(out.iterdir()):
         raise ResultsError(f"{out} already exists and is not empty: choose a new output directory")
-    parts = [_part(p) for p in paths]
-    warnings: list[str] = []
+    parts = [_Part.read(p) for p in paths]
+    _check_same_experiment(parts)
+    _check_each_cell_once(parts)
+    warnings = [f"{part.path}: {note}" for part in parts for note in part.notes]
+    count, missing = _check_shards(parts, warnings)
+    status = RunStatus.PARTIAL if missing else RunStatus.COMPLETE
+    for part in parts:
+        if part.meta.get("status") != RunStatus.COMPLETE:
+            status = RunStatus.PARTIAL
+            warnings.append(f"{part.path} is {part.meta.get('status')}: the merged run is partial")
+    meta = _merged_meta(parts, status, missing, warnings)
+    _write(out, parts, meta, warnings)
+    return MergeResult(out, status, sum(len(p.cells) for p in parts), warnings, len(parts), count)
 
-    first = parts[0]["meta"].get("config") or {}
+
+def _check_same_experiment(parts: list[_Part]) -> None:
+    """Refuse inputs configured for different experiments (a grid's lists must match too)."""
+    first = parts[0].config
     for part in parts[1:]:
-        config = part["meta"].get("config") or {}
-        for name in EXPERIMENT_FIELDS:
-            if config.get(name) != first.get(name):
+        for name in ("task", *EXPERIMENT_FIELDS):
+            if part.config.get(name) != first.get(name):
                 raise ResultsError(
-                    f"cannot merge {paths[0]} and {part['path']}: they ran different experiments "
-                    f"({name} {first.get(name)!r} vs {config.get(name)!r})"
+                    f"cannot merge {parts[0].path} and {part.path}: they ran different experiments "
+                    f"({name} {first.get(name)!r} vs {part.config.get(name)!r})"
                 )
 
-    seen: dict[tuple[Any, ...], Path] = {}
+
+def _check_each_cell_once(parts: list[_Part]) -> None:
+    """Refuse a measurement found twice: the same attempt of the same repeat of the same row (and experiment)."""
+    seen: dict[tuple[CellKey, Any, Any], Path] = {}
     for part in parts:
-        for row in part["cells"]:
-            key = (*(row.get(k) for k in CELL_KEY), row.get("attempt", 1))  # a repeat may be measured again
+        for row in part.cells:
+            key = (CellKey.of(row), row.get("seed"), row.get("attempt", 1))
             if key in seen:
                 raise ResultsError(
-                    f"cannot merge: cell {'/'.join(map(str, key))} is in both {seen[key]} and {part['path']} "
-                    "(the same shard twice?)"
+                    f"cannot merge: cell {key[0].describe()} seed={key[1]} attempt={key[2]} [{key[0].experiment}] "
+                    f"is in both {seen[key]} and {part.path} (the same shard twice?)"
                 )
-            seen[key] = part["path"]
+            seen[key] = part.path
 
-    for part in parts:
-        warnings += [f"{part['path']}: {note}" for note in part["notes"]]
-    shards = [p["meta"].get("shard") for p in parts]
-    status = STATUS_COMPLETE
-    missing: list[int] = []
-    count = 0
-    if any(shards):
-        counts = {s.get("count") for s in shards if isinstance(s, dict)}
-        if None in shards or len(counts) != 1:
-            raise ResultsError("cannot merge shards of different splits: every input must be one shard I/N "
-                               "of the same N")  # fmt: skip
-        count = int(counts.pop() or 0)
-        present = sorted(s["index"] for s in shards if isinstance(s, dict))
-        if len(set(present)) != len(present):
-            raise ResultsError(f"shard given twice: {present}")
-        if not all(1 <= i <= count for i in present):
-            raise ResultsError(f"shard index out of range: {present} of {count}")
-        # the first few missing ones, found without building range(count): N comes from a file
-        missing = list(itertools.islice((i for i in range(1, count + 1) if i not in present), 10))
-        if missing:
-            status = STATUS_PARTIAL
-            more = ", ..." if count - len(present) > len(missing) else ""
-            shown = ", ".join(f"{i}/{count}" for i in missing) + more
-            warnings.append(f"{count - len(present)} shard(s) missing ({shown}): the merged run is partial")
-    for part in parts:
-        if part["meta"].get("status") != "complete":
-            status = STATUS_PARTIAL
-            warnings.append(f"{part['path']} is {part['meta'].get('status')}: the merged run is partial")
-    commits = {(p["meta"].get("git") or {}).get("commit") for p in parts}
+
+def _check_shards(parts: list[_Part], warnings: list[str]) -> tuple[int, list[int]]:
+    """N when the inputs are shards I/N (else 0), and the first few shards missing, warned about."""
+    shards = [p.meta.get("shard") for p in parts]
+    if not any(shards):
+        return 0, []
+    counts = {s.get("count") for s in shards if isinstance(s, dict)}
+    if None in shards or len(counts) != 1:
+        raise ResultsError("cannot merge shards of different splits: every input must be one shard I/N "
+                           "of the same N")  # fmt: skip
+    count = int(counts.pop() or 0)
+    present = sorted(s["index"] for s in shards if isinstance(s, dict))
+    if len(set(present)) != len(present):
+        raise ResultsError(f"shard given twice: {present}")
+    if not all(1 <= i <= count for i in present):
+        raise ResultsError(f"shard index out of range: {present} of {count}")
+    # the first few missing ones, found without building range(count): N comes from a file
+    missing = list(itertools.islice((i for i in range(1, count + 1) if i not in present), 10))
+    if missing:
+        more = ", ..." if count - len(present) > len(missing) else ""
+        shown = ", ".join(f"{i}/{count}" for i in missing) + more
+        warnings.append(f"{count - len(present)} shard(s) missing ({shown}): the merged run is partial")
+    return count, missing
+
+
+def _merged_meta(parts: list[_Part], status: RunStatus, missing: list[int], warnings: list[str]) -> dict[str, Any]:
+    """run.json of the merged run: every input's machines and packages, the union of backends and models."""
+    commits = {(p.meta.get("git") or {}).get("commit") for p in parts}
     if len(commits) > 1:
         warnings.append(f"the inputs ran different code (git commits {', '.join(sorted(map(str, commits)))})")
-
     all_machines: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        for mid, info in part["machines"].items():
-            all_machines.setdefault(mid, info)
     packages: dict[str, str] = {}
     for part in parts:
-        for name, version in (part["meta"].get("packages") or {}).items():
+        for mid, info in part.machines.items():
+            all_machines.setdefault(mid, info)
+        for name, version in (part.meta.get("packages") or {}).items():
             if packages.setdefault(name, version) != version:
                 warnings.append(f"inputs differ in {name} version ({packages[name]} vs {version})")
-
-    config = dict(first)
-    config["shard"] = None
+    config = parts[0].config | {"shard": None}
     for name in ("backends", "models"):
-        merged: list[Any] = []
-        for part in parts:
-            for value in (part["meta"].get("config") or {}).get(name) or []:
-                if value not in merged:
-                    merged.append(value)
-        config[name] = merged
+        config[name] = list(dict.fromkeys(v for p in parts for v in p.config.get(name) or []))
     single = next(iter(all_machines.values())) if len(all_machines) == 1 else None
-    starts = [p["meta"].get("started") for p in parts if p["meta"].get("started")]
-    ends = [p["meta"].get("ended") for p in parts if p["meta"].get("ended")]
-    meta = {
+    starts = [p.meta["started"] for p in parts if p.meta.get("started")]
+    ends = [p.meta["ended"] for p in parts if p.meta.get("ended")]
+    return {
         "format_version": FORMAT_VERSION,
         "seqbench_version": seqbench.__version__,
         "status": status,
@@ -177,51 +196,43 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
         "machine_id": next(iter(all_machines)) if single else None,
         "machines": all_machines,
         "packages": packages,
-        "git": parts[0]["meta"].get("git") if len(commits) == 1 else None,
+        "git": parts[0].meta.get("git") if len(commits) == 1 else None,
         "shard": None,
         "calibration": single.get("calibration") if single else None,
         # a missing shard's cells were never planned here: the total is unknown
-        "cells_planned": None if missing else sum(int(p["meta"].get("cells_planned") or 0) for p in parts),
-        "cells_done": sum(len(p["cells"]) for p in parts),
+        "cells_planned": None if missing else sum(int(p.meta.get("cells_planned") or 0) for p in parts),
+        "cells_done": sum(len(p.cells) for p in parts),
         "merged_from": [
-            {
-                "run_id": p["path"].name,
-                "path": str(p["path"]),
-                "status": p["meta"].get("status"),
-                "shard": p["meta"].get("shard"),
-                "machines": list(p["machines"]),
-                "git": p["meta"].get("git"),
-                "started": p["meta"].get("started"),
-            }
+            {"run_id": p.path.name, "path": str(p.path), "status": p.meta.get("status"), "shard": p.meta.get("shard"),
+             "machines": list(p.machines), "git": p.meta.get("git"), "started": p.meta.get("started")}
             for p in parts
-        ],
+        ],  # fmt: skip
     }
 
+
+def _write(out: Path, parts: list[_Part], meta: dict[str, Any], warnings: list[str]) -> None:
+    """The merged run's files: rows as they were written (cells in today's column order), logs, then run.json."""
     try:
         (out / LOGS_DIR).mkdir(parents=True, exist_ok=True)
         with open(out / CELLS_FILE, "w", encoding="utf-8") as f:
-            for part in parts:
-                for row in part["cells"]:
-                    ordered = {k: row.get(k) for k in CELL_COLUMNS} | {k: v for k, v in row.items()
-                                                                        if k not in CELL_COLUMNS}  # fmt: skip
-                    f.write(json.dumps(ordered, allow_nan=False) + "\n")
+            for row in (row for part in parts for row in part.cells):
+                extra = {k: v for k, v in row.items() if k not in CELL_COLUMNS}
+                f.write(json.dumps({k: row.get(k) for k in CELL_COLUMNS} | extra, allow_nan=False) + "\n")
         with open(out / EPOCHS_FILE, "w", encoding="utf-8") as f:
-            for part in parts:
-                for row in part["epochs"]:
-                    f.write(json.dumps(row, allow_nan=False) + "\n")
+            for row in (row for part in parts for row in part.epochs):
+                f.write(json.dumps(row, allow_nan=False) + "\n")
         for part in parts:
-            logs = part["path"] / LOGS_DIR
+            logs = part.path / LOGS_DIR
             if logs.is_dir() and not logs.is_symlink():
-                left_out = copy_regular_files(logs, out / LOGS_DIR / part["path"].name)
+                left_out = copy_regular_files(logs, out / LOGS_DIR / part.path.name)
             else:
                 left_out = [logs] if logs.is_symlink() else []
             warnings += [f"{p} is not a regular file (a link?): not copied" for p in left_out]
-        tmp = out / (RUN_FILE + ".tmp")
+        tmp = out / (RUN_FILE + ".tmp")  # run.json last and whole: a reader never sees a half-merged run
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         tmp.replace(out / RUN_FILE)
     except OSError as e:
         raise ResultsError(f"cannot write {out}: {e.strerror or e}") from e
-    return MergeResult(out, status, sum(len(p["cells"]) for p in parts), warnings, len(parts), count)
 
 
 __all__ = ["MergeResult", "merge_runs"]

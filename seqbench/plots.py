@@ -1,6 +1,6 @@
 """Figures of a run (and of a history), drawn with matplotlib's Agg canvas.
 
-Each ``*_figure`` function takes views from :mod:`seqbench.report` and
+Each ``*_figure`` function takes views from :mod:`seqbench.views` and
 returns a :class:`matplotlib.figure.Figure`; :func:`run_pngs` draws every
 figure of a run as PNG bytes, :func:`save_run_plots` writes them to a folder.
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot), so no
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from seqbench.errors import SeqbenchError
 from seqbench.escape import mathtext
+from seqbench.keys import COMPLETED, series_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,12 +57,8 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _series_name(row: Any) -> str:
-    return f"{row['backend']}:{row['implementation']}/{row['device']}"
-
-
 def _series_label(row: Any) -> str:
-    return mathtext(_series_name(row))
+    return mathtext(series_name(row))
 
 
 def series_colors(names: Any) -> dict[str, str]:
@@ -73,7 +70,7 @@ def series_colors(names: Any) -> dict[str, str]:
 
 
 def _colors_for(frame: pd.DataFrame, colors: dict[str, str] | None) -> dict[str, str]:
-    return colors if colors is not None else series_colors(frame.apply(_series_name, axis=1))
+    return colors if colors is not None else series_colors(frame.apply(series_name, axis=1))
 
 
 def _tick_label(text: str, width: int = 22) -> str:
@@ -104,7 +101,7 @@ def _log_if_wide(ax: Any, values: Any) -> None:
 
 
 def _value_label(v: float) -> str:
-    from seqbench.report import fmt_ms
+    from seqbench.formatting import fmt_ms
 
     return fmt_ms(v)
 
@@ -116,7 +113,7 @@ def steady_time_figure(table: pd.DataFrame, colors: dict[str, str] | None = None
     """
     table = table[table["steady_epoch_ms"].notna()].copy()
     colors = _colors_for(table, colors)
-    table["series"] = table.apply(_series_name, axis=1)
+    table["series"] = table.apply(series_name, axis=1)
     table["group"] = table["task"] + " / " + table["model"]
     groups = sorted(table["group"].unique())
     series = sorted(table["series"].unique())
@@ -153,7 +150,7 @@ def loss_agreement(epochs: pd.DataFrame) -> dict[tuple[str, str], float]:
     if epochs.empty:
         return out
     frame = epochs.copy()
-    frame["series"] = frame.apply(_series_name, axis=1)
+    frame["series"] = frame.apply(series_name, axis=1)
     for (task, model), part in frame.groupby(["task", "model"], sort=True):
         medians = part.groupby(["epoch", "series"])["loss"].median().unstack("series")
         medians = medians.dropna(how="any")
@@ -178,7 +175,7 @@ def loss_figure(epochs: pd.DataFrame, colors: dict[str, str] | None = None) -> F
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
     for ax, (task, model) in zip(axes, panels, strict=False):
         part = epochs[(epochs["task"] == task) & (epochs["model"] == model)].copy()
-        part["series"] = part.apply(_series_name, axis=1)
+        part["series"] = part.apply(series_name, axis=1)
         for i, (name, curve) in enumerate(part.groupby("series", sort=True)):
             by_epoch = curve.groupby("epoch")["loss"]
             med = by_epoch.median()
@@ -208,11 +205,10 @@ def accuracy_figure(cells: pd.DataFrame, colors: dict[str, str] | None = None) -
     """One point per seed, a line at the median, per backend and model, coloured by backend."""
     import numpy as np
 
-    from seqbench.results import COMPLETED
 
     done = cells[cells["status"].isin(COMPLETED)].copy()
     colors = _colors_for(done, colors)
-    done["series"] = done.apply(_series_name, axis=1)
+    done["series"] = done.apply(series_name, axis=1)
     done["label"] = done["task"] + " / " + done["model"] + "\n" + done["series"]
     labels = sorted(done["label"].unique())
     fig = _new_figure(max(5.5, 1.0 * len(labels) + 3.0), 4.4)
@@ -242,7 +238,7 @@ def first_vs_steady_figure(table: pd.DataFrame, colors: dict[str, str] | None = 
     """Per row: the first epoch (hollow) and the steady epoch (filled) on a fixed log axis, coloured by backend."""
     table = table[table["steady_epoch_ms"].notna()].copy()
     colors = _colors_for(table, colors)
-    names = table.apply(_series_name, axis=1).tolist()
+    names = table.apply(series_name, axis=1).tolist()
     labels = [mathtext(f"{t} / {m}\n{n}") for t, m, n in zip(table["task"], table["model"], names, strict=True)]
     fig = _new_figure(max(5.5, 1.0 * len(labels) + 3.0), 4.4)
     ax = fig.add_subplot()
@@ -322,11 +318,11 @@ def scaling_figure(cells: pd.DataFrame, varied: dict[str, pd.Series], colors: di
     """
     import numpy as np
 
-    ok = cells[cells["status"].isin(("ok", "diverged")) & cells["steady_epoch_s"].notna()].copy()
+    ok = cells[cells["status"].isin(COMPLETED) & cells["steady_epoch_s"].notna()].copy()
     colors = _colors_for(ok, colors)
     fig = _new_figure(5.0 * max(1, len(varied)), 4.0)
     axes = fig.subplots(1, max(1, len(varied)), squeeze=False)[0]
-    ok["series"] = ok.apply(_series_name, axis=1)
+    ok["series"] = ok.apply(series_name, axis=1)
     for ax, (name, values) in zip(axes, varied.items(), strict=False):
         ok["x"] = values.reindex(ok.index)
         others = [n for n in varied if n != name]
@@ -353,9 +349,9 @@ def scaling_figure(cells: pd.DataFrame, varied: dict[str, pd.Series], colors: di
 def metric_vs_length_figure(cells: pd.DataFrame, steps: pd.Series) -> Figure:
     """The primary metric (median over seeds and backends) against ``steps``, one line per model kind,
     with the trivial baseline dashed: where a kind stops remembering, its line meets the baseline."""
-    from seqbench.report import primary_scores
+    from seqbench.views import primary_scores
 
-    ok = cells[cells["status"].isin(("ok", "diverged"))].copy()
+    ok = cells[cells["status"].isin(COMPLETED)].copy()
     ok["_metric"], ok["_score"] = primary_scores(ok)
     ok["steps"] = steps.reindex(ok.index)
     fig = _new_figure(6.0, 4.0)
@@ -379,18 +375,18 @@ def metric_vs_length_figure(cells: pd.DataFrame, steps: pd.Series) -> Figure:
 
 def run_figures(run: Run) -> dict[str, Figure]:
     """Every figure of a run that has data to show, by name (see :data:`TITLES`), one colour per backend."""
-    from seqbench.report import cell_view, summary
+    from seqbench.views import cell_view, summary
 
     cells = cell_view(run)
     table = summary(cells)
-    colors = series_colors(cells.apply(_series_name, axis=1)) if len(cells) else {}
+    colors = series_colors(cells.apply(series_name, axis=1)) if len(cells) else {}
     figures: dict[str, Figure] = {}
     if table["steady_epoch_ms"].notna().any():
         figures["steady_time"] = steady_time_figure(table, colors)
         figures["first_vs_steady"] = first_vs_steady_figure(table, colors)
     if not run.epochs.empty:
         epochs = run.epochs
-        colors |= {k: v for k, v in series_colors(epochs.apply(_series_name, axis=1)).items() if k not in colors}
+        colors |= {k: v for k, v in series_colors(epochs.apply(series_name, axis=1)).items() if k not in colors}
         figures["loss_curves"] = loss_figure(epochs, colors)
     if cells["accuracy"].notna().any():
         figures["accuracy"] = accuracy_figure(cells, colors)

@@ -15,7 +15,6 @@ finished row.  Non-finite floats are written as ``null``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seqbench.errors import ResultsError
+from seqbench.formatting import jsonable
+from seqbench.keys import Status, series_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,13 +45,13 @@ FORMAT_VERSION = 1
 
 RUN_FILE, CELLS_FILE, EPOCHS_FILE, LOGS_DIR = "run.json", "cells.jsonl", "epochs.jsonl", "logs"
 
-STATUS_OK, STATUS_DIVERGED, STATUS_ERROR, STATUS_TIMEOUT = "ok", "diverged", "error", "timeout"
-COMPLETED = (STATUS_OK, STATUS_DIVERGED)
-
 
 @dataclass(frozen=True)
-class CellConfig:
-    """Everything that defines one cell: task × model spec × backend × device × seed."""
+class Repeat:
+    """Which repeat of which row: the fields every configuration and record starts with.
+
+    (The experiment, the rest of a row's :class:`~seqbench.keys.CellKey`, comes from the other fields.)
+    """
 
     task: str
     model: str
@@ -58,6 +59,15 @@ class CellConfig:
     implementation: str
     device: str
     seed: int
+
+    def repeat_fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(Repeat)}
+
+
+@dataclass(frozen=True)
+class CellConfig(Repeat):
+    """Everything that defines one cell: task × model spec × backend × device × seed."""
+
     units: int
     activation: str
     epochs: int
@@ -70,17 +80,11 @@ class CellConfig:
     @property
     def label(self) -> str:
         again = f" (attempt {self.attempt})" if self.attempt > 1 else ""
-        return f"{self.backend}:{self.implementation}/{self.device} {self.model} seed={self.seed}{again}"
+        return f"{series_name(vars(self))} {self.model} seed={self.seed}{again}"
 
 
 @dataclass(frozen=True)
-class EpochRecord:
-    task: str
-    model: str
-    backend: str
-    implementation: str
-    device: str
-    seed: int
+class EpochRecord(Repeat):
     epoch: int
     loss: float
     wall_s: float
@@ -92,14 +96,8 @@ class EpochRecord:
 
 
 @dataclass(frozen=True)
-class CellRecord:
-    task: str
-    model: str
-    backend: str
-    implementation: str
-    device: str
-    seed: int
-    status: str
+class CellRecord(Repeat):
+    status: Status
     error: str | None = None
     implementation_path: str | None = None
     units: int | None = None
@@ -152,54 +150,21 @@ ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold",
                            "other_cpu_s", "experiment", "metrics", "primary_metric", "higher_is_better", "baseline",
                            "flops", "gflops_per_s", "peak_share"})  # fmt: skip
 
-# What makes two measurements comparable besides the row (task, backend,
-# implementation, model, device): the whole experiment (DESIGN.md).
-ROW_KEYS = ("task", "backend", "implementation", "model", "device")
-EXPERIMENT_FIELDS = ("task_params", "units", "activation", "epochs", "batch_size", "threads", "dtype")
-
-
-def experiment_label(values: Mapping[Any, Any]) -> str:
-    """The experiment of a cell as one stable, readable string (its identity in history and compare)."""
-    def text(value: Any) -> str:  # 32 and 32.0 (a column that also holds nulls) are one value
-        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-    params = values.get("task_params") or {}
-    parts = [f"{k}={text(params[k])}" for k in sorted(params)] if isinstance(params, dict) else [str(params)]
-    parts += [f"{name}={text(values.get(name))}" for name in EXPERIMENT_FIELDS[1:]]
-    return " ".join(parts)
-
-
-def experiment_differences(a: str, b: str) -> list[str]:
-    """What differs between two experiment labels, as ``name A -> B``."""
-    da = dict(p.partition("=")[::2] for p in a.split())
-    db = dict(p.partition("=")[::2] for p in b.split())
-    return [f"{k} {da.get(k, 'absent')} -> {db.get(k, 'absent')}" for k in sorted(set(da) | set(db))
-            if da.get(k) != db.get(k)]  # fmt: skip
-
-
-def failed_cell(cell: CellConfig, status: str, error: str, **extra: Any) -> CellRecord:
+def failed_cell(cell: CellConfig, status: Status, error: str, **extra: Any) -> CellRecord:
     """A record for a cell that did not complete."""
     return CellRecord(**cell_fields(cell), status=status, error=error, **extra)
 
 
 def cell_fields(cell: CellConfig) -> dict[str, Any]:
     """The CellRecord fields that come straight from the cell's configuration."""
-    keys = ("task", "model", "backend", "implementation", "device", "seed",
-            "units", "activation", "epochs", "batch_size", "threads", "dtype", "attempt")  # fmt: skip
-    return {**{k: getattr(cell, k) for k in keys}, "task_params": dict(cell.task_params)}
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    return value
+    keys = ("units", "activation", "epochs", "batch_size", "threads", "dtype", "attempt")
+    return {**cell.repeat_fields(), **{k: getattr(cell, k) for k in keys}, "task_params": dict(cell.task_params)}
 
 
 def as_row(record: Any) -> dict[str, Any]:
     """A record as a JSON-ready dict (non-finite floats become None)."""
-    return _clean(asdict(record))
+    row: dict[str, Any] = jsonable(asdict(record))
+    return row
 
 
 def to_json(record: Any) -> str:
@@ -231,7 +196,7 @@ class RunWriter:
         """Replace run.json atomically, so a reader never sees half of it."""
         tmp = self.path / (RUN_FILE + ".tmp")
         try:
-            tmp.write_text(json.dumps(_clean(dict(meta)), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(jsonable(dict(meta)), indent=2, allow_nan=False) + "\n", encoding="utf-8")
             os.replace(tmp, self.path / RUN_FILE)
         except OSError as e:
             tmp.unlink(missing_ok=True)

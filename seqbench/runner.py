@@ -36,11 +36,11 @@ from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import model_spec
+from seqbench.keys import COMPLETED, RunStatus
 from seqbench.loader import RunConfigMeta, RunMeta
 from seqbench.machine import git_commit, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
 from seqbench.results import (
-    COMPLETED,
     FORMAT_VERSION,
     CellConfig,
     CellRecord,
@@ -51,7 +51,6 @@ from seqbench.tasks import Task
 from seqbench.worker import Callbacks, run_in_worker
 
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
-RUN_COMPLETE, RUN_INTERRUPTED, RUN_RUNNING, RUN_FAILED = "complete", "interrupted", "running", "failed"
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # a cancelled CI job sends SIGINT, then SIGTERM
 
 
@@ -65,13 +64,13 @@ class Progress(Protocol):
 @dataclass
 class RunResult:
     path: Path
-    status: str
+    status: RunStatus
     cells: list[CellRecord]
     signal: int | None = None  # the signal that stopped the run
 
     @property
     def exit_code(self) -> int:
-        if self.status == RUN_INTERRUPTED:
+        if self.status == RunStatus.INTERRUPTED:
             return 128 + (self.signal or signal.SIGINT)
         return 0 if all(c.status in COMPLETED for c in self.cells) else 1
 
@@ -247,7 +246,7 @@ def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig])
     return {
         "format_version": FORMAT_VERSION,
         "seqbench_version": seqbench.__version__,
-        "status": RUN_RUNNING,
+        "status": RunStatus.RUNNING,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ended": None,
         "config": cast(RunConfigMeta, asdict(config)),
@@ -343,7 +342,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     def started(cell: CellConfig) -> None:
         progress.cell_started(cell, len(cells), total)
 
-    status, stopped_by = RUN_FAILED, None
+    status, stopped_by = RunStatus.FAILED, None
     try:
         with _stop_signals():
             writer.write_meta(meta)
@@ -372,18 +371,18 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
                 if again:
                     progress.note(f"{cell.label}: other processes took {record.interference:.2f} cores: "
                                   "measuring it again at the end")  # fmt: skip
-            status = RUN_COMPLETE
+            status = RunStatus.COMPLETE
     except Interrupted as e:
-        status, stopped_by = RUN_INTERRUPTED, e.signum
+        status, stopped_by = RunStatus.INTERRUPTED, e.signum
     except KeyboardInterrupt:
-        status, stopped_by = RUN_INTERRUPTED, signal.SIGINT
+        status, stopped_by = RunStatus.INTERRUPTED, signal.SIGINT
     finally:  # whatever happened, the record says how far the run got
         with _signals_blocked():
             meta.update({"status": status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells_done": len(cells)})
             try:
                 writer.write_meta(meta)
             except ResultsError:
-                if status != RUN_FAILED:  # else the error that stopped the run is the one to report
+                if status != RunStatus.FAILED:  # else the error that stopped the run is the one to report
                     raise
             finally:
                 writer.close()

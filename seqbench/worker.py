@@ -43,15 +43,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench.results import (
-    STATUS_ERROR,
-    STATUS_TIMEOUT,
-    CellConfig,
-    CellRecord,
-    EpochRecord,
-    as_row,
-    failed_cell,
-)
+from seqbench.keys import Status
+from seqbench.results import CellConfig, CellRecord, EpochRecord, as_row, failed_cell
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -159,7 +152,7 @@ def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, st
             if not messages and time.monotonic() >= deadline:
                 why = f"no result after {timeout:g} s" if started else \
                     f"the worker did not start within {startup_timeout:g} s (--startup-timeout)"
-                record = failed_cell(cell, STATUS_TIMEOUT, f"{why}: killed")
+                record = failed_cell(cell, Status.TIMEOUT, f"{why}: killed")
                 break
             for msg in messages:
                 if msg["event"] == "start":
@@ -171,10 +164,10 @@ def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, st
                 elif msg["event"] == "cell":
                     record = CellRecord(**msg["record"])
     finally:
-        code = child.stop(grace=2.0 if record is not None and record.status != STATUS_TIMEOUT else 0.0)
+        code = child.stop(grace=2.0 if record is not None and record.status != Status.TIMEOUT else 0.0)
     if record is None:  # the child died, in start-up or with the cell in flight
         tail = _log_tail(log)
-        record = failed_cell(cell, STATUS_ERROR, f"worker exited with code {code}\n{tail}".rstrip())
+        record = failed_cell(cell, Status.ERROR, f"worker exited with code {code}\n{tail}".rstrip())
     return record
 
 
@@ -225,14 +218,14 @@ def _worker_main(fd: int, parent: int | None) -> int:
         backend.configure(cell.device, request["threads"])
     except BaseException:  # recorded as the cell's error; the parent goes on with the next
         send("start")
-        send("cell", record=as_row(failed_cell(cell, STATUS_ERROR, traceback.format_exc())))
+        send("cell", record=as_row(failed_cell(cell, Status.ERROR, traceback.format_exc())))
         return 0
     send("ready")
     send("start")
     try:
         record = run_cell(backend, cell, task, lambda r: send("epoch", record=as_row(r)), cold=True)
     except Exception:
-        record = failed_cell(cell, STATUS_ERROR, traceback.format_exc())
+        record = failed_cell(cell, Status.ERROR, traceback.format_exc())
     send("cell", record=as_row(record))
     return 0
 

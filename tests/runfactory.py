@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from seqbench.calibration import machine_id
-from seqbench.results import FORMAT_VERSION, CellRecord, EpochRecord, RunWriter, experiment_label
+from seqbench.keys import experiment_label
+from seqbench.results import FORMAT_VERSION, CellRecord, EpochRecord, RunWriter
 
 MACHINE = {
     "hostname": "box-a", "cpu": "Test CPU 3000", "cores": 2, "memory_gb": 8.0, "os": "Linux-test",

@@ -125,7 +125,7 @@ def test_history_since_rejects_what_it_cannot_read(tmp_path, bad):
 
 def test_samples_per_second_agrees_with_the_steady_time(tmp_path):
     from seqbench import load_run
-    from seqbench.report import cell_view, summary
+    from seqbench.views import cell_view, summary
 
     run = load_run(make_run(tmp_path, "r", [Row(steady_s=0.005)], noise=0.3, seed=3))
     row = summary(cell_view(run)).iloc[0]

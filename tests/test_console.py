@@ -102,7 +102,7 @@ def race(tmp_path):
 
 
 def test_the_summary_says_how_much_faster_the_fastest_backend_ran(race):
-    from seqbench.report import cell_view, summary
+    from seqbench.views import cell_view, summary
 
     table = summary(cell_view(race)).set_index(["backend", "model"])
     assert table.loc[("torch", "lstm"), "vs_fastest"] == pytest.approx(4.6)

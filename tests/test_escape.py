@@ -86,7 +86,7 @@ def _rendered_md_is_inert(md: str, ours: int, details: int = 0) -> None:
 def test_report_markdown_escapes_info_lines_headings_cells_and_failures(evil_run):
     run = seqbench.load_run(evil_run)
     md = render(run, "md")
-    from seqbench.report import cell_view, summary
+    from seqbench.views import cell_view, summary
 
     experiments = summary(cell_view(run)).groupby(["task", "experiment"]).ngroups
     # the run title and one heading and one folded full table per task and experiment

@@ -23,7 +23,8 @@ from seqbench_numpy.model import NumpyModel
 from seqbench import SeqbenchError
 from seqbench.contract import MODEL_KINDS, ModelSpec
 from seqbench.harness import initial_weights, run_cell
-from seqbench.results import STATUS_OK, CellConfig
+from seqbench.keys import Status
+from seqbench.results import CellConfig
 from seqbench.tasks import ArithmeticTask
 from seqbench.testing import random_weights, reference_forward, relative_error
 
@@ -250,7 +251,7 @@ def test_run_cell_through_the_harness_matches_numpy(backend: KerasBackend, impl:
 
     got = run_cell(backend, cell("keras", impl), ArithmeticTask())
     want = run_cell(NumpyBackend(), cell("numpy", "reference"), ArithmeticTask())
-    assert got.status == STATUS_OK and got.epochs_run == 3
+    assert got.status == Status.OK and got.epochs_run == 3
     assert got.params == 491
     assert got.implementation_path == {"graph": "tf.function-epoch", "xla": "tf.function-epoch+xla",
                                        "fit": "model.fit"}[impl]  # fmt: skip

@@ -12,8 +12,9 @@ from seqbench.calibration import machine_id, measure, run_calibration
 from seqbench.errors import ResultsError, UsageError
 from seqbench.merge import merge_runs
 from seqbench.plugins import load_registry
-from seqbench.report import cell_view, render, summary
+from seqbench.report import render
 from seqbench.runner import RunConfig, plan, select_shard
+from seqbench.views import cell_view, summary
 from tests.conftest import run_dir_of
 from tests.conftest import seqbench as cli
 from tests.runfactory import MACHINE, Row, invoke, make_run

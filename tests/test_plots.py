@@ -11,7 +11,7 @@ from tests.runfactory import Row, invoke, make_run
 pytest.importorskip("matplotlib")
 
 from seqbench import plots  # noqa: E402
-from seqbench.report import cell_view, summary  # noqa: E402
+from seqbench.views import cell_view, summary  # noqa: E402
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_steady_time_is_dots_with_min_max_whiskers_on_a_fixed_log_axis(run):
     text = _texts(fig)
     assert "bar: min-max over processes" in text
     medians = summary(cell_view(run))["steady_epoch_ms"]
-    from seqbench.report import fmt_ms
+    from seqbench.formatting import fmt_ms
 
     assert all(fmt_ms(v) in text for v in medians)  # each dot carries its value
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import seqbench
-from seqbench.report import cell_view, failures, render, summary
+from seqbench.report import render
 from seqbench.results import FORMAT_VERSION
+from seqbench.views import cell_view, failures, summary
 from tests.conftest import run_dir_of
 from tests.conftest import seqbench as cli
 from tests.runfactory import Row, invoke, make_run

@@ -108,7 +108,7 @@ def test_a_disturbed_repeat_is_measured_again_and_kept_apart(tmp_path, monkeypat
     run_dir = next(tmp_path.iterdir())
     assert json.loads((run_dir / "run.json").read_text())["retries_run"] == 1
     import seqbench
-    from seqbench.report import cell_view
+    from seqbench.views import cell_view
 
     view = cell_view(seqbench.load_run(run_dir))
     assert len(view) == 2 and not view["disturbed"].any()

@@ -13,7 +13,8 @@ from seqbench_torch import TorchBackend  # imports no torch
 from seqbench import SeqbenchError
 from seqbench.contract import MODEL_KINDS, ModelSpec, OptimizerSpec
 from seqbench.harness import batch_orders, initial_weights, run_cell
-from seqbench.results import STATUS_OK, CellConfig
+from seqbench.keys import Status
+from seqbench.results import CellConfig
 from seqbench.tasks import ArithmeticTask
 from seqbench.testing import random_weights, reference_forward, relative_error
 
@@ -206,7 +207,7 @@ def test_run_cell_through_the_harness(backend: TorchBackend, model: str, activat
         units=10, activation=activation, epochs=2, batch_size=32, threads=torch.get_num_threads(),
     )  # fmt: skip
     record = run_cell(backend, cell, ArithmeticTask())
-    assert record.status == STATUS_OK and record.epochs_run == 2
+    assert record.status == Status.OK and record.epochs_run == 2
     assert record.params == PARAMS[model]
     assert record.implementation_path == ("nn.RNN/aten" if impl == "fused" else "python-loop")
     assert record.gpu_s is None

@@ -152,8 +152,10 @@ def test_reports_show_the_primary_metric_beside_its_baseline_and_the_gflops():
 
     import pandas as pd
 
-    from seqbench.report import cell_view, display_table, summary, text_table
+    from seqbench.report import RIGHT, display_table
     from seqbench.results import Run
+    from seqbench.tables import text_table
+    from seqbench.views import cell_view, summary
 
     table = summary(cell_view(Run(Path("r"), {"config": {}}, _cells(), pd.DataFrame())))
     row = table.iloc[0]
@@ -162,11 +164,11 @@ def test_reports_show_the_primary_metric_beside_its_baseline_and_the_gflops():
     assert shown.iloc[0]["mse"] == "0.03 (0.02-0.04)" and shown.iloc[0]["baseline"] == "0.167"
     assert shown.iloc[0]["GFLOP/s"] == "12" and "% peak" not in shown
     assert "accuracy" not in shown.columns
-    assert "baseline" in text_table(shown)
+    assert "baseline" in text_table(shown, RIGHT)
 
 
 def test_reports_read_cells_written_before_metrics_existed_as_accuracy():
-    from seqbench.report import primary_scores
+    from seqbench.views import primary_scores
 
     cells = _cells().drop(columns=["metrics", "primary_metric"])
     cells["accuracy"] = 0.5
