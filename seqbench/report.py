@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -253,6 +255,21 @@ def render_summary(run: Run, width: int | None = None) -> str:
     return render(run, "text", width=width)
 
 
+@dataclass
+class _Views:
+    """What every format of the report shows, computed once."""
+
+    run: Run
+    info: dict[str, Any]
+    table: pd.DataFrame  # the summary
+    bad: pd.DataFrame  # the failures
+
+    def experiments(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """Each experiment's heading and its rows of the summary: one table each."""
+        for (task, experiment), part in self.table.groupby(["task", "experiment"], sort=True):
+            yield _task_heading(str(task), str(experiment)), part
+
+
 def render(run: Run, fmt: str = "text", plots: bool = True, width: int | None = None) -> str:
     """The whole report in ``fmt`` (one of :data:`FORMATS`).
 
@@ -263,90 +280,94 @@ def render(run: Run, fmt: str = "text", plots: bool = True, width: int | None = 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     cells = cell_view(run)
-    table = summary(cells)
-    bad = failures(cells)
-    info = run_info(run)
+    views = _Views(run, run_info(run), summary(cells), failures(cells))
     if fmt == "csv":
-        return csv_text(table)
+        return csv_text(views.table)
     if fmt == "json":
-        doc = {"report_version": REPORT_VERSION, "run": info, "summary": records(table),
-               "failures": records(bad)}  # fmt: skip
+        doc = {"report_version": REPORT_VERSION, "run": views.info, "summary": records(views.table),
+               "failures": records(views.bad)}  # fmt: skip
         return json.dumps(jsonable(doc), indent=2) + "\n"
     if fmt == "text":
-        out = _info_lines(info)
-        left_out: list[str] = []
-        for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
-            shown, dropped = fit_columns(display_table(part), width)
-            left_out += [c for c in dropped if c not in left_out]
-            laid_out = text_table(shown, RIGHT) if width is None else rich_text_table(shown, width, RIGHT)
-            out += ["", one_line(_task_heading(str(task), str(experiment))), laid_out]
-            out += race_lines(part)
-        if left_out:
-            out += ["", f"left out to fit {width} columns: {', '.join(left_out)} (a wider terminal, or "
-                    "--format csv, shows them)"]  # fmt: skip
-        out += _disturbed_lines(table)
-        if table.empty:
-            out += ["", "no cells finished"]
-        if not bad.empty:
-            out += ["", "cells that did not end ok:"] + ["  " + one_line(line) for line in _failure_lines(bad)]
-        if not table.empty:
-            out += ["", legend(table)]
-        if width is not None:  # prose wraps at the terminal's edge, tables were fitted to it
-            out = [line if "\n" in line or len(line) <= width else
-                   textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in out]
-        return terminal("\n".join(out))
+        return _render_text(views, width)
     if fmt == "md":
-        out = [f"## seqbench run {markdown(info['run_id'])}", ""]
-        for line in _info_lines(info):
-            out.append(f"> **{markdown(line)}**" if line.startswith("PARTIAL") else f"- {markdown(line)}")
-        for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
-            full = display_table(part)
-            heading = markdown(_task_heading(str(task), str(experiment)))
-            out += ["", f"### {heading}", "", md_table(compact(full), RIGHT)]
-            out += [text for line in race_lines(part) for text in ("", markdown(line))]
-            out += ["", "<details><summary>All columns</summary>", "", md_table(full, RIGHT), "", "</details>"]
-        out += [text for line in _disturbed_lines(table) for text in ("", f"> **{markdown(line)}**")]
-        if table.empty:
-            out += ["", "No cells finished."]
-        if not bad.empty:
-            out += ["", "**Cells that did not end ok:**", ""] + [f"- {markdown(line)}" for line in _failure_lines(bad)]
-        if not table.empty:
-            out += ["", f"<sub>{legend(table)}</sub>"]
-        return "\n".join(out) + "\n"
-    return _render_html(run, info, table, bad, plots)
+        return _render_markdown(views)
+    return _render_html(views, plots)
 
 
-def _render_html(run: Run, info: dict[str, Any], table: pd.DataFrame, bad: pd.DataFrame, plots: bool) -> str:
-    parts = [f"<h1>seqbench run {html_text(info['run_id'])}</h1>", "<ul>"]
-    for line in _info_lines(info):
+def _render_text(v: _Views, width: int | None) -> str:
+    out = _info_lines(v.info)
+    left_out: list[str] = []
+    for heading, part in v.experiments():
+        shown, dropped = fit_columns(display_table(part), width)
+        left_out += [c for c in dropped if c not in left_out]
+        laid_out = text_table(shown, RIGHT) if width is None else rich_text_table(shown, width, RIGHT)
+        out += ["", one_line(heading), laid_out, *race_lines(part)]
+    if left_out:
+        out += ["", f"left out to fit {width} columns: {', '.join(left_out)} (a wider terminal, or "
+                "--format csv, shows them)"]  # fmt: skip
+    out += _disturbed_lines(v.table)
+    if v.table.empty:
+        out += ["", "no cells finished"]
+    if not v.bad.empty:
+        out += ["", "cells that did not end ok:"] + ["  " + one_line(line) for line in _failure_lines(v.bad)]
+    if not v.table.empty:
+        out += ["", legend(v.table)]
+    if width is not None:  # prose wraps at the terminal's edge, tables were fitted to it
+        out = [line if "\n" in line or len(line) <= width else
+               textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in out]
+    return terminal("\n".join(out))
+
+
+def _render_markdown(v: _Views) -> str:
+    out = [f"## seqbench run {markdown(v.info['run_id'])}", ""]
+    for line in _info_lines(v.info):
+        out.append(f"> **{markdown(line)}**" if line.startswith("PARTIAL") else f"- {markdown(line)}")
+    for heading, part in v.experiments():
+        full = display_table(part)
+        out += ["", f"### {markdown(heading)}", "", md_table(compact(full), RIGHT)]
+        out += [text for line in race_lines(part) for text in ("", markdown(line))]
+        out += ["", "<details><summary>All columns</summary>", "", md_table(full, RIGHT), "", "</details>"]
+    out += [text for line in _disturbed_lines(v.table) for text in ("", f"> **{markdown(line)}**")]
+    if v.table.empty:
+        out += ["", "No cells finished."]
+    if not v.bad.empty:
+        out += ["", "**Cells that did not end ok:**", ""] + [f"- {markdown(line)}" for line in _failure_lines(v.bad)]
+    if not v.table.empty:
+        out += ["", f"<sub>{legend(v.table)}</sub>"]
+    return "\n".join(out) + "\n"
+
+
+def _render_html(v: _Views, plots: bool) -> str:
+    parts = [f"<h1>seqbench run {html_text(v.info['run_id'])}</h1>", "<ul>"]
+    for line in _info_lines(v.info):
         if line.startswith("PARTIAL"):
             parts.insert(1, f'<p class="partial"><strong>{html_text(line)}</strong></p>')
         else:
             parts.append(f"<li>{html_text(line)}</li>")
     parts.append("</ul>")
-    for (task, experiment), part in table.groupby(["task", "experiment"], sort=True):
+    for heading, part in v.experiments():
         # numbers never wrap ("0.82 (0.47-0.94)" on one line); a table wider than the page scrolls
-        parts += [f"<h2>{html_text(_task_heading(str(task), str(experiment)))}</h2>",
+        parts += [f"<h2>{html_text(heading)}</h2>",
                   f'<div class="scroll">{html_table(display_table(part), RIGHT)}</div>']  # fmt: skip
         parts += [f"<p>{html_text(line)}</p>" for line in race_lines(part)]
-    parts += [f'<p class="warning">{html_text(line)}</p>' for line in _disturbed_lines(table)]
-    if table.empty:
+    parts += [f'<p class="warning">{html_text(line)}</p>' for line in _disturbed_lines(v.table)]
+    if v.table.empty:
         parts.append("<p>No cells finished.</p>")
-    if not bad.empty:
-        items = "".join(f"<li>{html_text(line)}</li>" for line in _failure_lines(bad))
+    if not v.bad.empty:
+        items = "".join(f"<li>{html_text(line)}</li>" for line in _failure_lines(v.bad))
         parts.append(f"<h2>Cells that did not end ok</h2><ul>{items}</ul>")
-    if not table.empty:
-        parts.append(f'<p class="legend">{html_text(legend(table))}</p>')
-    if plots and not table.empty:
+    if not v.table.empty:
+        parts.append(f'<p class="legend">{html_text(legend(v.table))}</p>')
+    if plots and not v.table.empty:
         from seqbench import plots as plotting
 
         parts.append("<h2>Plots</h2>")
         try:
-            pngs = plotting.run_pngs(run)
+            pngs = plotting.run_pngs(v.run)
         except plotting.PlotError as e:
             parts.append(f'<p class="warning">No plots: {html_text(str(e))}</p>')
             pngs = {}
         for name, png in pngs.items():
             parts.append(f"<h3>{html_text(plotting.TITLES.get(name, name))}</h3>{png_img(png, name)}")
-    return html_page(f"seqbench run {info['run_id']}", "\n".join(parts))
+    return html_page(f"seqbench run {v.info['run_id']}", "\n".join(parts))
 

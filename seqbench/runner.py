@@ -204,8 +204,10 @@ def _plan_point(
         for model in config.models:
             if (backend.name, impl or "", model) not in owned:
                 continue
-            probe = CellConfig(config.task, model, backend.name, "", "", 0, units, activation, config.epochs,
-                               batch_size, config.threads or available, task_params)  # fmt: skip
+            probe = CellConfig(task=config.task, model=model, backend=backend.name, implementation="", device="",
+                               seed=0, units=units, activation=activation, epochs=config.epochs,
+                               batch_size=batch_size, threads=config.threads or available,
+                               task_params=task_params)  # fmt: skip
             spec = model_spec(probe, data)
             if config.threads is None:
                 probe = replace(probe, threads=thread_policy.choose(spec, batch_size, available))

@@ -355,8 +355,10 @@ class BackendConformance:
         backend = backend_for(case.backend, case.device)
 
         def curve(seed: int) -> list[float]:
-            cell = CellConfig("arithmetic", case.spec.kind, case.backend, case.implementation, case.device,
-                              seed, case.spec.units, case.spec.activation, 3, case.batch, 2)  # fmt: skip
+            cell = CellConfig(task="arithmetic", model=case.spec.kind, backend=case.backend,
+                              implementation=case.implementation, device=case.device, seed=seed,
+                              units=case.spec.units, activation=case.spec.activation, epochs=3,
+                              batch_size=case.batch, threads=2)  # fmt: skip
             losses: list[float] = []
             run_cell(backend, cell, ArithmeticTask(), lambda e: losses.append(e.loss))
             return losses
