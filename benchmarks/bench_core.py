@@ -77,7 +77,9 @@ def matmul_gflops(repeats: int = 5) -> float:
 
 def overhead_and_rate(epochs: int, rounds: int) -> None:
     task = ArithmeticTask()
-    cell = CellConfig("arithmetic", "lstm", "numpy", "reference", "cpu", 0, 128, "tanh", epochs, 64, 2, LARGE)
+    cell = CellConfig(task="arithmetic", model="lstm", backend="numpy", implementation="reference", device="cpu",
+                      seed=0, units=128, activation="tanh", epochs=epochs, batch_size=64, threads=2,
+                      task_params=LARGE)  # fmt: skip
     data = task.make(0, **LARGE)
     spec = model_spec(cell, data)
     backend = NumpyBackend()

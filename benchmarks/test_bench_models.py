@@ -124,9 +124,10 @@ def built(request: pytest.FixtureRequest) -> Built:
     settings = CONFIGS[case.config]
     task = registry().task(TASK)
     data = task.make(0, **settings["task_params"])
-    cell = CellConfig(TASK, case.model, case.backend, case.implementation, case.device, 0, settings["units"],
-                      settings["activation"], settings["rounds"] + 1, settings["batch_size"], THREADS,
-                      settings["task_params"])  # fmt: skip
+    cell = CellConfig(task=TASK, model=case.model, backend=case.backend, implementation=case.implementation,
+                      device=case.device, seed=0, units=settings["units"], activation=settings["activation"],
+                      epochs=settings["rounds"] + 1, batch_size=settings["batch_size"], threads=THREADS,
+                      task_params=settings["task_params"])  # fmt: skip
     spec = model_spec(cell, data)
     if case.device not in backend.devices:
         pytest.skip(f"{case.backend} has no device {case.device!r}")
