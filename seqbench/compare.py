@@ -37,10 +37,10 @@ import pandas as pd
 
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError
-from seqbench.keys import CODE_FIELDS, COMPLETED, KEY_FIELDS, CellKey, RunStatus, experiment_differences
+from seqbench.keys import CODE_FIELDS, COMPLETED, KEY_FIELDS, RunStatus, experiment_differences
 from seqbench.results import Run
 from seqbench.stats import DISTURBED, FEW, NA, SLOWER, UNDECIDED, judge
-from seqbench.views import cell_view, status_text
+from seqbench.views import by_key, cell_view, status_text
 
 HARDWARE_FIELDS = ("cpu", "cores", "memory_gb", "machine", "os", "python", "python_implementation")
 UNJUDGED = (UNDECIDED, DISTURBED, FEW)  # said in words; a failure only with --strict
@@ -128,11 +128,6 @@ def check_same_experiments(cells_b: pd.DataFrame, cells_n: pd.DataFrame) -> None
                 f"the runs measured different experiments ({'; '.join(diff)}): their times are not "
                 "comparable; compare runs of the same configuration"
             )
-
-
-def by_key(cells: pd.DataFrame) -> dict[CellKey, pd.DataFrame]:
-    """The cells of a :func:`~seqbench.views.cell_view`, split by row."""
-    return {CellKey(*map(str, key)): part for key, part in cells.groupby(list(KEY_FIELDS), sort=False, dropna=False)}
 
 
 def _process_values(cells: pd.DataFrame, normalize: bool, name: str, run: Run) -> pd.Series:

@@ -89,10 +89,10 @@ def benchmark_stats(samples: list[float]) -> dict[str, Any]:
 def _rows(run: Run, normalize: bool) -> tuple[list[tuple[CellKey, list[float], dict[str, Any]]], bool]:
     """(row key, steady samples in seconds or calibration units, summary row) per row with samples, and
     whether the run holds several experiments (then every name carries its experiment)."""
-    from seqbench.views import KEYS, cell_view, steady_epochs, summary
+    from seqbench.views import by_key, cell_view, steady_epochs, summary
 
     cells = cell_view(run)
-    samples = {CellKey(*map(str, k)): part for k, part in steady_epochs(cells, run.epochs).groupby(KEYS)}
+    samples = by_key(steady_epochs(cells, run.epochs))
     table = summary(cells)
     out: list[tuple[CellKey, list[float], dict[str, Any]]] = []
     for record in table.to_dict("records"):

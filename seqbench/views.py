@@ -29,6 +29,7 @@ from seqbench.keys import (
     KEY_FIELDS,
     RACE_FIELDS,
     REPEAT_FIELDS,
+    CellKey,
     RunStatus,
     Status,
     experiment_label,
@@ -92,6 +93,11 @@ def cell_view(run: Run) -> pd.DataFrame:
     scores = {mid: score(m.get("calibration")) for mid, m in known.items()}
     cells["calibration_s"] = cells["machine"].map(lambda m: scores.get(m)).astype("float64")
     return cells
+
+
+def by_key(frame: pd.DataFrame) -> dict[CellKey, pd.DataFrame]:
+    """The rows of a view (cells or epochs, with their experiment), split by :class:`~seqbench.keys.CellKey`."""
+    return {CellKey(*map(str, key)): part for key, part in frame.groupby(KEYS, sort=False, dropna=False)}
 
 
 def steady_epochs(cells: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:

@@ -100,12 +100,13 @@ class EngineModel:
     :meth:`implementation_path`, and may add facts to :meth:`describe`.
     """
 
-    def __init__(self, spec: ModelSpec, weights: Weights, device: str, engine_facts: dict[str, str]) -> None:
+    def __init__(self, spec: ModelSpec, weights: Weights, device: str, engine_facts: dict[str, str], *,
+                 allow_cudnn: bool = True) -> None:  # fmt: skip
         weights.check(spec)
         self.spec = spec
         self.device = device
         self.engine_facts = engine_facts
-        self.network = build_network(spec)
+        self.network = build_network(spec, allow_cudnn=allow_cudnn)
         self.variables = canonical_variables(self.network)
         self.set_weights(weights)
         self.optimizer = keras_adam(spec)

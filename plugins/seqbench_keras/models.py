@@ -30,14 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqbench.contract import ModelSpec, Weights
-from seqbench_keras.base import (
-    CUDNN_KINDS,
-    assign_weights,
-    build_network,
-    canonical_variables,
-    keras_adam,
-    loss_function,
-)
+from seqbench_keras.base import CUDNN_KINDS, EngineModel, loss_function
 
 # model.fit runs "forever" and is stopped from its callback: the harness, not
 # fit, decides how many epochs there are.
@@ -62,49 +55,21 @@ def _targets(spec: ModelSpec, y: np.ndarray) -> tf.Tensor:
     return tf.constant(np.reshape(y, (-1, 1)), tf.float32)
 
 
-class KerasModel:
-    """What every implementation shares: the network, its weights, prediction, facts.
+class KerasModel(EngineModel):
+    """What every TensorFlow implementation shares: :class:`EngineModel`, with cuDNN where Keras picks it.
 
     Subclasses implement :meth:`set_train_data`, :meth:`train_epoch` and
     :meth:`implementation_path`.
     """
 
     def __init__(self, spec: ModelSpec, weights: Weights, device: str, *, allow_cudnn: bool = True) -> None:
-        weights.check(spec)
-        self.spec = spec
-        self.device = device
+        super().__init__(spec, weights, device, {}, allow_cudnn=allow_cudnn)
         self.cudnn = uses_cudnn(spec, allow_cudnn)
-        self.network = build_network(spec, allow_cudnn=allow_cudnn)
-        self.variables = canonical_variables(self.network)
-        self.set_weights(weights)
-        self.optimizer = keras_adam(spec)
-
-    def set_weights(self, weights: Weights) -> None:
-        assign_weights(self.variables, weights, self.spec)
-
-    def get_weights(self) -> Weights:
-        return Weights(**{name: np.array(v.numpy(), np.float32) for name, v in self.variables.items()})
-
-    def trainable_params(self) -> int:
-        return sum(math.prod(v.shape) for v in self.network.trainable_variables)
-
-    def synchronize(self) -> None:
-        pass  # train_epoch returns a Python float, which waits for the epoch's last op
-
-    def epoch_gpu_seconds(self) -> float | None:
-        # TensorFlow has no cheap device-event timer like CUDA events; its
-        # profiler would perturb the epoch it measures.
-        return None
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.network(tf.constant(x, tf.float32), training=False), np.float32)
-        return out if self.spec.classification else out.reshape(-1)
 
     def describe(self) -> dict[str, str]:
         return {
+            **super().describe(),
             "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "keras_engine": keras.backend.backend(),
             "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
             "inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
             "weights_device": self.variables["kernel"].value.device,
