@@ -66,6 +66,15 @@ class KerasModel(EngineModel):
         super().__init__(spec, weights, device, {}, allow_cudnn=allow_cudnn)
         self.cudnn = uses_cudnn(spec, allow_cudnn)
 
+    # TensorFlow's own conversions: keras.ops.convert_to_numpy on a TensorFlow tensor warns under NumPy 2
+    # (Keras's __array__ takes no copy keyword).
+    def get_weights(self) -> Weights:
+        return Weights(**{name: np.array(v.numpy(), np.float32) for name, v in self.variables.items()})
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.network(tf.constant(x, tf.float32), training=False), np.float32)
+        return out if self.spec.classification else out.reshape(-1)
+
     def describe(self) -> dict[str, str]:
         return {
             **super().describe(),
