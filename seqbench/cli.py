@@ -61,6 +61,22 @@ def _grid(kind: type):  # noqa: ANN202 - an argparse type
     return parse
 
 
+def _seeds(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seeds or 'auto', got {value!r}") from None
+
+
+def _env(value: str) -> tuple[str, str]:
+    name, sep, executable = value.partition("=")
+    if not sep or not name.strip() or not executable.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=EXECUTABLE, e.g. base=venv-a/bin/python, got {value!r}")
+    return name.strip(), executable.strip()
+
+
 def _threads(value: str) -> int | None:
     if value == "auto":
         return None
@@ -132,9 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="recurrent units, or a comma list to run each (default: %(default)s)")
     run.add_argument("--activation", type=_grid(str), default=DEFAULTS.activation, metavar="NAME[,NAME]",
                      help="relu or tanh, or relu,tanh to run both (default: %(default)s)")
-    run.add_argument("--seeds", type=int, default=DEFAULTS.seeds,
+    run.add_argument("--seeds", type=_seeds, default=DEFAULTS.seeds, metavar="N|auto",
                      help="repeats per row, seeds 0..N-1, each in a fresh worker process (default: %(default)s; "
-                     "one seed is no accuracy figure, and spreads and compare intervals are computed over processes)")
+                     "one seed is no accuracy figure, and spreads and compare intervals are computed over processes). "
+                     "auto: start with 3, then add a repeat (an A/B pair with --env) to each row still undecided at "
+                     "--threshold, until every row is decided or has --max-seeds")
+    run.add_argument("--max-seeds", type=int, default=DEFAULTS.max_seeds, metavar="N",
+                     help="with --seeds auto: the most repeats a row gets (default: %(default)s)")
+    run.add_argument("--threshold", type=bounded_float(0, 100), default=DEFAULTS.threshold, metavar="X",
+                     help="with --seeds auto: the change a row must be able to decide (compare's --threshold; "
+                     "default: %(default)s)")
+    run.add_argument("--env", type=_env, action="append", default=[], metavar="NAME=EXECUTABLE",
+                     help="an A/B run: run every cell in each named environment, side by side (repeatable; "
+                     "EXECUTABLE starts a Python with seqbench installed, e.g. base=../venv-main/bin/python, or a "
+                     "script that sets variables and execs one); judge with 'seqbench compare RUN --base NAME "
+                     "--new NAME'")
     run.add_argument("--device", default=DEFAULTS.device,
                      help="cpu, gpu or auto (gpu where a backend can) (default: %(default)s)")
     run.add_argument("--threads", type=_threads, default=DEFAULTS.threads, metavar="N|auto",
@@ -146,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                      default=DEFAULTS.startup_timeout, help="seconds a worker may take to start (interpreter, plugins, "
                      "the framework's import) before its cell counts as timed out (default: %(default)g)")
     run.add_argument("--retries", type=int, default=DEFAULTS.retries,
-                     help="how many times a repeat that other processes disturbed is measured again, at the "
-                     "end of the run (default: %(default)s; 0 keeps every first measurement)")
+                     help="how many times a repeat whose threads waited for a CPU in most of its epochs is "
+                     "measured again, at the end of the run, within a budget of half the planned processes "
+                     "(default: %(default)s; 0 keeps every first measurement)")
     run.add_argument("--results-dir", default=DEFAULTS.results_dir, metavar="DIR",
                      help="where run directories go (default: %(default)s)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
@@ -178,12 +207,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     registry = load_registry()
     _report_plugin_failures(registry)
+    names = [name for name, _ in args.env]
+    if len(set(names)) < len(names):
+        raise UsageError(f"--env: the name {next(n for n in names if names.count(n) > 1)!r} is given twice")
+    adaptive = args.seeds == "auto"
     config = RunConfig(
         backends=args.backends, models=args.models, task=args.task, task_params=dict(args.task_param),
         epochs=args.epochs, batch_size=args.batch_size, units=args.units, activation=args.activation,
-        seeds=args.seeds, device=args.device, threads=args.threads, timeout=args.timeout,
+        seeds=min(3, args.max_seeds) if adaptive else args.seeds, device=args.device, threads=args.threads,
+        timeout=args.timeout,
         startup_timeout=args.startup_timeout, retries=args.retries, results_dir=args.results_dir,
-        shard=args.shard, calibrate=not args.no_calibration,
+        shard=args.shard, calibrate=not args.no_calibration, envs=dict(args.env), adaptive=adaptive,
+        max_seeds=args.max_seeds, threshold=args.threshold,
     )  # fmt: skip
     from seqbench.console import ConsoleProgress
 

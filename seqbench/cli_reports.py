@@ -112,12 +112,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     import seqbench
-    from seqbench.compare import compare_runs
+    from seqbench.compare import compare_envs, compare_runs, env_names
     from seqbench.compare_report import render
+    from seqbench.errors import UsageError
 
-    base, new = seqbench.load_run(args.base), seqbench.load_run(args.new)
-    result = compare_runs(base, new, threshold=args.threshold, accuracy_tolerance=args.accuracy_tolerance,
-                          normalize=args.normalize, strict=args.strict)  # fmt: skip
+    options = dict(threshold=args.threshold, accuracy_tolerance=args.accuracy_tolerance, normalize=args.normalize,
+                   strict=args.strict)  # fmt: skip
+    if args.new is None:  # one A/B run: its environments, paired
+        run = seqbench.load_run(args.base)
+        names = env_names(run)
+        base_env = args.base_env or (names[0] if len(names) == 2 else None)
+        new_env = args.new_env or (names[1] if len(names) == 2 else None)
+        if base_env is None or new_env is None:
+            have = f"its environments are {', '.join(names)}" if names else "it is not an A/B run"
+            raise UsageError(f"compare: give two runs, or one A/B run with --base ENV --new ENV ({have})")
+        result = compare_envs(run, base_env, new_env, **options)
+    else:
+        if args.base_env or args.new_env:
+            raise UsageError("compare: --base and --new name the environments of one A/B run; with two runs, "
+                             "give just BASE and NEW")  # fmt: skip
+        result = compare_runs(seqbench.load_run(args.base), seqbench.load_run(args.new), **options)
     if args.output or args.format != "text":  # the output may not be read by a person: say it here too
         for warning in result.warnings:
             _warn(warning)
@@ -198,14 +212,20 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
         "compare", help="compare two runs cell by cell; exit 1 on a regression",
         description="Match the rows of two runs by (task, experiment, backend, implementation, model, device) "
         "and judge each: the steady-epoch time ratio NEW/BASE with a 95% interval computed over worker processes "
-        "(one per seed; Welch's t on log times), accuracy change, parameter change, status change. Exit 1 when a "
-        "row is confidently slower beyond --threshold, lost accuracy beyond --accuracy-tolerance, or newly fails; "
-        "0 otherwise, also when a row is undecided (spread too wide) or disturbed (other processes took CPU "
-        "during its measurement), unless --strict; 2 on unusable input, different experiments, or no matching "
-        "rows.",
+        "(one per seed; Welch's t on log times), accuracy change, parameter change, status change. Given one A/B "
+        "run (seqbench run --env base=... --env head=...) and --base/--new, it judges the two environments from "
+        "the per-seed ratios of processes that ran side by side (a paired t interval): the gate to use in CI. "
+        "Exit 1 when a row is confidently slower beyond --threshold, lost accuracy beyond --accuracy-tolerance, "
+        "or newly fails; 0 otherwise, also when a row is undecided (spread too wide) or disturbed (its processes "
+        "waited for a CPU), unless --strict; 2 on unusable input, different experiments, or no matching rows.",
     )  # fmt: skip
-    compare.add_argument("base", metavar="BASE", help="the reference run directory")
-    compare.add_argument("new", metavar="NEW", help="the run to judge")
+    compare.add_argument("base", metavar="BASE", help="the reference run directory (or the A/B run)")
+    compare.add_argument("new", metavar="NEW", nargs="?", help="the run to judge; leave out to compare the "
+                         "environments of one A/B run (seqbench run --env ...) with --base and --new")
+    compare.add_argument("--base", dest="base_env", metavar="ENV",
+                         help="with one A/B run: the reference environment (default: the first of two)")
+    compare.add_argument("--new", dest="new_env", metavar="ENV",
+                         help="with one A/B run: the environment to judge (default: the second of two)")
     compare.add_argument("--threshold", type=fraction(MAX_THRESHOLD), default=0.10,
                          help="slowdown that counts as a regression, e.g. 0.10 or 10%% (default: 0.10)")
     compare.add_argument("--accuracy-tolerance", type=fraction(1.0), default=0.05,

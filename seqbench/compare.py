@@ -7,13 +7,21 @@ rows were measured in different experiments are not compared at all
 (:class:`ResultsError`, exit 2, naming what differs).
 
 Each matched row's time verdict is computed over *processes*: one value per
-completed repeat (its median steady epoch), NEW/BASE as a ratio of geometric
-means with a Welch t interval (:mod:`seqbench.stats`).  A row is
-``slower`` only when the whole interval lies above 1 + threshold; when a
-repeat on either side ran while other processes took CPU the verdict is
-``disturbed``, and when the interval straddles the threshold it is
-``undecided``: both are said in words and do not fail the comparison unless
-``strict``.
+completed repeat (its median steady epoch, from the attempt that counts:
+:mod:`seqbench.attempts`), NEW/BASE as a ratio of geometric means with a
+Welch t interval (:mod:`seqbench.stats`).  A row is ``slower`` only when the
+whole interval lies above 1 + threshold.  Disturbed repeats (their threads
+waited for a CPU in most of their epochs) are left out while at least
+:data:`~seqbench.stats.MIN_PROCESSES` clean ones remain on each side; with
+fewer the verdict is ``disturbed``.  When the interval straddles the
+threshold it is ``undecided``: both are said in words and do not fail the
+comparison unless ``strict``.
+
+:func:`compare_envs` judges the two environments of one A/B run
+(``seqbench run --env A=... --env B=...``; ``seqbench compare RUN --base A
+--new B``): rows are matched by their key without the environment, and each
+row is judged from the per-seed ratios of processes that ran side by side
+(:func:`seqbench.stats.judge_paired`), with the same verdicts and exit codes.
 
 Exit status (:attr:`Comparison.exit_code`): 1 when any matched row is
 confidently slower beyond the threshold, lost accuracy beyond the tolerance,
@@ -39,7 +47,7 @@ from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError
 from seqbench.keys import CODE_FIELDS, COMPLETED, KEY_FIELDS, RunStatus, experiment_differences
 from seqbench.results import Run
-from seqbench.stats import DISTURBED, FEW, NA, SLOWER, UNDECIDED, judge
+from seqbench.stats import DISTURBED, FEW, MIN_PROCESSES, NA, SLOWER, UNDECIDED, Judgement, judge, judge_paired
 from seqbench.views import by_key, cell_view, status_text
 
 HARDWARE_FIELDS = ("cpu", "cores", "memory_gb", "machine", "os", "python", "python_implementation")
@@ -60,6 +68,19 @@ class Comparison:
     accuracy_tolerance: float = 0.05
     normalized: bool = False
     strict: bool = False
+    envs: tuple[str, str] | None = None  # (base, new) environments of one A/B run: a paired comparison
+
+    @property
+    def paired(self) -> bool:
+        return self.envs is not None
+
+    @property
+    def base_label(self) -> str:
+        return f"{self.base.path} @{self.envs[0]}" if self.envs else str(self.base.path)
+
+    @property
+    def new_label(self) -> str:
+        return f"{self.new.path} @{self.envs[1]}" if self.envs else str(self.new.path)
 
     @property
     def matched(self) -> pd.DataFrame:
@@ -147,16 +168,61 @@ def _median(values: pd.Series) -> float:
 def compare_runs(base: Run, new: Run, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
                  normalize: bool = False, confidence: float = 0.95, strict: bool = False) -> Comparison:  # fmt: skip
     """Match the two runs' rows and judge each (see the module doc)."""
-    if not (threshold >= 0 and accuracy_tolerance >= 0 and math.isfinite(threshold + accuracy_tolerance)):
-        raise ValueError("threshold and tolerance must be finite and not negative")
+    _check_limits(threshold, accuracy_tolerance)
     c = Comparison(base, new, pd.DataFrame(), run_warnings(base, new), threshold, accuracy_tolerance, normalize,
                    strict)  # fmt: skip
     cells_b, cells_n = cell_view(base), cell_view(new)
     check_same_experiments(cells_b, cells_n)
+    return _judge_rows(c, cells_b, cells_n, confidence)
+
+
+def env_names(run: Run) -> list[str]:
+    """The environments of an A/B run, in the order given (none in a run of one)."""
+    envs = run.meta.get("envs")
+    return list(envs) if isinstance(envs, dict) else []
+
+
+def compare_envs(run: Run, base_env: str, new_env: str, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
+                 normalize: bool = False, confidence: float = 0.95, strict: bool = False) -> Comparison:  # fmt: skip
+    """Judge environment ``new_env`` against ``base_env`` of one A/B run, pair by pair (see the module doc)."""
+    _check_limits(threshold, accuracy_tolerance)
+    names = env_names(run)
+    for name in (base_env, new_env):
+        if name not in names:
+            valid = ", ".join(names) if names else "none: it is not an A/B run (seqbench run --env NAME=PYTHON)"
+            raise ResultsError(f"{run.path} has no environment {name!r}; its environments: {valid}")
+    if base_env == new_env:
+        raise ResultsError(f"--base and --new are the same environment {base_env!r}: nothing to compare")
+    c = Comparison(run, run, pd.DataFrame(), env_warnings(run, base_env, new_env), threshold, accuracy_tolerance,
+                   normalize, strict, envs=(base_env, new_env))  # fmt: skip
+    cells = cell_view(run)
+    cells_b = cells[cells["env"] == base_env].assign(env="")
+    cells_n = cells[cells["env"] == new_env].assign(env="")
+    return _judge_rows(c, cells_b, cells_n, confidence)
+
+
+def env_warnings(run: Run, base_env: str, new_env: str) -> list[str]:
+    """What differs between the two environments besides the code under test (package versions)."""
+    envs = run.meta.get("envs") or {}
+    a, b = (envs.get(name) or {} for name in (base_env, new_env))
+    pa, pb = a.get("packages") or {}, b.get("packages") or {}
+    diff = _differences(pa, pb, tuple(sorted(set(pa) & set(pb) - {"seqbench"})))
+    out = [f"different library versions between {base_env} and {new_env}: " + "; ".join(diff)] if diff else []
+    if run.status != RunStatus.COMPLETE:
+        out.append(f"the run is partial (status {run.status}): only its finished pairs are compared")
+    return out
+
+
+def _check_limits(threshold: float, accuracy_tolerance: float) -> None:
+    if not (threshold >= 0 and accuracy_tolerance >= 0 and math.isfinite(threshold + accuracy_tolerance)):
+        raise ValueError("threshold and tolerance must be finite and not negative")
+
+
+def _judge_rows(c: Comparison, cells_b: pd.DataFrame, cells_n: pd.DataFrame, confidence: float) -> Comparison:
     rows_b, rows_n = by_key(cells_b), by_key(cells_n)
     if not rows_b.keys() & rows_n.keys():
         raise ResultsError(
-            f"no cells match between {base.path} and {new.path}: they share no "
+            f"no cells match between {c.base_label} and {c.new_label}: they share no "
             "(task, backend, implementation, model, device); nothing to compare"
         )
     rows = []
@@ -185,7 +251,7 @@ def _judge_row(c: Comparison, cb: pd.DataFrame, cn: pd.DataFrame, confidence: fl
     values_b = _process_values(ok_b, c.normalized, "BASE", c.base).dropna()
     values_n = _process_values(ok_n, c.normalized, "NEW", c.new).dropna()
     disturbed_b, disturbed_n = int(ok_b["disturbed"].sum()), int(ok_n["disturbed"].sum())
-    t = judge(list(values_b), list(values_n), c.threshold, confidence, disturbed=bool(disturbed_b + disturbed_n))
+    t = (_paired_time if c.paired else _unpaired_time)(c, ok_b, ok_n, values_b, values_n, confidence)
     common = set(ok_b["seed"]) & set(ok_n["seed"])  # same seeds: same data and weights
     acc_b = _median(ok_b[ok_b["seed"].isin(common)]["accuracy"] if common else ok_b["accuracy"])
     acc_n = _median(ok_n[ok_n["seed"].isin(common)]["accuracy"] if common else ok_n["accuracy"])
@@ -210,6 +276,33 @@ def _judge_row(c: Comparison, cb: pd.DataFrame, cn: pd.DataFrame, confidence: fl
         params_changed=params_b != params_n and not (math.isnan(params_b) and math.isnan(params_n)),
         newly_failed=",".join(map(str, newly_failed)), regression=bool(reasons), reasons="; ".join(reasons),
     )  # fmt: skip
+
+
+def _unpaired_time(c: Comparison, ok_b: pd.DataFrame, ok_n: pd.DataFrame, values_b: pd.Series,
+                   values_n: pd.Series, confidence: float) -> Judgement:  # fmt: skip
+    """Welch over processes; disturbed processes left out while enough clean ones remain on each side."""
+    clean_b = values_b[~ok_b.loc[values_b.index, "disturbed"]]
+    clean_n = values_n[~ok_n.loc[values_n.index, "disturbed"]]
+    if len(clean_b) >= MIN_PROCESSES and len(clean_n) >= MIN_PROCESSES:
+        return judge(list(clean_b), list(clean_n), c.threshold, confidence)
+    disturbed = len(clean_b) < len(values_b) or len(clean_n) < len(values_n)
+    return judge(list(values_b), list(values_n), c.threshold, confidence, disturbed=disturbed)
+
+
+def _paired_time(c: Comparison, ok_b: pd.DataFrame, ok_n: pd.DataFrame, values_b: pd.Series,
+                 values_n: pd.Series, confidence: float) -> Judgement:  # fmt: skip
+    """The per-seed ratios of processes that ran side by side; pairs with a disturbed side left out while
+    enough clean pairs remain."""
+    by_seed_b = {int(s): (float(v), bool(d)) for s, v, d in
+                 zip(ok_b.loc[values_b.index, "seed"], values_b, ok_b.loc[values_b.index, "disturbed"], strict=True)}
+    by_seed_n = {int(s): (float(v), bool(d)) for s, v, d in
+                 zip(ok_n.loc[values_n.index, "seed"], values_n, ok_n.loc[values_n.index, "disturbed"], strict=True)}
+    seeds = sorted(by_seed_b.keys() & by_seed_n.keys())
+    clean = [(by_seed_b[s][0], by_seed_n[s][0]) for s in seeds if not (by_seed_b[s][1] or by_seed_n[s][1])]
+    if len(clean) >= MIN_PROCESSES:
+        return judge_paired(clean, c.threshold, confidence)
+    every = [(by_seed_b[s][0], by_seed_n[s][0]) for s in seeds]
+    return judge_paired(every, c.threshold, confidence, disturbed=len(clean) < len(every))
 
 
 def geometric_mean_ratio(c: Comparison) -> tuple[float, int]:
@@ -247,4 +340,4 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["Comparison", "compare_public", "compare_runs", "geometric_mean_ratio"]
+__all__ = ["Comparison", "compare_envs", "compare_public", "compare_runs", "env_names", "geometric_mean_ratio"]

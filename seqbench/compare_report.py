@@ -80,10 +80,13 @@ def _verdict_line(c: Comparison) -> str:
 
 def _settings_line(c: Comparison) -> str:
     unit = "calibration units" if c.normalized else "ms"
-    return (f"threshold {c.threshold:.0%}: slower only when the 95% interval of new/base, computed over worker "
-            f"processes (one per seed), lies above {1 + c.threshold:.2f}; rows measured while other processes "
-            f"took CPU are 'disturbed' and not judged{' (--strict: they fail)' if c.strict else ''}; accuracy "
-            f"tolerance {c.accuracy_tolerance:.3f}; times: median steady epoch, {unit}")  # fmt: skip
+    over = ("A/B pairs (one per seed, run side by side in one run: a paired t interval of the log ratios)"
+            if c.paired else "worker processes (one per seed)")  # fmt: skip
+    return (f"threshold {c.threshold:.0%}: slower only when the 95% interval of new/base, computed over {over}, "
+            f"lies above {1 + c.threshold:.2f}; processes whose threads waited for a CPU in most epochs are left "
+            f"out while two clean ones remain, else the row is 'disturbed' and not judged"
+            f"{' (--strict: it fails)' if c.strict else ''}; accuracy tolerance {c.accuracy_tolerance:.3f}; "
+            f"times: median steady epoch, {unit}")  # fmt: skip
 
 
 def geomean_line(c: Comparison) -> str:
@@ -168,10 +171,16 @@ _RIGHT_MD = {"new/base (95% CI)", "accuracy change", "exp", "p-value", "processe
              "params", "base ms", "new ms", "base cal", "new cal"}  # fmt: skip
 
 
+def _short(c: Comparison, side: int) -> str:
+    """A side as a PR comment names it: the run's id, and the environment of an A/B run."""
+    run = (c.base, c.new)[side]
+    return f"{run.path.name} @{c.envs[side]} (paired)" if c.envs else run.path.name
+
+
 def render_markdown(c: Comparison) -> str:
     """A PR comment: the verdict line, the geometric mean, a compact table, and the rest under <details>."""
     out = [f"## seqbench compare: {markdown(_verdict_line(c))}", "", markdown(geomean_line(c)), "",
-           f"- BASE {markdown(c.base.path.name)}", f"- NEW {markdown(c.new.path.name)}", ""]  # fmt: skip
+           f"- BASE {markdown(_short(c, 0))}", f"- NEW {markdown(_short(c, 1))}", ""]  # fmt: skip
     out += [f"> **Warning:** {markdown(w)}" for w in c.warnings]
     if c.warnings:
         out.append("")
@@ -188,14 +197,15 @@ def render(c: Comparison, fmt: str = "text") -> str:
         raise ValueError(f"unknown format {fmt!r}")
     if fmt == "json":
         doc = {
-            "base": str(c.base.path), "new": str(c.new.path), "threshold": c.threshold,
+            "base": str(c.base.path), "new": str(c.new.path), "paired": c.paired,
+            "envs": list(c.envs) if c.envs else None, "threshold": c.threshold,
             "accuracy_tolerance": c.accuracy_tolerance, "normalized": c.normalized, "strict": c.strict,
             "warnings": c.warnings, "summary": _verdict_line(c),
             "regression": bool(c.exit_code), "rows": records(c.table),
         }  # fmt: skip
         return json.dumps(jsonable(doc), indent=2) + "\n"
     table = display_table(c)
-    head = f"BASE {one_line(c.base.path)}\nNEW  {one_line(c.new.path)}"
+    head = f"BASE {one_line(c.base_label)}\nNEW  {one_line(c.new_label)}"
     if fmt == "text":
         out = [head]
         out += [f"WARNING: {one_line(w)}" for w in c.warnings]

@@ -29,3 +29,10 @@ class RunConfig:
     results_dir: str = "results"
     shard: tuple[int, int] | None = None  # (I, N): run only the I-th of N deterministic parts (1-based)
     calibrate: bool = True  # measure the calibration workload before the cells
+    # A/B in one run: environment name -> the executable that starts its Python (--env NAME=EXECUTABLE), in
+    # the order given; empty: every worker runs this Python.
+    envs: dict[str, str] = field(default_factory=dict)
+    adaptive: bool = False  # --seeds auto: add repeats to undecided rows, up to max_seeds
+    max_seeds: int = 10
+    threshold: float = 0.10  # the change that --seeds auto must be able to decide
+    retry_budget: float = 0.5  # re-measurements: at most this share of the planned processes

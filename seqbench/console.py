@@ -40,11 +40,23 @@ def cell_line(record: Any, done: int, total: int) -> str:
         if record.baseline is not None and name != "accuracy":
             line += f" (baseline {record.baseline:.4g})"
         line += f"  loss {_fmt(record.final_loss, '.4g')}  steady {_fmt(steady_ms, '.1f')} ms/epoch"
-        if record.disturbed:
-            line += f"  DISTURBED ({record.interference:.2f} cores busy elsewhere)"
+        line += disturbance_note(record)
     elif record.error:
         line += ": " + record.error.strip().splitlines()[-1]
     return one_line(line)
+
+
+def disturbance_note(record: Any) -> str:
+    """Why a repeat is disturbed, or which of its epochs were left out (empty for a clean repeat)."""
+    wait = getattr(record, "wait_share", None)
+    if record.disturbed:
+        if wait is not None:
+            return f"  DISTURBED (waited for a CPU {wait:.0%} of the time)"
+        return f"  DISTURBED ({record.interference or 0:.2f} cores busy elsewhere)"
+    steady, clean = (getattr(record, "epochs_run", 0) or 0) - 1, getattr(record, "clean_epochs", None)
+    if clean is not None and 0 < clean < steady:
+        return f"  ({steady - clean} of {steady} epochs left out: waited for a CPU)"
+    return ""
 
 
 def clock(seconds: float) -> str:

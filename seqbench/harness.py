@@ -21,7 +21,7 @@ import numpy as np
 
 from seqbench.contract import Backend, ModelSpec, Weights
 from seqbench.efficiency import epoch_flops, gflops_per_s
-from seqbench.interference import Meter, interference, is_disturbed, others
+from seqbench.interference import Meter, epoch_disturbed, interference, others, steadiness, waited
 from seqbench.keys import Status, experiment_label
 from seqbench.results import CellConfig, CellRecord, EpochRecord, cell_fields
 from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng, score
@@ -150,10 +150,11 @@ def run_cell(
         model.synchronize()
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         after = meter.read()
+        wait = waited(before, after)
         record = EpochRecord(
             **cell.repeat_fields(), epoch=epoch, loss=float(loss), wall_s=wall, cpu_s=cpu,
             gpu_s=model.epoch_gpu_seconds(), other_cpu_s=others(before, after), attempt=cell.attempt,
-            experiment=experiment,
+            experiment=experiment, wait_s=wait, disturbed=epoch_disturbed(wait, wall),
         )  # fmt: skip
         epochs.append(record)
         on_epoch(record)
@@ -162,12 +163,15 @@ def run_cell(
             break
 
     scores = score(task, data, model.predict)
-    steady = epochs[1:]
+    # Interference over the epochs the steady time comes from (epoch 1 alone when there is no other);
+    # with the run-queue meter, from the clean ones among them when there are enough.
+    start, end = window[1 if len(epochs) > 1 else 0], after
+    judged = epochs[1:] or epochs[:1]
+    verdict = steadiness([e.wait_s for e in judged], [e.wall_s for e in judged], start, end, meter.cpus, meter.kind)
+    steady = [judged[i] for i in verdict.used] if len(epochs) > 1 else []
     steady_s = _median([e.wall_s for e in steady])
     flops = epoch_flops(spec, n)
     gpu = [e.gpu_s for e in steady if e.gpu_s is not None]
-    # Interference over the epochs the steady time comes from (epoch 1 alone when there is no other).
-    start, end = window[1 if len(epochs) > 1 else 0], after
     return CellRecord(
         **cell_fields(cell),
         status=status,
@@ -190,7 +194,10 @@ def run_cell(
         details={str(k): str(v) for k, v in model.describe().items()},
         cold=cold,
         interference=interference(start, end),
-        disturbed=is_disturbed(start, end, meter.cpus),
+        disturbed=verdict.disturbed,
+        wait_share=verdict.wait_share,
+        clean_epochs=len(steady),
+        meter=verdict.meter,
         metrics=scores.metrics,
         primary_metric=scores.primary,
         higher_is_better=scores.higher_is_better,

@@ -17,6 +17,7 @@ Standard library only: the worker, the loader and the CLI import it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -85,8 +86,11 @@ def experiment_differences(a: str, b: str) -> list[str]:
 
 
 def series_name(row: Mapping[Any, Any]) -> str:
-    """``backend:implementation/device``: what ran the code, as tables, plot legends and progress lines name it."""
-    return f"{row['backend']}:{row['implementation']}/{row['device']}"
+    """``backend:implementation/device``, then ``@env`` in an A/B run: what ran the code, as tables, plot
+    legends and progress lines name it."""
+    env = row.get("env")
+    at = f"@{env}" if isinstance(env, str) and env else ""
+    return f"{row['backend']}:{row['implementation']}/{row['device']}{at}"
 
 
 @dataclass(frozen=True, order=True)
@@ -99,12 +103,15 @@ class CellKey:
     implementation: str
     model: str
     device: str
+    env: str = ""  # the environment of an A/B run (--env NAME=...); "" in a run of one
 
     @classmethod
     def of(cls, row: Mapping[Any, Any]) -> CellKey:
         """The key of a cell, epoch or summary row (a mapping; the experiment is derived when it has none)."""
         experiment = row.get("experiment") or experiment_label(row)
-        return cls(*(str(row[name]) if name != "experiment" else experiment for name in KEY_FIELDS))
+        env = row.get("env")
+        values = {name: str(row[name]) for name in KEY_FIELDS if name not in ("experiment", "env")}
+        return cls(experiment=experiment, env=env if isinstance(env, str) else "", **values)
 
     @property
     def series(self) -> str:
@@ -119,11 +126,17 @@ class CellKey:
     def slug(self, with_experiment: bool = False) -> str:
         """``task-model-backend-implementation-device`` (then ``-experiment``): an exported benchmark's name."""
         name = "-".join((self.task, self.model, self.backend, self.implementation, self.device))
+        name = f"{name}-{self.env}" if self.env else name
         return f"{name}-{self.experiment}" if with_experiment else name
 
     def describe(self) -> str:
-        """``task/backend/implementation/model/device`` for messages (the experiment said apart)."""
-        return "/".join((self.task, self.backend, self.implementation, self.model, self.device))
+        """``task/backend/implementation/model/device[@env]`` for messages (the experiment said apart)."""
+        name = "/".join((self.task, self.backend, self.implementation, self.model, self.device))
+        return f"{name}@{self.env}" if self.env else name
+
+    def without_env(self) -> CellKey:
+        """The row with its environment left out: what the environments of an A/B run are compared on."""
+        return dataclasses.replace(self, env="")
 
 
 KEY_FIELDS = tuple(f.name for f in fields(CellKey))

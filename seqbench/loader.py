@@ -109,6 +109,11 @@ class RunConfigMeta(TypedDict, total=False):
     results_dir: str
     shard: list[int] | None
     calibrate: bool
+    envs: dict[str, str]
+    adaptive: bool
+    max_seeds: int
+    threshold: float
+    retry_budget: float
 
 
 class RunMeta(TypedDict, total=False):
@@ -135,6 +140,9 @@ class RunMeta(TypedDict, total=False):
     matmul_peak_gflops: dict[str, float]
     schedule: str
     retries_run: int
+    envs: dict[str, dict[str, Any]]  # A/B: each environment's executable, protocol, versions and git commit
+    remeasured: dict[str, Any]  # what was measured again and why, and what the budget left disturbed
+    adaptive: dict[str, Any]  # --seeds auto: rounds, repeats added, rows left undecided
 
 
 # ------------------------------------------------------------------ checking values against types
@@ -580,6 +588,9 @@ def _float_columns(record: type) -> list[str]:
 def load_run(run: str | os.PathLike[str] | None = None, results_dir: str | os.PathLike[str] = "results") -> Run:
     """A run as a :class:`~seqbench.results.Run`: ``meta`` and DataFrames of cells and epochs.
 
+    ``cells`` holds one row per repeat (the attempt that counts, :mod:`seqbench.attempts`) and ``epochs``
+    its epochs; ``attempts`` and ``attempt_epochs`` hold every measurement.
+
     ``run`` is a run directory, a run id under ``results_dir``, or ``"latest"``
     / nothing for the newest run there (:func:`resolve_run`).  Float fields
     are float64 columns, NaN where a cell recorded nothing (``gpu_s`` on a
@@ -595,7 +606,10 @@ def load_run(run: str | os.PathLike[str] | None = None, results_dir: str | os.Pa
     for frame, record in ((cells, CellRecord), (epochs, EpochRecord)):
         for column in _float_columns(record):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return Run(data.path, dict(data.meta), cells, epochs, data.notes)
+    from seqbench.views import count_attempts  # the one attempt rule (seqbench.attempts)
+
+    counted_cells, counted_epochs = count_attempts(cells, epochs, dict(data.meta))
+    return Run(data.path, dict(data.meta), counted_cells, counted_epochs, data.notes, cells, epochs)
 
 
 __all__ = ["LOADERS", "RunData", "RunMeta", "checker", "load_run", "newest_run", "parse_json", "read_meta",

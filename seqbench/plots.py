@@ -375,7 +375,7 @@ def metric_vs_length_figure(cells: pd.DataFrame, steps: pd.Series) -> Figure:
 
 def run_figures(run: Run) -> dict[str, Figure]:
     """Every figure of a run that has data to show, by name (see :data:`TITLES`), one colour per backend."""
-    from seqbench.views import cell_view, summary
+    from seqbench.views import cell_view, epoch_view, same_seeds, summary
 
     cells = cell_view(run)
     table = summary(cells)
@@ -384,8 +384,8 @@ def run_figures(run: Run) -> dict[str, Figure]:
     if table["steady_epoch_ms"].notna().any():
         figures["steady_time"] = steady_time_figure(table, colors)
         figures["first_vs_steady"] = first_vs_steady_figure(table, colors)
-    if not run.epochs.empty:
-        epochs = run.epochs
+    epochs = same_seeds(epoch_view(cells, run.epochs))  # the counted attempts, the seeds every backend has
+    if not epochs.empty:
         colors |= {k: v for k, v in series_colors(epochs.apply(series_name, axis=1)).items() if k not in colors}
         figures["loss_curves"] = loss_figure(epochs, colors)
     if cells["accuracy"].notna().any():

@@ -46,7 +46,7 @@ LEGEND = (
     "over processes; steady: each process's median of epochs 2..N, then the median (min-max) over processes, "
     "one per seed; cpu/gpu: process CPU and device time per steady epoch"
 )
-DISTURBED_NOTE = ("DISTURBED: other processes took CPU during {n} of the measurements behind this table "
+DISTURBED_NOTE = ("DISTURBED: {n} of the measurements behind this table waited for a CPU in most of their epochs "
                   "(marked * in the steady column); their times say more about the neighbours than the code")
 LEGEND_CAL = "; steady/cal: steady epoch in calibration units (see docs/reports.md)"
 
@@ -70,7 +70,8 @@ def race_lines(table: pd.DataFrame) -> list[str]:
         devices = part["device"].nunique() > 1
 
         def name(r: dict[str, Any], devices: bool = devices) -> str:
-            return f"{r['backend']}:{r['implementation']}" + (f"/{r['device']}" if devices else "")
+            env = f"@{r['env']}" if r.get("env") else ""  # an A/B run: the environment
+            return f"{r['backend']}:{r['implementation']}" + (f"/{r['device']}" if devices else "") + env
 
         first, *rest = part.to_dict("records")
         against = [f"{fmt_ratio(r['steady_epoch_ms'] / first['steady_epoch_ms'])} faster than {name(r)}"
@@ -103,6 +104,13 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
         count += f" ({info['remeasured']} re-measured after a disturbance)"
     ended = f"ended {info['ended']}" if info["ended"] else "no end time (still running, or killed)"
     lines.append(f"run {info['run_id']}: {info['status']}, {count}, started {info['started'] or '?'}, {ended}")
+    for name, env in (info.get("envs") or {}).items():  # an A/B run: what each environment runs
+        env = env if isinstance(env, dict) else {}
+        git = env.get("git") if isinstance(env.get("git"), dict) else {}
+        commit = f", git {str(git.get('commit'))[:12]}{' (dirty)' if git.get('dirty') else ''}" if git.get("commit") \
+            else ""
+        lines.append(f"environment {name}: {env.get('executable', '?')} (seqbench {env.get('seqbench_version', '?')}"
+                     f"{commit})")  # fmt: skip
     if info["partial"]:
         why = {RunStatus.INTERRUPTED: "the run was interrupted",
                RunStatus.RUNNING: "the run never finished (still running, or killed)",
@@ -133,6 +141,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     show_flops = table["gflops_per_s"].notna().any()
     show_share = table["peak_share"].notna().any()
     show_race = bool(race_lines(table))  # some model was timed on more than one row
+    show_env = "env" in table and table["env"].astype(str).ne("").any()
     metrics = set(table["metric"].dropna())
     # The primary metric's own name heads the column when the table has one metric (today's "accuracy").
     score_title = next(iter(metrics)) if len(metrics) == 1 else "score"
@@ -145,6 +154,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "status": r["status"], "params": fmt_num(r["params"], ".0f"),
             score_title: score if len(metrics) == 1 else f"{r['metric']} {score}",
         }  # fmt: skip
+        if show_env:  # an A/B run: A and B of a row side by side
+            row = {"env": r["env"], **row}
         if show_baseline:
             row["baseline"] = f(r["baseline"])
         row.update({
@@ -186,7 +197,7 @@ def compact(shown: pd.DataFrame) -> pd.DataFrame:
     names = shown.rename(columns={"impl": "implementation"})
     out = pd.DataFrame({"backend": [series_name(r) for r in names.to_dict("records")]})
     out["model"] = list(shown["model"])
-    fixed = {"backend", "impl", "model", "device", "status", "params", "baseline", "final loss", "first ms",
+    fixed = {"env", "backend", "impl", "model", "device", "status", "params", "baseline", "final loss", "first ms",
              "steady ms", "x vs fastest", "cpu ms", "GFLOP/s", "% peak", "gpu ms", "samples/s", "peak MB",
              "steady/cal", "path", "machine"}  # fmt: skip
     score = next(c for c in shown.columns if c not in fixed)  # the primary metric's column (or "score")

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 #      higher_is_better, baseline, flops, gflops_per_s, peak_share;
 #      epochs.other_cpu_s, attempt, experiment; run.json thread_policy,
 #      schedule, retries_run, matmul_peak.
+#      seqbench 0.3: cells.env, epochs.env (the environment of an A/B run; "" when there is one),
+#      epochs.wait_s and disturbed, cells.wait_share, clean_epochs and meter (the run-queue meter,
+#      seqbench.interference); run.json envs.
 #      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
@@ -59,6 +62,9 @@ class Repeat:
     implementation: str
     device: str
     seed: int
+    # The environment (``--env NAME=EXECUTABLE``) in an A/B run, "" otherwise.  Keyword-only, so that the
+    # subclasses' positional fields keep their places.
+    env: str = field(default="", kw_only=True)
 
     def repeat_fields(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(Repeat)}
@@ -93,6 +99,8 @@ class EpochRecord(Repeat):
     other_cpu_s: float | None = None  # CPU seconds other processes used meanwhile (seqbench.interference)
     attempt: int = 1
     experiment: str | None = None  # experiment_label of its cell
+    wait_s: float | None = None  # seconds this worker's threads waited for a CPU (schedstat; None without it)
+    disturbed: bool | None = None  # waited beyond seqbench.interference.WAIT_SHARE of the epoch
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,7 @@ class CellRecord(Repeat):
     attempt: int = 1
     cold: bool | None = None  # the first cell of a fresh worker process (imports and caches not yet warm)
     interference: float | None = None  # cores other processes kept busy during the steady epochs
-    disturbed: bool | None = None  # interference beyond seqbench.interference.DISTURBED_CORES
+    disturbed: bool | None = None  # too few clean steady epochs (seqbench.interference.steadiness)
     metrics: dict[str, float] | None = None
     primary_metric: str | None = None
     higher_is_better: bool | None = None
@@ -141,6 +149,11 @@ class CellRecord(Repeat):
     flops: float | None = None
     gflops_per_s: float | None = None
     peak_share: float | None = None
+    # The run-queue meter (0.3): the steady epochs' wait for a CPU over their wall time, how many
+    # steady epochs the times come from (the clean ones, when some were disturbed), and the meter.
+    wait_share: float | None = None
+    clean_epochs: int | None = None
+    meter: str | None = None
 
 
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
@@ -148,7 +161,8 @@ EPOCH_COLUMNS = [f.name for f in fields(EpochRecord)]
 # Columns added to format 1 after its first files were written: read as null when absent.
 ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold", "interference", "disturbed",
                            "other_cpu_s", "experiment", "metrics", "primary_metric", "higher_is_better", "baseline",
-                           "flops", "gflops_per_s", "peak_share"})  # fmt: skip
+                           "flops", "gflops_per_s", "peak_share", "env", "wait_s", "wait_share",
+                           "clean_epochs", "meter"})  # fmt: skip
 
 def failed_cell(cell: CellConfig, status: Status, error: str, **extra: Any) -> CellRecord:
     """A record for a cell that did not complete."""
@@ -157,7 +171,7 @@ def failed_cell(cell: CellConfig, status: Status, error: str, **extra: Any) -> C
 
 def cell_fields(cell: CellConfig) -> dict[str, Any]:
     """The CellRecord fields that come straight from the cell's configuration."""
-    keys = ("units", "activation", "epochs", "batch_size", "threads", "dtype", "attempt")
+    keys = ("units", "activation", "epochs", "batch_size", "threads", "dtype", "attempt")  # env: a repeat field
     return {**cell.repeat_fields(), **{k: getattr(cell, k) for k in keys}, "task_params": dict(cell.task_params)}
 
 
@@ -237,13 +251,20 @@ class RunWriter:
 
 @dataclass
 class Run:
-    """A loaded run: ``meta`` from run.json, ``cells`` and ``epochs`` DataFrames."""
+    """A loaded run: ``meta`` from run.json, ``cells`` and ``epochs`` DataFrames.
+
+    ``cells`` has one row per repeat, the attempt that counts (:mod:`seqbench.attempts`), and ``epochs``
+    that attempt's epochs; ``attempts`` and ``attempt_epochs`` hold every measurement, re-measurements
+    included (None where the run was built by hand: then ``cells`` and ``epochs`` are all there is).
+    """
 
     path: Path
     meta: dict[str, Any]
     cells: pd.DataFrame
     epochs: pd.DataFrame
     notes: list[str] = field(default_factory=list)  # what the reader left out (a row cut short), and why
+    attempts: pd.DataFrame | None = None
+    attempt_epochs: pd.DataFrame | None = None
 
     @property
     def status(self) -> str:

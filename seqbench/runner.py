@@ -5,30 +5,42 @@ into cells in an *interleaved* order: repeat 1 of every row, then repeat 2
 of every row, and so on, so that load that comes and goes on the machine
 lands on every backend alike rather than on whichever ran during it.
 
+In an A/B run (``--env NAME=EXECUTABLE``, repeated) every row and seed runs
+once in each environment, side by side, in ABBA order across seeds (A B for
+seed 0, B A for seed 1, ...), so that load and linear drift hit both sides
+alike (the duet rule, docs/measurement.md).
+
 ``execute`` runs each cell in a fresh worker process (the process is the
 unit of repetition), streams every record to the run directory as it
 arrives, and measures a repeat again (at the end of the queue, up to
-``retries`` times) when other processes disturbed it
-(:mod:`seqbench.interference`).  SIGINT, SIGTERM and SIGHUP stop the run
+``retries`` times, within a budget of ``retry_budget`` of the planned
+processes) when its threads waited for a CPU in most of its epochs
+(:mod:`seqbench.interference`); an A/B pair is measured again together.
+With ``--seeds auto`` (``adaptive``) it then adds repeats to the rows that
+are still undecided, until each is decided or has ``max_seeds``.  SIGINT, SIGTERM and SIGHUP stop the run
 alike: finished cells are kept, the run is marked ``interrupted`` and the
 exit code is 128 + the signal's number.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import seqbench
 from seqbench import grid
 from seqbench import threads as thread_policy
+from seqbench.attempts import counted_rows
 from seqbench.budget import check_memory
 from seqbench.calibration import machine_id, run_calibration
 from seqbench.config import RunConfig
@@ -47,10 +59,12 @@ from seqbench.results import (
     EpochRecord,
     RunWriter,
 )
+from seqbench.stats import FASTER, SAME, SLOWER, judge_paired, precise_enough
 from seqbench.tasks import Task
-from seqbench.worker import Callbacks, run_in_worker
+from seqbench.worker import Callbacks, probe_env, run_in_worker
 
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
+ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # a cancelled CI job sends SIGINT, then SIGTERM
 
 
@@ -88,6 +102,18 @@ def validate(config: RunConfig) -> None:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if not config.retries >= 0:
         raise UsageError(f"--retries must be 0 or more, got {config.retries}")
+    if not 0 <= config.retry_budget <= 10:
+        raise UsageError(f"the re-measurement budget must be from 0 to 10 times the plan, got {config.retry_budget}")
+    if config.adaptive and not config.max_seeds >= max(config.seeds, 2):
+        raise UsageError(f"--max-seeds must be at least 2 and at least the starting seeds ({config.seeds}), "
+                         f"got {config.max_seeds}")  # fmt: skip
+    if not (math.isfinite(config.threshold) and 0 < config.threshold <= 100):
+        raise UsageError(f"--threshold must be above 0 and at most 100, got {config.threshold}")
+    for name, executable in config.envs.items():
+        if not ENV_NAME.fullmatch(name):
+            raise UsageError(f"--env name {name!r}: use up to 32 letters, digits, '.', '_' or '-'")
+        if not executable:
+            raise UsageError(f"--env {name}=: give the executable that starts that environment's Python")
     if not config.models:
         raise UsageError(f"no model given; valid: {', '.join(MODEL_KINDS)}")
     _check_choices("model", config.models, MODEL_KINDS)
@@ -136,10 +162,20 @@ def select_shard(rows: list[tuple[str, str, str]], shard: tuple[int, int] | None
     return {row for position, row in enumerate(ordered) if position % count == index - 1}
 
 
-def interleave(rows: list[list[CellConfig]]) -> list[CellConfig]:
-    """Repeat 1 of every row, then repeat 2 of every row, ...: drift in load lands on all rows alike."""
+def side_by_side(cell: CellConfig, envs: list[str] | tuple[str, ...]) -> list[CellConfig]:
+    """One repeat in every environment, next to each other: A B for even seeds, B A for odd (ABBA order,
+    so that a linear drift cancels); the cell alone in a run without environments."""
+    if not envs:
+        return [cell]
+    order = list(envs) if cell.seed % 2 == 0 else list(reversed(envs))
+    return [replace(cell, env=name) for name in order]
+
+
+def interleave(rows: list[list[CellConfig]], envs: list[str] | tuple[str, ...] = ()) -> list[CellConfig]:
+    """Repeat 1 of every row, then repeat 2 of every row, ...: drift in load lands on all rows alike.
+    With ``envs``, each repeat runs in every environment side by side (:func:`side_by_side`)."""
     depth = max((len(r) for r in rows), default=0)
-    return [r[i] for i in range(depth) for r in rows if i < len(r)]
+    return [c for i in range(depth) for r in rows if i < len(r) for c in side_by_side(r[i], envs)]
 
 
 @dataclass(frozen=True)
@@ -147,6 +183,7 @@ class Plan:
     cells: list[CellConfig]  # in the order they run
     notes: list[str]  # what was skipped, and why
     plugins: dict[tuple[str, str], tuple[str, ...]]  # (backend, task) -> the plugins its worker loads
+    rows: list[CellConfig] = field(default_factory=list)  # each row's first repeat (seed 0, no environment)
 
 
 def plan(config: RunConfig, registry: Registry) -> Plan:
@@ -174,7 +211,7 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
         where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
         raise UsageError(f"nothing to run{where}: " + ("; ".join(notes) or "no backend selected" + filter_hint()))
     plugins = {(c.backend, task.name): registry.plugins_for(c.backend, task.name) for r in rows.values() for c in r}
-    return Plan(interleave(list(rows.values())), notes, plugins)
+    return Plan(interleave(list(rows.values()), list(config.envs)), notes, plugins, [r[0] for r in rows.values()])
 
 
 def _plan_point(
@@ -326,16 +363,83 @@ def _signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+# What makes a row, apart from its environment and seed: the fields of a cell that its plan fixed.
+_ROW_FIELDS = ("task", "model", "backend", "implementation", "device", "units", "activation", "epochs", "batch_size",
+               "threads", "dtype")  # fmt: skip
+
+
+def _row_of(cell: Any) -> tuple[Any, ...]:
+    """A row's identity from a cell's configuration or record (a dataclass or a mapping)."""
+    values = cell if isinstance(cell, dict) else asdict(cell)
+    return (*(values.get(k) for k in _ROW_FIELDS), json.dumps(values.get("task_params") or {}, sort_keys=True))
+
+
+def _repeat_of(cell: Any) -> tuple[Any, ...]:
+    """A repeat without its environment: the cells of one A/B pair share it."""
+    values = cell if isinstance(cell, dict) else asdict(cell)
+    return (*_row_of(values), values.get("seed"))
+
+
+def undecided_rows(rows: list[CellConfig], results: list[tuple[CellConfig, CellRecord]], envs: list[str],
+                   threshold: float, confidence: float = 0.95) -> list[CellConfig]:  # fmt: skip
+    """The rows (:attr:`Plan.rows`) that more repeats could still decide, from the attempts that count.
+
+    With environments, a row is decided when every environment's paired verdict against the first is
+    same, slower or faster (:func:`seqbench.stats.judge_paired`); in a run of one, when its time is
+    precise enough for a comparison at ``threshold`` to decide (:func:`seqbench.stats.precise_enough`).
+    A row with no completed repeat is never undecided: more repeats would fail alike.
+    """
+    times: dict[tuple[Any, ...], dict[str, dict[int, float]]] = {}
+    measured = [{**asdict(r), "_row": _row_of(c)} for c, r in results]  # each record with its cell's row
+    for r in counted_rows(measured, lambda m: (m["_row"], m["seed"])):
+        if r["status"] in COMPLETED and not r.get("disturbed") and r.get("steady_epoch_s"):
+            times.setdefault(r["_row"], {}).setdefault(r.get("env") or "", {})[r["seed"]] = r["steady_epoch_s"]
+    out = []
+    for row in rows:
+        found = times.get(_row_of(row))
+        if not found:
+            continue
+        if envs:
+            base = found.get(envs[0], {})
+            verdicts = [judge_paired([(base[s], other[s]) for s in sorted(base.keys() & other.keys())], threshold,
+                                     confidence).verdict for other in (found.get(e, {}) for e in envs[1:])]  # fmt: skip
+            decided = all(v in (SAME, SLOWER, FASTER) for v in verdicts)
+        else:
+            decided = precise_enough(list(found.get("", {}).values()), threshold, confidence)
+        if not decided:
+            out.append(row)
+    return out
+
+
 def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunResult:
     """Run the plan (see the module doc); whatever happens, run.json says how far it got."""
     planned = plan(config, registry)
     for note in planned.notes:
         progress.note(note)
+    envs = list(config.envs)
+    facts = {}
+    if envs:  # refuse an environment that cannot run our workers before anything is written or run
+        progress.note(f"checking environments {', '.join(envs)}...")
+        packages = ["seqbench", "numpy", "pandas", "pluggy"]
+        for name in dict.fromkeys(c.backend for c in planned.cells):
+            packages += [p for p in registry.backend(name).versions() if p not in packages]
+        facts = {name: probe_env(name, exe, packages) for name, exe in config.envs.items()}
     writer = RunWriter(config.results_dir)  # fails before any work if it cannot write
     meta = run_metadata(config, registry, planned.cells)
+    if envs:
+        meta["envs"] = facts
+        meta["schedule"] = "A/B: each repeat in every environment side by side, ABBA order across seeds; " + \
+            "one fresh worker process per repeat"
     cells: list[CellRecord] = []
+    results: list[tuple[CellConfig, CellRecord]] = []  # each record with the cell it measured
     queue = deque(planned.cells)
     total = len(queue)
+    group = max(1, len(envs))  # a repeat is measured (again) in every environment together
+    budget = math.floor(config.retry_budget * len(planned.cells))
+    pending: dict[tuple[Any, ...], list[tuple[CellConfig, CellRecord]]] = {}
+    again_groups, kept_disturbed = 0, 0
+    seeds = {_row_of(r): config.seeds for r in planned.rows}
+    rounds = added = 0
 
     def epoch(record: EpochRecord) -> None:
         writer.add_epoch(record)
@@ -356,23 +460,53 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
             peaks = meta.get("matmul_peak_gflops") or {}
             while queue:
                 cell = queue.popleft()
-                log = writer.log_path(f"{cell.backend}-{cell.implementation}-{cell.device}")
+                log = writer.log_path("-".join(filter(None, (cell.backend, cell.implementation, cell.device,
+                                                             cell.env))))  # fmt: skip
                 record = run_in_worker(cell, planned.plugins[cell.backend, cell.task], config.timeout,
-                                       config.startup_timeout, log, Callbacks(started, epoch))  # fmt: skip
+                                       config.startup_timeout, log, Callbacks(started, epoch),
+                                       config.envs.get(cell.env))  # fmt: skip
                 peak = peaks.get(str(cell.threads))
                 record = replace(record, machine=meta["machine_id"],
                                  peak_share=share_of_peak(record.gflops_per_s, peak))  # fmt: skip
                 writer.add_cell(record)
                 cells.append(record)
-                again = record.disturbed and cell.attempt <= config.retries
+                results.append((cell, record))
+                members = pending.setdefault((*_repeat_of(cell), cell.attempt), [])
+                members.append((cell, record))
+                again: list[CellConfig] = []
+                if len(members) == group:
+                    del pending[(*_repeat_of(cell), cell.attempt)]
+                    if any(r.disturbed for _, r in members):
+                        if cell.attempt <= config.retries and meta["retries_run"] + group <= budget:
+                            again = [replace(c, attempt=c.attempt + 1) for c, _ in members]
+                        else:
+                            kept_disturbed += 1
                 if again:  # measured again later, when the load may have gone
-                    queue.append(replace(cell, attempt=cell.attempt + 1))
-                    total += 1
-                    meta["retries_run"] = meta.get("retries_run", 0) + 1
+                    queue.extend(again)
+                    total += len(again)
+                    meta["retries_run"] += len(again)
+                    again_groups += 1
                 progress.cell_finished(record, len(cells), total)
                 if again:
-                    progress.note(f"{cell.label}: other processes took {record.interference:.2f} cores: "
-                                  "measuring it again at the end")  # fmt: skip
+                    waits = [r.wait_share for _, r in members if r.disturbed and r.wait_share is not None]
+                    why = (f"its threads waited for a CPU {max(waits):.0%} of the time" if waits else
+                           f"other processes took {record.interference or 0:.2f} cores")  # fmt: skip
+                    pair = " (with its A/B pair)" if group > 1 else ""
+                    progress.note(f"{cell.label}: {why}: measuring it again{pair} at the end")
+                if not queue and config.adaptive:  # --seeds auto: more repeats where a row is undecided
+                    more = [c for row in undecided_rows(planned.rows, results, envs, config.threshold)
+                            if seeds[_row_of(row)] < config.max_seeds
+                            for c in side_by_side(replace(row, seed=seeds[_row_of(row)]), envs)]  # fmt: skip
+                    if more:
+                        for c in more[::group]:
+                            seeds[_row_of(c)] += 1
+                        rounds, added = rounds + 1, added + len(more) // group
+                        queue.extend(more)
+                        total += len(more)
+                        meta["cells_planned"] += len(more)
+                        meta["adaptive"] = {"rounds": rounds, "repeats_added": added}
+                        progress.note(f"--seeds auto: {len(more) // group} row(s) undecided; adding a repeat "
+                                      f"to each (round {rounds})")  # fmt: skip
             status = RunStatus.COMPLETE
     except Interrupted as e:
         status, stopped_by = RunStatus.INTERRUPTED, e.signum
@@ -381,6 +515,15 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     finally:  # whatever happened, the record says how far the run got
         with _signals_blocked():
             meta.update({"status": status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells_done": len(cells)})
+            meta["remeasured"] = {
+                "repeats": again_groups, "processes": meta["retries_run"], "budget_processes": budget,
+                "left_disturbed": kept_disturbed,
+                "why": "its threads waited for a CPU in more than half of its steady epochs (seqbench.interference)",
+            }  # fmt: skip
+            if config.adaptive:
+                left = undecided_rows(planned.rows, results, envs, config.threshold)
+                meta["adaptive"] = {"rounds": rounds, "repeats_added": added, "max_seeds": config.max_seeds,
+                                    "undecided": [_describe_row(r) for r in left]}  # fmt: skip
             try:
                 writer.write_meta(meta)
             except ResultsError:
@@ -388,4 +531,29 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
                     raise
             finally:
                 writer.close()
+    for line in _closing_notes(meta, config):
+        progress.note(line)
     return RunResult(writer.path, status, cells, stopped_by)
+
+
+def _describe_row(row: CellConfig) -> str:
+    return f"{row.backend}:{row.implementation}/{row.device} {row.model}"
+
+
+def _closing_notes(meta: dict[str, Any], config: RunConfig) -> list[str]:
+    """What the run measured again and why, and what --seeds auto added: said at the end of the run."""
+    notes = []
+    again = meta.get("remeasured") or {}
+    if again.get("repeats"):
+        notes.append(f"re-measured {again['repeats']} repeat(s) ({again['processes']} processes, budget "
+                     f"{again['budget_processes']}): {again['why']}")  # fmt: skip
+    if again.get("left_disturbed"):
+        notes.append(f"{again['left_disturbed']} repeat(s) left disturbed (--retries {config.retries} or the "
+                     f"budget of {config.retry_budget:.0%} of the plan reached); compare leaves them out")  # fmt: skip
+    auto = meta.get("adaptive") or {}
+    if config.adaptive:
+        left = auto.get("undecided") or []
+        notes.append(f"--seeds auto: {auto.get('repeats_added', 0)} repeat(s) added in {auto.get('rounds', 0)} "
+                     f"round(s); " + (f"{len(left)} row(s) still undecided at --max-seeds {config.max_seeds}: "
+                                      + ", ".join(left) if left else "every row decided"))  # fmt: skip
+    return notes

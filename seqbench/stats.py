@@ -24,11 +24,21 @@ Verdicts (:func:`judge`):
     the interval straddles the threshold: the spread between processes is
     too wide to decide with this many repeats;
 ``disturbed``
-    some process on either side ran while other processes took CPU
-    (:mod:`seqbench.interference`): its time says more about the neighbours
-    than about the code;
+    too few processes on a side are left once the disturbed ones (whose
+    threads waited for a CPU in most of their epochs,
+    :mod:`seqbench.interference`) are set aside: their times say more about
+    the neighbours than about the code.  Disturbed processes are left out
+    whenever enough clean ones remain;
 ``too few processes``
     fewer than :data:`MIN_PROCESSES` on a side: no spread to judge by.
+
+Paired verdicts (:func:`judge_paired`) serve an A/B run, where A and B of
+each seed ran side by side (``seqbench run --env``): the sample is each
+pair's log ratio log(B/A), and the interval is Student's t interval of its
+mean.  Load and drift that hit both sides of a pair alike cancel in the
+ratio, which the unpaired test cannot do: under a common drift that moves
+every process by 20%, a constant 10% slowdown is found paired and lost
+unpaired (tests/test_compare.py).
 
 Only ``slower`` is a regression; ``undecided`` and ``disturbed`` are said in
 words and fail only with ``--strict``.  NumPy has no Student t quantile, and
@@ -137,25 +147,71 @@ def welch_log_ratio(base: np.ndarray, new: np.ndarray, confidence: float) -> tup
     return math.exp(diff), math.exp(diff - half), math.exp(diff + half), p
 
 
+def _verdict(low: float, high: float, threshold: float, disturbed: bool) -> str:
+    if disturbed:
+        return DISTURBED
+    if low > 1 + threshold:
+        return SLOWER
+    if high < 1 / (1 + threshold):
+        return FASTER
+    if low >= 1 / (1 + threshold) and high <= 1 + threshold:
+        return SAME
+    return UNDECIDED
+
+
+def _positive(values: list[float]) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and math.isfinite(v) and v > 0], float)
+
+
+def paired_log_ratio(base: np.ndarray, new: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
+    """Geometric mean of the pairs' ratios NEW/BASE, its t interval and two-sided p-value (paired t test)."""
+    d = np.log(new) - np.log(base)
+    mean = float(d.mean())
+    se = float(d.std(ddof=1)) / math.sqrt(len(d))
+    if se == 0:
+        return math.exp(mean), math.exp(mean), math.exp(mean), 0.0 if mean else 1.0
+    df = len(d) - 1
+    half = t_ppf(1 - (1 - confidence) / 2, df) * se
+    p = float(min(1.0, 2 * t_sf(abs(mean) / se, df)))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half), p
+
+
+def judge_paired(pairs: list[tuple[float, float]], threshold: float, confidence: float = 0.95,
+                 disturbed: bool = False) -> Judgement:  # fmt: skip
+    """Judge NEW/BASE from (base, new) values of processes that ran side by side (see the module doc).
+
+    ``n_base`` and ``n_new`` are both the number of usable pairs.
+    """
+    usable = [(b, n) for b, n in pairs if all(v is not None and math.isfinite(v) and v > 0 for v in (b, n))]
+    if not usable:
+        return Judgement(math.nan, math.nan, math.nan, math.nan, 0, 0, NA)
+    b, n = (np.asarray(side, float) for side in zip(*usable, strict=True))
+    if len(usable) < MIN_PROCESSES:
+        ratio = float(np.exp((np.log(n) - np.log(b)).mean()))
+        return Judgement(ratio, math.nan, math.nan, math.nan, len(b), len(n), FEW)
+    ratio, low, high, p = paired_log_ratio(b, n, confidence)
+    return Judgement(ratio, low, high, p, len(b), len(n), _verdict(low, high, threshold, disturbed))
+
+
+def precise_enough(values: list[float], threshold: float, confidence: float = 0.95) -> bool:
+    """Whether the interval of the geometric mean of ``values`` (one per process) lies within a factor
+    of sqrt(1 + threshold) either side: precise enough for a comparison at ``threshold`` to decide."""
+    v = _positive(values)
+    if len(v) < MIN_PROCESSES:
+        return False
+    logs = np.log(v)
+    half = t_ppf(1 - (1 - confidence) / 2, len(v) - 1) * float(logs.std(ddof=1)) / math.sqrt(len(v))
+    return half <= math.log1p(threshold) / 2
+
+
 def judge(base: list[float], new: list[float], threshold: float, confidence: float = 0.95,
           disturbed: bool = False) -> Judgement:  # fmt: skip
     """Judge NEW/BASE from one positive value per process on each side (see the module doc)."""
-    b = np.asarray([v for v in base if v is not None and math.isfinite(v) and v > 0], float)
-    n = np.asarray([v for v in new if v is not None and math.isfinite(v) and v > 0], float)
+    b, n = _positive(base), _positive(new)
     if not len(b) or not len(n):
         return Judgement(math.nan, math.nan, math.nan, math.nan, len(b), len(n), NA)
     if len(b) < MIN_PROCESSES or len(n) < MIN_PROCESSES:
         ratio = float(np.exp(np.log(n).mean() - np.log(b).mean()))
         return Judgement(ratio, math.nan, math.nan, math.nan, len(b), len(n), FEW)
     ratio, low, high, p = welch_log_ratio(b, n, confidence)
-    if disturbed:
-        verdict = DISTURBED
-    elif low > 1 + threshold:
-        verdict = SLOWER
-    elif high < 1 / (1 + threshold):
-        verdict = FASTER
-    elif low >= 1 / (1 + threshold) and high <= 1 + threshold:
-        verdict = SAME
-    else:
-        verdict = UNDECIDED
-    return Judgement(ratio, low, high, p, len(b), len(n), verdict)
+    return Judgement(ratio, low, high, p, len(b), len(n), _verdict(low, high, threshold, disturbed))

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from seqbench.attempts import counted
 from seqbench.calibration import machines, score
 from seqbench.keys import (
     COMPLETED,
@@ -43,8 +44,8 @@ SEED_KEYS = list(REPEAT_FIELDS)
 _NUMERIC_CELL = ["seed", "epochs_run", "params", "final_loss", "accuracy", "mse", "mae", "probe_prediction",
                  "probe_target", "first_epoch_s", "steady_epoch_s", "cpu_s", "gpu_s", "samples_per_s",
                  "peak_rss_mb", "build_s", "attempt", "interference", "baseline", "flops", "gflops_per_s",
-                 "peak_share"]  # fmt: skip
-_NUMERIC_EPOCH = ["seed", "epoch", "loss", "wall_s", "cpu_s", "gpu_s", "attempt", "other_cpu_s"]
+                 "peak_share", "wait_share", "clean_epochs"]  # fmt: skip
+_NUMERIC_EPOCH = ["seed", "epoch", "loss", "wall_s", "cpu_s", "gpu_s", "attempt", "other_cpu_s", "wait_s"]
 
 SUMMARY_COLUMNS = [
     "seeds", "ok", "failed", "status", "params",
@@ -63,28 +64,75 @@ def _numeric(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return frame
 
 
-def cell_view(run: Run) -> pd.DataFrame:
-    """The cells that count, numeric columns as floats, each with its experiment, machine and calibration.
-
-    A repeat measured again because it was disturbed (``attempt`` 2, 3, ...)
-    appears once: its latest undisturbed attempt, else its latest attempt.
-    Runs written before these columns existed get them from run.json's config.
-    """
-    cells = _numeric(run.cells, _NUMERIC_CELL)
-    config: dict[str, Any] = dict(run.meta.get("config") or {})
+def with_experiment(cells: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+    """``cells`` with numeric columns as floats, the experiment fields filled in (from run.json's config
+    for a failed cell, or a run older than the column), ``env`` and an ``experiment`` column."""
+    cells = _numeric(cells, _NUMERIC_CELL)
+    config: dict[str, Any] = dict(meta.get("config") or {})
     cells["attempt"] = cells["attempt"].fillna(1.0) if "attempt" in cells else 1.0
     cells["disturbed"] = cells["disturbed"].eq(True) if "disturbed" in cells else False
+    cells["env"] = cells["env"].where(cells["env"].notna(), "").astype(object) if "env" in cells else ""
     defaults = {name: config.get(name) for name in EXPERIMENT_FIELDS} | {
         "task_params": config.get("task_params") or {}, "dtype": "float32"}
-    for column, default in defaults.items():  # a failed cell, or a run older than the column
+    for column, default in defaults.items():
         values = cells[column] if column in cells else pd.Series([None] * len(cells), index=cells.index)
         cells[column] = [v if v is not None and not (isinstance(v, float) and math.isnan(v)) else default
                          for v in values]  # fmt: skip
     cells["experiment"] = [experiment_label(r) for r in cells.to_dict("records")] if len(cells) else []
-    if len(cells):  # latest undisturbed attempt first, then latest attempt: keep the first of each repeat
-        order = cells.assign(_clean=~cells["disturbed"]).sort_values(["_clean", "attempt"], ascending=False)
-        keep = order.drop_duplicates(SEED_KEYS).index
-        cells = cells.loc[sorted(keep)].reset_index(drop=True)
+    return cells
+
+
+def _pair_of(row: Any) -> tuple[Any, ...]:
+    """A repeat with its environment left out: A and B of one seed are chosen together (seqbench.attempts)."""
+    return tuple(row.get(name) for name in PAIR_FIELDS)
+
+
+PAIR_FIELDS = [name for name in SEED_KEYS if name != "env"]
+
+
+def counted_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per repeat, the attempt that counts (:mod:`seqbench.attempts`); ``cells`` has its experiment."""
+    if cells.empty:
+        return cells
+    chosen = counted(cells.to_dict("records"), _pair_of)
+    return cells.iloc[chosen].reset_index(drop=True)
+
+
+_EPOCH_MATCH = ["task", "model", "backend", "implementation", "device", "seed", "env", "attempt"]
+
+
+def count_attempts(cells: pd.DataFrame, epochs: pd.DataFrame,
+                   meta: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """The rows of a run's cells and epochs that count: one attempt per repeat (:func:`counted_cells`).
+
+    The frames come back with their own columns, filtered; :func:`seqbench.load_run` gives these as
+    ``cells`` and ``epochs``.
+    """
+    if cells.empty:
+        return cells, epochs.iloc[0:0] if not epochs.empty else epochs
+    labelled = with_experiment(cells, meta)
+    chosen = counted(labelled.to_dict("records"), _pair_of)
+    kept = labelled.iloc[chosen]
+    if epochs.empty:
+        return cells.iloc[chosen].reset_index(drop=True), epochs
+    e = _numeric(epochs, ["seed", "attempt"])
+    e["attempt"] = e["attempt"].fillna(1.0) if "attempt" in e else 1.0
+    e["env"] = e["env"].where(e["env"].notna(), "").astype(object) if "env" in e else ""
+    match = list(_EPOCH_MATCH)
+    if "experiment" in e and e["experiment"].notna().all():
+        match.append("experiment")
+    wanted = set(kept[match].itertuples(index=False, name=None))
+    keep = [row in wanted for row in e[match].itertuples(index=False, name=None)]
+    return cells.iloc[chosen].reset_index(drop=True), epochs[keep].reset_index(drop=True)
+
+
+def cell_view(run: Run) -> pd.DataFrame:
+    """The cells that count, numeric columns as floats, each with its experiment, machine and calibration.
+
+    One row per repeat: the attempt that counts (:mod:`seqbench.attempts`).  Runs written before these
+    columns existed get them from run.json's config.
+    """
+    cells = counted_cells(with_experiment(run.cells, run.meta))
     known = machines(run.meta)
     default = next(iter(known))
     if "machine" not in cells:
@@ -101,26 +149,56 @@ def by_key(frame: pd.DataFrame) -> dict[CellKey, pd.DataFrame]:
 
 
 def steady_epochs(cells: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """Epochs 2..N of every completed cell of ``cells`` (a :func:`cell_view`), with its experiment.
+    """The steady epochs (2..N) each completed cell of ``cells`` (a :func:`cell_view`) took its times from,
+    with its experiment: where a cell judged from its clean epochs, the disturbed ones are left out.
 
     Carries the cell's ``calibration_s`` when ``cells`` has it.
     """
-    return epoch_view(cells, epochs).query("epoch >= 2").reset_index(drop=True)
+    view = epoch_view(cells, epochs)
+    if view.empty:
+        return view.reset_index(drop=True)
+    left_out = view["disturbed"].eq(True) & ~view["cell_disturbed"].eq(True)
+    return view[(view["epoch"] >= 2) & ~left_out].reset_index(drop=True)
 
 
 def epoch_view(cells: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     """The epochs of the completed cells of ``cells`` (a :func:`cell_view`): superseded attempts dropped."""
     epochs = _numeric(epochs, _NUMERIC_EPOCH)
     epochs["attempt"] = epochs["attempt"].fillna(1.0) if "attempt" in epochs else 1.0
-    done = cells[cells["status"].isin(COMPLETED)]
+    epochs["env"] = epochs["env"].where(epochs["env"].notna(), "").astype(object) if "env" in epochs else ""
+    if "disturbed" not in epochs:
+        epochs["disturbed"] = None
+    done = cells[cells["status"].isin(COMPLETED)].rename(columns={"disturbed": "cell_disturbed"})
+    if "cell_disturbed" not in done:
+        done["cell_disturbed"] = False
     join = [k for k in SEED_KEYS if k != "experiment"] + ["attempt"]
     if "experiment" in epochs and epochs["experiment"].notna().all():
         join.append("experiment")
-    keep = list(dict.fromkeys([*join, "experiment"] + (["calibration_s"] if "calibration_s" in done else [])))
+    brought = ["experiment", "cell_disturbed"] + (["calibration_s"] if "calibration_s" in done else [])
+    keep = list(dict.fromkeys([*join, *brought]))
     epochs = epochs.drop(columns=[c for c in keep if c not in join and c in epochs])
     if epochs.empty or done.empty:  # nothing to join (and empty columns have no type to join on)
         return pd.DataFrame(columns=list(dict.fromkeys([*epochs.columns, *keep])))
     return epochs.merge(done[keep].drop_duplicates(join), on=join).reset_index(drop=True)
+
+
+def same_seeds(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Epochs of the seeds that every row racing in the same task, experiment and model has: curves and
+    medians over seeds then compare the same seeds (the same data and initial weights) on every backend."""
+    if epochs.empty:
+        return epochs
+    race = [k for k in RACE_KEYS if k in epochs]
+    keys = [k for k in KEYS if k in epochs]
+    by_row: dict[tuple[Any, ...], set[Any]] = {}
+    for row in epochs[[*keys, "seed"]].itertuples(index=False, name=None):
+        by_row.setdefault(row[:-1], set()).add(row[-1])
+    shared: dict[tuple[Any, ...], set[Any]] = {}
+    for row, seeds in by_row.items():
+        group = tuple(row[keys.index(k)] for k in race)
+        shared[group] = shared[group] & seeds if group in shared else set(seeds)
+    allowed = [seed in shared[group] for *group_list, seed in epochs[[*race, "seed"]].itertuples(index=False, name=None)
+               for group in [tuple(group_list)]]  # fmt: skip
+    return epochs[allowed].reset_index(drop=True)
 
 
 def primary_scores(cells: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -262,9 +340,10 @@ def failures(cells: pd.DataFrame) -> pd.DataFrame:
 def run_info(run: Run) -> dict[str, Any]:
     """What a reader needs to know about the run before trusting its table."""
     meta = run.meta
-    attempts = pd.to_numeric(run.cells["attempt"], errors="coerce") if "attempt" in run.cells else None
+    every = run.attempts if run.attempts is not None else run.cells  # re-measurements included
+    attempts = pd.to_numeric(every["attempt"], errors="coerce") if "attempt" in every else None
     again = int((attempts > 1).sum()) if attempts is not None else 0  # disturbed repeats measured again
-    done = len(run.cells) - again
+    done = len(every) - again
     planned = meta.get("cells_planned")
     status = run.status
     git = meta.get("git") if isinstance(meta.get("git"), dict) else None
@@ -275,6 +354,7 @@ def run_info(run: Run) -> dict[str, Any]:
         "partial": status != RunStatus.COMPLETE or (isinstance(planned, int) and done < planned),
         "cells_done": done,
         "remeasured": again,
+        "envs": meta.get("envs") if isinstance(meta.get("envs"), dict) else {},
         "cells_planned": planned,
         "started": meta.get("started"),
         "ended": meta.get("ended"),

@@ -18,6 +18,12 @@ allowance, ``startup_timeout``; the cell's ``timeout`` starts at ``start``.
 The parent kills a child that overruns either and records ``timeout``; a
 child that dies is recorded as ``error`` with the tail of its log.
 
+The parent may start the worker with another Python (``--env NAME=EXECUTABLE``:
+an A/B run).  Before any cell runs, it asks each such executable
+``-m seqbench.worker --hello`` for its :data:`PROTOCOL`, seqbench version,
+package versions and git commit (:func:`probe_env`), and refuses an
+environment that speaks another protocol, naming both versions.
+
 Children run in their own session, so a Ctrl-C at the terminal reaches only
 the parent, which stops them.  They also die with the parent however the
 parent dies: Linux's ``PR_SET_PDEATHSIG`` delivers SIGKILL when the parent
@@ -43,8 +49,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from seqbench.errors import UsageError
 from seqbench.keys import Status
 from seqbench.results import CellConfig, CellRecord, EpochRecord, as_row, failed_cell
+
+# The request and the messages on the pipe.  History:
+#   1  (seqbench 0.1-0.2, unnamed) request {backend, plugins, threads, cell}
+#   2  (0.3) request {protocol, plugins, cell}: the backend and threads come from the cell alone;
+#      epochs carry wait_s and disturbed, cells wait_share, clean_epochs and meter; ``--hello``.
+PROTOCOL = 2
+HELLO_TIMEOUT_S = 120.0  # an interpreter and seqbench's light imports, on a busy machine
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -58,13 +72,20 @@ class Callbacks:
 # ------------------------------------------------------------------ parent
 
 
-def _child_env(threads: int) -> dict[str, str]:
+def _child_env(threads: int, other_python: bool = False) -> dict[str, str]:
     env = dict(os.environ)
     # Thread pools read these when the library loads, i.e. before any backend
     # code runs; backends also set their framework's own knobs in configure().
     env.update({var: str(threads) for var in THREAD_ENV_VARS})
     env["PYTHONUNBUFFERED"] = "1"
+    if other_python:
+        env.update(OTHER_PYTHON)
     return env
+
+
+# ``python -m`` puts the working directory first on the import path: run from a checkout, another
+# environment's Python would import that checkout's seqbench instead of its own (Python 3.11+ honours this).
+OTHER_PYTHON = {"PYTHONSAFEPATH": "1"}
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -74,19 +95,68 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def probe_env(name: str, executable: str, packages: list[str]) -> dict[str, Any]:
+    """What the environment ``name`` runs: its worker protocol, seqbench version, ``packages``' versions and
+    git commit (``EXECUTABLE -m seqbench.worker --hello``).  Raises :class:`UsageError` when it cannot start
+    a worker or speaks another protocol than this seqbench."""
+    import seqbench
+
+    def ask(*args: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return subprocess.run([executable, *args], capture_output=True, text=True, timeout=HELLO_TIMEOUT_S,
+                                  stdin=subprocess.DEVNULL, env={**os.environ, **OTHER_PYTHON})  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    where = f"environment {name!r} ({executable})"
+    mine = f"this seqbench {seqbench.__version__} speaks worker protocol {PROTOCOL}"
+    done = ask("-m", "seqbench.worker", "--hello", "--packages", ",".join(packages))
+    if done is None:
+        raise UsageError(f"{where} cannot be started: not an executable, or it did not answer within "
+                         f"{HELLO_TIMEOUT_S:g} s")  # fmt: skip
+    try:
+        facts = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (IndexError, ValueError):
+        facts = None
+    if not isinstance(facts, dict) or not isinstance(facts.get("protocol"), int):
+        version = ask("-c", "import seqbench; print(seqbench.__version__)")
+        if version is None or version.returncode != 0:
+            raise UsageError(f"{where} has no seqbench to run a worker with (install seqbench there)")
+        theirs = version.stdout.strip().splitlines()[-1] if version.stdout.strip() else "?"
+        raise UsageError(f"{where}: its seqbench {theirs} speaks worker protocol 1 (no --hello); {mine}; "
+                         "install matching seqbench versions")  # fmt: skip
+    if facts["protocol"] != PROTOCOL:
+        raise UsageError(f"{where}: its seqbench {facts.get('seqbench_version')} speaks worker protocol "
+                         f"{facts['protocol']}; {mine}; install matching seqbench versions")  # fmt: skip
+    return {"executable": executable, **facts}
+
+
+def hello(packages: list[str]) -> dict[str, Any]:
+    """This environment's worker protocol, seqbench version, Python, package versions and git commit."""
+    import platform
+
+    import seqbench
+    from seqbench.machine import git_commit, package_versions
+
+    return {
+        "protocol": PROTOCOL, "seqbench_version": seqbench.__version__, "python": platform.python_version(),
+        "packages": package_versions(packages), "git": git_commit(Path(seqbench.__file__).parent),
+    }  # fmt: skip
+
+
 class _Child:
     """A running worker and the line-buffered pipe it reports on."""
 
-    def __init__(self, request: dict[str, Any], threads: int, log: Path) -> None:
+    def __init__(self, request: dict[str, Any], threads: int, log: Path, executable: str) -> None:
         self.read_fd, write_fd = os.pipe()
         with open(log, "ab") as log_file:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent", str(os.getpid())],
+                [executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent", str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
-                env=_child_env(threads),
+                env=_child_env(threads, other_python=executable != sys.executable),
                 start_new_session=True,
             )
         os.close(write_fd)
@@ -132,14 +202,15 @@ class _Child:
 
 
 def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, startup_timeout: float, log: Path,
-                  callbacks: Callbacks) -> CellRecord:  # fmt: skip
+                  callbacks: Callbacks, executable: str | None = None) -> CellRecord:  # fmt: skip
     """Run one cell in a fresh child process and return its record, whatever happens to the child.
 
     ``plugins`` are the entry-point plugins the child loads (its backend's and
-    its task's: :meth:`seqbench.plugins.Registry.plugins_for`).
+    its task's: :meth:`seqbench.plugins.Registry.plugins_for`); ``executable``
+    starts its Python (this one by default; an A/B run's environment).
     """
-    request = {"backend": cell.backend, "plugins": list(plugins), "threads": cell.threads, "cell": asdict(cell)}
-    child = _Child(request, cell.threads, log)
+    request = {"protocol": PROTOCOL, "plugins": list(plugins), "cell": asdict(cell)}
+    child = _Child(request, cell.threads, log, executable or sys.executable)
     record: CellRecord | None = None
     started = False
     deadline = time.monotonic() + startup_timeout
@@ -207,15 +278,23 @@ def _worker_main(fd: int, parent: int | None) -> int:
     request = json.loads(sys.stdin.buffer.readline())
     if parent is not None:
         _die_with_parent(parent)
+    if request.get("protocol") != PROTOCOL:  # the parent checks first (probe_env); this is the last guard
+        import seqbench
+
+        send("start")
+        send("cell", record={**request.get("cell", {}), "status": Status.ERROR.value,
+                             "error": f"the parent speaks worker protocol {request.get('protocol', 1)}, this worker "
+                                      f"(seqbench {seqbench.__version__}) speaks {PROTOCOL}"})  # fmt: skip
+        return 0
     cell = CellConfig(**request["cell"])
     from seqbench.harness import run_cell
     from seqbench.plugins import load_registry
 
     try:
         registry = load_registry(only=request["plugins"])
-        backend = registry.backend(request["backend"])
+        backend = registry.backend(cell.backend)
         task = registry.task(cell.task)
-        backend.configure(cell.device, request["threads"])
+        backend.configure(cell.device, cell.threads)
     except BaseException:  # recorded as the cell's error; the parent goes on with the next
         send("start")
         send("cell", record=as_row(failed_cell(cell, Status.ERROR, traceback.format_exc())))
@@ -232,9 +311,17 @@ def _worker_main(fd: int, parent: int | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqbench.worker", description=__doc__)
-    parser.add_argument("--fd", type=int, required=True, help="file descriptor to write results to")
+    parser.add_argument("--fd", type=int, help="file descriptor to write results to")
     parser.add_argument("--parent", type=int, default=None, help="pid of the parent: exit when it is gone")
+    parser.add_argument("--hello", action="store_true", help="print this environment's protocol and versions "
+                        "as one JSON line, and exit")  # fmt: skip
+    parser.add_argument("--packages", default="", help="with --hello: comma list of distributions to report")
     args = parser.parse_args(argv)
+    if args.hello:
+        print(json.dumps(hello([p for p in args.packages.split(",") if p])))
+        return 0
+    if args.fd is None:
+        parser.error("--fd is required")
     return _worker_main(args.fd, args.parent)
 
 

@@ -31,8 +31,8 @@ class FakeMachine:
         self.own += own_cpu
         self.busy_ticks += round((own_cpu + others_cpu) / TICK)
 
-    def meter(self):
-        return Meter(self.source, own=lambda: self.own, clock=lambda: self.now)
+    def meter(self):  # a kernel without schedstat: the /proc/stat meter judges
+        return Meter(self.source, own=lambda: self.own, clock=lambda: self.now, waits=lambda: None)
 
 
 def test_busy_seconds_counts_every_state_but_idle_and_iowait():
@@ -88,8 +88,8 @@ def test_no_proc_stat_means_no_reading_and_never_disturbed():
     def missing():
         raise FileNotFoundError("/proc/stat")
 
-    meter = Meter(missing)
-    assert not meter.available and meter.read() is None
+    meter = Meter(missing, waits=lambda: None)
+    assert not meter.available and meter.read() is None and meter.kind == "none"
     assert interference(None, None) is None and not is_disturbed(None, None, 1)
 
 

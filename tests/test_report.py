@@ -53,7 +53,7 @@ def test_disturbed_repeats_are_counted_and_marked(tmp_path):
     run = seqbench.load_run(make_run(tmp_path, "d", [Row(model="rnn", disturbed_seeds=(2,))]))
     assert _row(summary(cell_view(run)), "rnn")["disturbed"] == 1
     text = render(run, "text")
-    assert "DISTURBED: other processes took CPU during 1 of the measurements" in text
+    assert "DISTURBED: 1 of the measurements behind this table waited for a CPU" in text
     assert re.search(r"[\d)]\*", text)  # the steady figure carries the mark
 
 

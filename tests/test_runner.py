@@ -91,7 +91,7 @@ def test_a_disturbed_repeat_is_measured_again_and_kept_apart(tmp_path, monkeypat
 
     calls = []
 
-    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks):
+    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks, executable=None):
         calls.append(cell)
         disturbed = cell.attempt == 1 and cell.seed == 0
         return CellRecord(task=cell.task, model=cell.model, backend=cell.backend, implementation=cell.implementation,
@@ -283,7 +283,7 @@ def test_absurd_timeouts_are_refused(tmp_path, value):
 def test_the_matmul_peak_is_measured_per_thread_count_and_each_cell_gets_its_share(tmp_path, monkeypatch):
     import seqbench.runner as runner
 
-    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks):
+    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks, executable=None):
         return CellRecord(task=cell.task, model=cell.model, backend=cell.backend, implementation="reference",
                           device="cpu", seed=cell.seed, status="ok", steady_epoch_s=0.01, gflops_per_s=25.0)
 
