@@ -4,7 +4,8 @@
     pytest-benchmark's saved-run JSON (what ``--benchmark-autosave`` writes
     under ``.benchmarks/``): one benchmark per row, named
     ``steady_epoch[TASK-MODEL-BACKEND-IMPLEMENTATION-DEVICE]``, whose rounds
-    are the row's steady epochs in seconds.  ``pytest-benchmark compare`` and
+    are the row's processes (repeats), each its median steady epoch in
+    seconds: the median is then the report's.  ``pytest-benchmark compare`` and
     ``--benchmark-compare`` read it.  ``commit_info`` comes from run.json's
     ``git``; ``version`` is the installed pytest-benchmark's, else the release
     whose layout this writes.  pytest-benchmark shows every value as seconds,
@@ -31,7 +32,7 @@ from typing import Any
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError, UsageError
 from seqbench.formatting import jsonable
-from seqbench.keys import CellKey
+from seqbench.keys import COMPLETED, CellKey
 from seqbench.results import Run
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark")
@@ -87,26 +88,30 @@ def benchmark_stats(samples: list[float]) -> dict[str, Any]:
 
 
 def _rows(run: Run, normalize: bool) -> tuple[list[tuple[CellKey, list[float], dict[str, Any]]], bool]:
-    """(row key, steady samples in seconds or calibration units, summary row) per row with samples, and
-    whether the run holds several experiments (then every name carries its experiment)."""
-    from seqbench.views import by_key, cell_view, steady_epochs, summary
+    """(row key, one steady time per process in seconds or calibration units, summary row) per row with
+    times, and whether the run holds several experiments (then every name carries its experiment).
+
+    A sample is a process (a repeat: the attempt that counts), never an epoch: epochs inside one process are
+    not independent, and their pooled median differs from the median over processes that the report shows.
+    """
+    from seqbench.views import by_key, cell_view, summary
 
     cells = cell_view(run)
-    samples = by_key(steady_epochs(cells, run.epochs))
+    done = by_key(cells[cells["status"].isin(COMPLETED)])
     table = summary(cells)
     out: list[tuple[CellKey, list[float], dict[str, Any]]] = []
     for record in table.to_dict("records"):
         row = {str(k): v for k, v in record.items()}
         key = CellKey.of(row)
-        part = samples.get(key)
+        part = done.get(key)
         if part is None:
             continue
         if normalize:
             if part["calibration_s"].isna().any():
                 raise ResultsError(f"{run.path}: --normalize needs a calibration, and this run has none")
-            values = (part["wall_s"] / part["calibration_s"]).tolist()
+            values = (part["steady_epoch_s"] / part["calibration_s"]).tolist()
         else:
-            values = part["wall_s"].tolist()
+            values = part["steady_epoch_s"].tolist()
         values = [float(v) for v in values if math.isfinite(v)]
         if values:
             out.append((key, values, row))
@@ -175,7 +180,7 @@ def github_action_benchmark_json(run: Run, normalize: bool = False) -> list[dict
         data = sorted(v * scale for v in values)
         q1, q3 = _quartiles(data)
         accuracy = row["accuracy"]
-        extra = f"{row['seeds']} seeds, {len(data)} steady epochs; status {row['status']}"
+        extra = f"{row['seeds']} seeds, {len(data)} processes (median over processes); status {row['status']}"
         if accuracy == accuracy:
             extra += f"; accuracy {accuracy:.2f}"
         experiment = f" [{key.experiment}]" if several else ""

@@ -32,13 +32,15 @@ def test_stats_equal_pytest_benchmarks_own(n):
         assert ours[name] == pytest.approx(getattr(theirs, name)), name
 
 
-def test_pytest_benchmark_export_has_one_benchmark_per_row_of_steady_epochs(run_path):
+def test_pytest_benchmark_export_has_one_benchmark_per_row_and_a_round_per_process(run_path):
     doc = json.loads(export(seqbench.load_run(run_path), "pytest-benchmark"))
     assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(doc)
     by_name = {b["name"]: b for b in doc["benchmarks"]}
     rnn = by_name["steady_epoch[arithmetic-rnn-numpy-reference-cpu]"]
-    assert rnn["stats"]["rounds"] == 27 and rnn["stats"]["median"] == pytest.approx(0.004, rel=0.02)
-    assert by_name["steady_epoch[arithmetic-lstm-numpy-reference-cpu]"]["stats"]["rounds"] == 18  # 2 ok seeds
+    assert rnn["stats"]["rounds"] == 3 and rnn["stats"]["median"] == pytest.approx(0.004, rel=0.02)
+    assert by_name["steady_epoch[arithmetic-lstm-numpy-reference-cpu]"]["stats"]["rounds"] == 2  # 2 ok seeds
+    table = seqbench.summary(seqbench.load_run(run_path))  # the same value the report shows
+    assert rnn["stats"]["median"] * 1e3 == pytest.approx(float(table[table["model"] == "rnn"]["steady_epoch_ms"].iloc[0]))
     assert doc["commit_info"]["id"] == "a" * 40
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from seqbench import interference as itf
@@ -132,3 +134,129 @@ def test_run_cell_records_others_per_epoch_and_flags_the_steady_window(neighbour
     # epoch 1 is warm-up: a neighbour then does not touch the steady time, so it does not disturb it
     assert record.disturbed is disturbed and record.cold is True
     assert record.interference == pytest.approx(0.3 if disturbed else 0.0, abs=0.02)
+
+
+# ------------------------------------------------------------------ the run-queue meter (schedstat)
+
+
+class WaitingBackend(_Backend):
+    """Epochs of 0.5 s; in the epochs of ``neighbour_at`` this worker's threads wait 0.2 s for a CPU."""
+
+    def __init__(self, machine, neighbour_at, waits):
+        super().__init__(machine, ())
+        self.neighbour_at, self.waits = neighbour_at, waits
+
+    def build(self, implementation, spec, weights, device):
+        from seqbench_numpy.model import NumpyModel
+
+        machine, neighbour_at, waits = self.machine, self.neighbour_at, self.waits
+
+        class Model(NumpyModel):
+            epoch = 0
+
+            def train_epoch(self, order, batch_size):
+                Model.epoch += 1
+                waited = 0.2 if Model.epoch in neighbour_at else 0.0
+                waits.append(waited)
+                machine.now += 0.5  # a neighbour on the other core: others busy, this cell never waits
+                machine.run(wall=0.0, own_cpu=0.5 - waited, others_cpu=0.5)
+                return super().train_epoch(order, batch_size)
+
+        return Model(spec, weights)
+
+
+@pytest.mark.parametrize(("neighbour_at", "disturbed", "clean"), [
+    ((), False, 5),  # a busy neighbour on another core all along: never waited, never disturbed
+    ((3,), False, 4),  # one steady epoch waited: judged from the other four, and it says so
+    ((2, 3, 4, 5), True, 5),  # most steady epochs waited: disturbed, every epoch kept
+])  # fmt: skip
+def test_the_run_queue_meter_flags_waiting_not_a_neighbour_elsewhere(neighbour_at, disturbed, clean):
+    from seqbench.harness import run_cell
+    from seqbench.results import CellConfig
+    from seqbench.tasks import ArithmeticTask
+
+    m, waits = FakeMachine(), []
+    meter = Meter(m.source, own=lambda: m.own, clock=lambda: m.now, waits=lambda: sum(waits))
+    cell = CellConfig("arithmetic", "rnn", "fake", "x", "cpu", 0, 10, "relu", 6, 32, 1, {})
+    seen = []
+    record = run_cell(WaitingBackend(m, neighbour_at, waits), cell, ArithmeticTask(), seen.append, meter=meter)
+    assert record.meter == "schedstat" and record.disturbed is disturbed and record.clean_epochs == clean
+    assert [e.disturbed for e in seen] == [e.epoch in neighbour_at for e in seen]
+    assert record.interference == pytest.approx(1.0, abs=0.05)  # others' CPU is still recorded, as information
+    assert [round(e.wait_s, 6) for e in seen] == [0.2 if e.epoch in neighbour_at else 0.0 for e in seen]
+    steady = seen[1:]
+    assert record.wait_share == pytest.approx(sum(e.wait_s for e in steady) / sum(e.wall_s for e in steady))
+
+
+def test_the_console_says_which_epochs_were_left_out():
+    from types import SimpleNamespace
+
+    from seqbench.console import disturbance_note
+
+    clean = SimpleNamespace(disturbed=False, wait_share=0.02, epochs_run=10, clean_epochs=7, interference=1.0)
+    assert disturbance_note(clean) == "  (2 of 9 epochs left out: waited for a CPU)"
+    bad = SimpleNamespace(disturbed=True, wait_share=0.4, epochs_run=10, clean_epochs=9, interference=1.0)
+    assert "waited for a CPU 40% of the time" in disturbance_note(bad)
+
+
+def _spin(seconds):
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def _pinned_busy(cpu, seconds):
+    import multiprocessing as mp
+
+    def target():
+        os.sched_setaffinity(0, {cpu})
+        _spin(seconds)
+
+    proc = mp.get_context("fork").Process(target=target, daemon=True)
+    proc.start()
+    return proc
+
+
+def _median_wait_share(cpu, windows=7):
+    """This process, pinned to ``cpu``, spinning in short windows: the median share of each it waited."""
+    shares = []
+    for _ in range(windows):
+        meter = Meter()
+        start = meter.read()
+        _spin(0.05)
+        end = meter.read()
+        shares.append(itf.waited(start, end) / (end.at_s - start.at_s))
+    return sorted(shares)[len(shares) // 2]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_a_worker_made_to_wait_is_flagged_and_one_with_a_neighbour_on_another_core_is_not():
+    import os as _os
+
+    if itf.wait_seconds() is None:
+        pytest.skip("this kernel does not expose /proc/self/task/*/schedstat")
+    cpus = sorted(_os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    mine, other = cpus[0], cpus[1]
+    saved = _os.sched_getaffinity(0)
+    _os.sched_setaffinity(0, {mine})
+    try:
+        elsewhere = [_pinned_busy(other, 1.5)]
+        _spin(0.1)  # let it start
+        apart = _median_wait_share(mine)
+        for p in elsewhere:
+            p.terminate()
+            p.join()
+        crowd = [_pinned_busy(mine, 1.5), _pinned_busy(mine, 1.5)]
+        _spin(0.1)
+        crowded = _median_wait_share(mine)
+        for p in crowd:
+            p.terminate()
+            p.join()
+    finally:
+        _os.sched_setaffinity(0, saved)
+    assert not itf.epoch_disturbed(apart * 0.05, 0.05), apart
+    assert itf.epoch_disturbed(crowded * 0.05, 0.05) and crowded > 0.3, crowded
