@@ -202,12 +202,22 @@ def _merged_meta(parts: list[_Part], status: RunStatus, missing: list[int], warn
         # a missing shard's cells were never planned here: the total is unknown
         "cells_planned": None if missing else sum(int(p.meta.get("cells_planned") or 0) for p in parts),
         "cells_done": sum(len(p.cells) for p in parts),
+        "envs": _merged_envs(parts),
         "merged_from": [
             {"run_id": p.path.name, "path": str(p.path), "status": p.meta.get("status"), "shard": p.meta.get("shard"),
              "machines": list(p.machines), "git": p.meta.get("git"), "started": p.meta.get("started")}
             for p in parts
         ],  # fmt: skip
     }
+
+
+def _merged_envs(parts: list[_Part]) -> dict[str, Any]:
+    """The environments of merged A/B parts, in the order first given (each part names its own executables)."""
+    envs: dict[str, Any] = {}
+    for part in parts:
+        for name, facts in (part.meta.get("envs") or {}).items():
+            envs.setdefault(name, facts)
+    return envs
 
 
 def _write(out: Path, parts: list[_Part], meta: dict[str, Any], warnings: list[str]) -> None:

@@ -253,3 +253,19 @@ def test_another_environment_never_imports_the_seqbench_of_the_working_directory
     other = _wrapper(tmp_path / "env.sh")
     facts = probe_env("base", other, ["numpy"])
     assert facts["protocol"] == PROTOCOL and facts["seqbench_version"] == seqbench.__version__
+
+
+def test_the_shards_of_an_ab_run_merge_into_one_that_compare_judges_paired(tmp_path, monkeypatch):
+    _fake(monkeypatch, lambda cell: 0.010 * (1.5 if cell.env == "head" else 1.0) * (1 + 0.01 * cell.seed))
+    for shard in ("1/2", "2/2"):
+        result = invoke("run", "--backends", "numpy", "--models", "rnn,lstm", "--seeds", "3", "--no-calibration",
+                        "--env", "base=python", "--env", "head=python", "--shard", shard, "--results-dir",
+                        str(tmp_path / "shards"))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    merged = invoke("merge", *map(str, (tmp_path / "shards").iterdir()), "-o", str(tmp_path / "merged"))
+    assert merged.returncode == 0, merged.stderr
+    assert list(json.loads((tmp_path / "merged" / "run.json").read_text())["envs"]) == ["base", "head"]
+    compared = invoke("compare", str(tmp_path / "merged"), "--format", "json")  # two environments: base, head
+    doc = json.loads(compared.stdout)
+    assert compared.returncode == 1 and doc["envs"] == ["base", "head"]
+    assert [r["verdict"] for r in doc["rows"]] == [SLOWER, SLOWER]
