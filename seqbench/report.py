@@ -106,7 +106,7 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
     lines.append(f"run {info['run_id']}: {info['status']}, {count}, started {info['started'] or '?'}, {ended}")
     for name, env in (info.get("envs") or {}).items():  # an A/B run: what each environment runs
         env = env if isinstance(env, dict) else {}
-        git = env.get("git") if isinstance(env.get("git"), dict) else {}
+        git: dict[str, Any] = env["git"] if isinstance(env.get("git"), dict) else {}
         commit = f", git {str(git.get('commit'))[:12]}{' (dirty)' if git.get('dirty') else ''}" if git.get("commit") \
             else ""
         lines.append(f"environment {name}: {env.get('executable', '?')} (seqbench {env.get('seqbench_version', '?')}"

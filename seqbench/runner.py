@@ -471,11 +471,12 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
                 writer.add_cell(record)
                 cells.append(record)
                 results.append((cell, record))
-                members = pending.setdefault((*_repeat_of(cell), cell.attempt), [])
+                measured = _repeat_of(cell) + (cell.attempt,)  # a repeat (an A/B pair) at one attempt
+                members = pending.setdefault(measured, [])
                 members.append((cell, record))
                 again: list[CellConfig] = []
                 if len(members) == group:
-                    del pending[(*_repeat_of(cell), cell.attempt)]
+                    del pending[measured]
                     if any(r.disturbed for _, r in members):
                         if cell.attempt <= config.retries and meta["retries_run"] + group <= budget:
                             again = [replace(c, attempt=c.attempt + 1) for c, _ in members]
@@ -503,7 +504,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
                         rounds, added = rounds + 1, added + len(more) // group
                         queue.extend(more)
                         total += len(more)
-                        meta["cells_planned"] += len(more)
+                        meta["cells_planned"] = (meta.get("cells_planned") or 0) + len(more)
                         meta["adaptive"] = {"rounds": rounds, "repeats_added": added}
                         progress.note(f"--seeds auto: {len(more) // group} row(s) undecided; adding a repeat "
                                       f"to each (round {rounds})")  # fmt: skip
@@ -531,7 +532,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
                     raise
             finally:
                 writer.close()
-    for line in _closing_notes(meta, config):
+    for line in _closing_notes(dict(meta), config):
         progress.note(line)
     return RunResult(writer.path, status, cells, stopped_by)
 

@@ -82,6 +82,10 @@ def with_experiment(cells: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
     return cells
 
 
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
 def _pair_of(row: Any) -> tuple[Any, ...]:
     """A repeat with its environment left out: A and B of one seed are chosen together (seqbench.attempts)."""
     return tuple(row.get(name) for name in PAIR_FIELDS)
@@ -94,7 +98,7 @@ def counted_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per repeat, the attempt that counts (:mod:`seqbench.attempts`); ``cells`` has its experiment."""
     if cells.empty:
         return cells
-    chosen = counted(cells.to_dict("records"), _pair_of)
+    chosen = counted(_records(cells), _pair_of)
     return cells.iloc[chosen].reset_index(drop=True)
 
 
@@ -111,7 +115,7 @@ def count_attempts(cells: pd.DataFrame, epochs: pd.DataFrame,
     if cells.empty:
         return cells, epochs.iloc[0:0] if not epochs.empty else epochs
     labelled = with_experiment(cells, meta)
-    chosen = counted(labelled.to_dict("records"), _pair_of)
+    chosen = counted(_records(labelled), _pair_of)
     kept = labelled.iloc[chosen]
     if epochs.empty:
         return cells.iloc[chosen].reset_index(drop=True), epochs

@@ -250,8 +250,9 @@ def test_a_worker_exits_when_its_parent_stops_holding_its_stdin(tmp_path, plugin
     os.close(write_fd)
     from dataclasses import asdict
 
-    child.stdin.write(json.dumps({"backend": "hangy", "plugins": ["faulty"], "threads": 1,
-                                  "cell": asdict(cell)}).encode() + b"\n")  # fmt: skip
+    from seqbench.worker import PROTOCOL
+
+    child.stdin.write(json.dumps({"protocol": PROTOCOL, "plugins": ["faulty"], "cell": asdict(cell)}).encode() + b"\n")
     child.stdin.flush()
     with os.fdopen(read_fd) as pipe:
         assert json.loads(pipe.readline())["event"] == "ready"
