@@ -21,7 +21,7 @@ import numpy as np
 
 from seqbench.contract import Backend, ModelSpec, Weights
 from seqbench.efficiency import epoch_flops, gflops_per_s
-from seqbench.interference import Meter, epoch_disturbed, interference, others, steadiness, waited
+from seqbench.interference import Meter, epoch_disturbed, interference, lost_seconds, others, steadiness, waited
 from seqbench.keys import Status, experiment_label
 from seqbench.results import CellConfig, CellRecord, EpochRecord, cell_fields
 from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng, score
@@ -142,6 +142,7 @@ def run_cell(
     epochs: list[EpochRecord] = []
     status = Status.OK
     window = []  # readings at the start of each epoch and the end of the last
+    losts: list[float | None] = []  # each epoch's wait that cost it CPU time (seqbench.interference)
     for epoch, order in enumerate(batch_orders(cell.seed, n, cell.epochs), 1):
         before = meter.read()
         window.append(before)
@@ -151,10 +152,12 @@ def run_cell(
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         after = meter.read()
         wait = waited(before, after)
+        lost = lost_seconds(wait, wall, cpu, cell.threads)
+        losts.append(lost)
         record = EpochRecord(
             **cell.repeat_fields(), epoch=epoch, loss=float(loss), wall_s=wall, cpu_s=cpu,
             gpu_s=model.epoch_gpu_seconds(), other_cpu_s=others(before, after), attempt=cell.attempt,
-            experiment=experiment, wait_s=wait, disturbed=epoch_disturbed(wait, wall),
+            experiment=experiment, wait_s=wait, disturbed=epoch_disturbed(lost, wall),
         )  # fmt: skip
         epochs.append(record)
         on_epoch(record)
@@ -166,8 +169,9 @@ def run_cell(
     # Interference over the epochs the steady time comes from (epoch 1 alone when there is no other);
     # with the run-queue meter, from the clean ones among them when there are enough.
     start, end = window[1 if len(epochs) > 1 else 0], after
-    judged = epochs[1:] or epochs[:1]
-    verdict = steadiness([e.wait_s for e in judged], [e.wall_s for e in judged], start, end, meter.cpus, meter.kind)
+    first = 1 if len(epochs) > 1 else 0
+    judged = epochs[first:]
+    verdict = steadiness(losts[first:], [e.wall_s for e in judged], start, end, meter.cpus, meter.kind)
     steady = [judged[i] for i in verdict.used] if len(epochs) > 1 else []
     steady_s = _median([e.wall_s for e in steady])
     flops = epoch_flops(spec, n)

@@ -9,9 +9,17 @@ Two meters, read around every epoch (outside the timed region):
     2-core machine, a one-thread NumPy loop (ms per window): with one busy
     neighbour 34.2 wall, 34.2 CPU, 0.0 waited (the neighbour had the other
     core); with two 46.2 wall, 12.0 waited; with three 95.6 wall, 59.7
-    waited.  Wall minus CPU equalled the wait within 0.5 ms.  An epoch whose
-    threads waited longer than :data:`WAIT_SHARE` of its wall time (and more
-    than :data:`WAIT_FLOOR_S`) is *disturbed*.  Under a neighbour that comes
+    waited.  Wall minus CPU equalled the wait within 0.5 ms.
+
+    A runtime whose threads hand work to each other (XLA, TensorFlow) waits
+    too when it is squeezed onto one core, without being slowed: with one
+    busy neighbour a jax cell's threads waited 55% of the time while the
+    process used a full core (CPU time = wall time) and ran no slower than
+    quiet.  So what counts is the wait that cost the cell CPU time it was
+    allowed: ``min(wait, threads x wall - CPU)`` (:func:`lost_seconds`,
+    ``threads`` being the cell's budget).  An epoch that lost more than
+    :data:`WAIT_SHARE` of its wall time so (and more than
+    :data:`WAIT_FLOOR_S`) is *disturbed*.  Under a neighbour that comes
     and goes, most epochs stay clean (88% of 3.5 ms windows in that test),
     so a repeat is judged from its clean steady epochs when at least half of
     them are clean (:func:`steadiness`); it is disturbed only when fewer are.
@@ -153,11 +161,19 @@ def waited(start: Reading | None, end: Reading | None) -> float | None:
     return max(0.0, end.wait_s - start.wait_s)
 
 
-def epoch_disturbed(wait_s: float | None, wall_s: float) -> bool | None:
-    """Whether an epoch waited for a CPU beyond :data:`WAIT_SHARE` of its wall time (None: not measured)."""
+def lost_seconds(wait_s: float | None, wall_s: float, cpu_s: float, threads: int) -> float | None:
+    """The part of a measurement's run-queue wait that cost it CPU time it was allowed (see the module doc)."""
     if wait_s is None:
         return None
-    return wait_s > max(WAIT_SHARE * wall_s, WAIT_FLOOR_S)
+    return max(0.0, min(wait_s, threads * wall_s - cpu_s))
+
+
+def epoch_disturbed(lost_s: float | None, wall_s: float) -> bool | None:
+    """Whether an epoch lost more than :data:`WAIT_SHARE` of its wall time waiting for a CPU
+    (``lost_s`` from :func:`lost_seconds`; None: not measured)."""
+    if lost_s is None:
+        return None
+    return lost_s > max(WAIT_SHARE * wall_s, WAIT_FLOOR_S)
 
 
 def interference(start: Reading | None, end: Reading | None) -> float | None:
@@ -189,7 +205,7 @@ class Steadiness:
     used: list[int]  # indexes into the steady epochs the times are taken from
     disturbed: bool
     meter: str
-    wait_share: float | None  # the steady epochs' run-queue delay over their wall time (None: not measured)
+    wait_share: float | None  # the steady epochs' lost wait over their wall time (None: not measured)
 
     def clean_only(self, total: int) -> bool:
         """Whether some disturbed epochs were left out (the times come from the clean ones)."""
@@ -198,7 +214,8 @@ class Steadiness:
 
 def steadiness(waits: list[float | None], walls: list[float], start: Reading | None, end: Reading | None,
                cpus: int, meter: str) -> Steadiness:  # fmt: skip
-    """Judge a repeat from its steady epochs' waits (``schedstat``), else from others' CPU over the window.
+    """Judge a repeat from its steady epochs' lost waits (``schedstat``; :func:`lost_seconds`), else from
+    others' CPU over the window.
 
     With schedstat, a repeat takes its times from its clean epochs when at least half of them are clean,
     and is disturbed only when fewer are; without it, all epochs are used and the window decides.
