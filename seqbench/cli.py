@@ -128,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run the benchmark matrix and write a run directory",
-        description="Run every backend x model x seed as its own cell, each (backend, implementation, "
-        "device) group in its own worker process, and write results/<run-id>/ as cells finish. Comma lists in "
+        description="Run every backend x model x seed as its own cell, each repeat in a fresh worker process, "
+        "and write results/<run-id>/ as cells finish. With --env NAME=PYTHON twice, an A/B run: every cell in both "
+        "environments side by side, for 'seqbench compare RUN --base A --new B'. Comma lists in "
         "--units, --batch-size, --activation and -P expand into every combination (a grid).",
     )
     run.add_argument("--backends", type=_csv, default=DEFAULTS.backends, metavar="LIST",
@@ -148,11 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="recurrent units, or a comma list to run each (default: %(default)s)")
     run.add_argument("--activation", type=_grid(str), default=DEFAULTS.activation, metavar="NAME[,NAME]",
                      help="relu or tanh, or relu,tanh to run both (default: %(default)s)")
-    run.add_argument("--seeds", type=_seeds, default=DEFAULTS.seeds, metavar="N|auto",
-                     help="repeats per row, seeds 0..N-1, each in a fresh worker process (default: %(default)s; "
-                     "one seed is no accuracy figure, and spreads and compare intervals are computed over processes). "
-                     "auto: start with 3, then add a repeat (an A/B pair with --env) to each row still undecided at "
-                     "--threshold, until every row is decided or has --max-seeds")
+    run.add_argument("--seeds", type=_seeds, default=None, metavar="N|auto",
+                     help=f"repeats per row, seeds 0..N-1, each in a fresh worker process (default: {DEFAULTS.seeds}, "
+                     "and auto for an A/B run; one seed is no accuracy figure, and spreads and compare intervals are "
+                     "computed over processes). auto: start with 3, then add a repeat (an A/B pair with --env) to each "
+                     "row still undecided at --threshold, until every row is decided or has --max-seeds")
     run.add_argument("--max-seeds", type=int, default=DEFAULTS.max_seeds, metavar="N",
                      help="with --seeds auto: the most repeats a row gets (default: %(default)s)")
     run.add_argument("--threshold", type=bounded_float(0, 100), default=DEFAULTS.threshold, metavar="X",
@@ -210,11 +211,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     names = [name for name, _ in args.env]
     if len(set(names)) < len(names):
         raise UsageError(f"--env: the name {next(n for n in names if names.count(n) > 1)!r} is given twice")
-    adaptive = args.seeds == "auto"
+    seeds = args.seeds if args.seeds is not None else "auto" if args.env else DEFAULTS.seeds  # A/B runs decide
+    adaptive = seeds == "auto"
     config = RunConfig(
         backends=args.backends, models=args.models, task=args.task, task_params=dict(args.task_param),
         epochs=args.epochs, batch_size=args.batch_size, units=args.units, activation=args.activation,
-        seeds=min(3, args.max_seeds) if adaptive else args.seeds, device=args.device, threads=args.threads,
+        seeds=min(3, args.max_seeds) if adaptive else int(seeds), device=args.device, threads=args.threads,
         timeout=args.timeout,
         startup_timeout=args.startup_timeout, retries=args.retries, results_dir=args.results_dir,
         shard=args.shard, calibrate=not args.no_calibration, envs=dict(args.env), adaptive=adaptive,

@@ -192,6 +192,18 @@ def test_adaptive_repeats_stop_early_when_every_row_is_decided(tmp_path, monkeyp
     assert "every row decided" in result.stderr
 
 
+def test_an_ab_run_decides_by_default_and_a_run_of_one_keeps_three_seeds(tmp_path, monkeypatch):
+    _fake(monkeypatch, lambda cell: 0.010)
+    ab = invoke("run", "--backends", "numpy", "--models", "rnn", "--no-calibration", "--env", "a=python",
+                "--env", "b=python", "--results-dir", str(tmp_path / "ab"))  # fmt: skip
+    one = invoke("run", "--backends", "numpy", "--models", "rnn", "--no-calibration", "--results-dir",
+                 str(tmp_path / "one"))  # fmt: skip
+    assert ab.returncode == 0 and one.returncode == 0, ab.stderr + one.stderr
+    config = {name: json.loads(next((tmp_path / name).iterdir()).joinpath("run.json").read_text())["config"]
+              for name in ("ab", "one")}  # fmt: skip
+    assert config["ab"]["adaptive"] is True and config["one"]["adaptive"] is False and config["one"]["seeds"] == 3
+
+
 def test_adaptive_repeats_stop_at_the_cap(tmp_path, monkeypatch):
     noise = np.random.default_rng(0)
     calls = _fake(monkeypatch, lambda cell: 0.010 * float(np.exp(0.5 * noise.standard_normal())))
