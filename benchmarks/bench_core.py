@@ -25,9 +25,12 @@ import sys
 import tempfile
 import time
 
+from seqbench.threads import thread_env  # seqbench loads NumPy: the settings apply after the exec below
+
 THREADS = "2"
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, THREADS)
+if os.environ.get("SEQBENCH_BENCH_THREADS") != THREADS:  # thread pools read these at import: start again with them
+    os.execve(sys.executable, [sys.executable, *sys.argv],
+              {**thread_env(int(THREADS)), "SEQBENCH_BENCH_THREADS": THREADS})  # fmt: skip
 
 import numpy as np  # noqa: E402  (thread count must be set first)
 from seqbench_numpy import NumpyBackend  # noqa: E402

@@ -108,12 +108,12 @@ def run_calibration(timeout: float = 60.0) -> dict[str, Any]:
     Never raises: a failure is recorded as ``{"error": ...}`` and the run goes on
     (reports then simply have no calibrated figures).
     """
-    from seqbench.worker import _child_env
+    from seqbench.threads import thread_env
 
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "seqbench.calibration"],
-            capture_output=True, text=True, timeout=timeout, env=_child_env(1),
+            capture_output=True, text=True, timeout=timeout, env=thread_env(1),
         )  # fmt: skip
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -98,7 +98,7 @@ def kind_info(kind: str) -> KindInfo:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """Adam as DESIGN.md fixes it (Keras's defaults).
+    """Adam as every backend must run it: Keras's defaults (docs/writing-a-backend.md).
 
     The update every backend must apply, per parameter ``w`` with gradient
     ``g`` at step ``t`` (1-based)::

@@ -27,12 +27,12 @@ samples: 162 GFLOP per epoch.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 from seqbench.contract import ModelSpec
 from seqbench.errors import SeqbenchError
+from seqbench.threads import thread_env
 
 # Run in a fresh interpreter so the measurement owns its BLAS thread pool (a pool
 # another library already started in the parent would fight it for the cores).
@@ -52,8 +52,6 @@ while time.perf_counter() < end or best == 0.0:
     best = max(best, 2.0 * n**3 / (time.perf_counter() - t0) / 1e9)
 print(best)
 """
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
 def recurrent_flops(spec: ModelSpec, samples: int) -> float:
@@ -92,12 +90,12 @@ def measure_matmul_peak(threads: int, size: int = 2048, seconds: float = 1.0, ti
     Runs ``size x size`` products for about ``seconds`` in a fresh Python
     process whose BLAS is limited to ``threads`` through the usual
     environment variables, and returns the best one.  Measured here with 2
-    threads: about 240-350 GFLOP/s (DESIGN.md).  Raises
+    threads: about 240-350 GFLOP/s (docs/measurement.md).  Raises
     :class:`SeqbenchError` if the measurement fails.
     """
     if threads <= 0 or size <= 0 or seconds < 0:
         raise ValueError(f"threads and size must be positive, seconds non-negative: {threads}, {size}, {seconds}")
-    env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
+    env = thread_env(threads)  # the cells' own thread environment: their share of this peak is like for like
     try:
         done = subprocess.run(
             [sys.executable, "-c", _PEAK_SCRIPT, str(size), str(seconds)],

@@ -4,7 +4,7 @@
 merge check and export: a backend's implementation of a model on a device,
 in one experiment.  The experiment (:func:`experiment_label`) is everything
 else that makes two times comparable: the task's parameters, units,
-activation, epochs, batch size, threads and dtype (DESIGN.md).  A row's
+activation, epochs, batch size, threads and dtype (docs/measurement.md).  A row's
 repeats add the seed (:data:`REPEAT_FIELDS`), and a repeat measured again
 after a disturbance adds its attempt (:data:`ATTEMPT_FIELDS`).
 

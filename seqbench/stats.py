@@ -1,6 +1,6 @@
 """Statistics over processes: the verdict of a time ratio between two runs.
 
-The unit of repetition is the worker process (DESIGN.md): epochs inside one
+The unit of repetition is the worker process (docs/measurement.md): epochs inside one
 process agree to about 1% while the same row moves by up to 14% from one
 process to the next, so epochs are not independent samples and pooling them
 gives intervals about ten times too narrow (the first release flagged 2 of

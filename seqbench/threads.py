@@ -35,9 +35,11 @@ run.json.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from seqbench.contract import ModelSpec
+if TYPE_CHECKING:  # no NumPy at import: a script sets THREAD_ENV_VARS from here before NumPy loads
+    from seqbench.contract import ModelSpec
 
 # Below this one thread is as fast or faster on a quiet machine, and a second
 # one collapses under load (the module doc's table).
@@ -75,3 +77,18 @@ def describe(requested: int | None, available: int) -> dict[str, Any]:
         "wait_policy": os.environ.get("OMP_WAIT_POLICY", "library default"),
         "pinning": "none",
     }
+
+
+# Every thread pool a worker's libraries may read its size from, at import: OpenMP (torch, TensorFlow's
+# oneDNN, OpenBLAS builds with OpenMP), OpenBLAS, MKL, BLIS and numexpr.  The one list: workers, the
+# calibration and the matmul peak all run under it, so a cell's share of the peak compares like with like.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                   "NUMEXPR_NUM_THREADS")  # fmt: skip
+
+
+def thread_env(threads: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process limited to ``threads`` threads (``base``: this process's)."""
+    env = dict(os.environ if base is None else base)
+    env.update({name: str(threads) for name in THREAD_ENV_VARS})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

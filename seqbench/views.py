@@ -248,7 +248,7 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
     ``cells`` is a :func:`cell_view`.  Each completed repeat ran in its own
     process and contributes one steady time (its median of epochs 2..N); the
     row's time is the median over processes, with their min and max, so the
-    spread shown is the variation between processes (DESIGN.md).  First-epoch
+    spread shown is the variation between processes (docs/measurement.md).  First-epoch
     times come from cold processes only.  Failed seeds are counted in
     ``failed`` and named by :func:`failures`; ``disturbed`` counts the repeats
     that ran while other processes took CPU.

@@ -1,7 +1,7 @@
 """One fresh child process per repeat (cell), talking JSON lines over a pipe.
 
-The process is the unit of repetition (DESIGN.md, "Measurement on a shared
-machine"): each repeat runs in a process of its own, so the variation
+The process is the unit of repetition (docs/measurement.md, "The process
+is the unit of repetition"): each repeat runs in a process of its own, so the variation
 between processes (thread placement, memory layout, the spin-waits of
 thread pools) is sampled, as pyperf's workers do.
 
@@ -52,6 +52,7 @@ from typing import Any
 from seqbench.errors import UsageError
 from seqbench.keys import Status
 from seqbench.results import CellConfig, CellRecord, EpochRecord, as_row, failed_cell
+from seqbench.threads import thread_env
 
 # The request and the messages on the pipe.  History:
 #   1  (seqbench 0.1-0.2, unnamed) request {backend, plugins, threads, cell}
@@ -60,7 +61,6 @@ from seqbench.results import CellConfig, CellRecord, EpochRecord, as_row, failed
 PROTOCOL = 2
 HELLO_TIMEOUT_S = 120.0  # an interpreter and seqbench's light imports, on a busy machine
 
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,9 @@ class Callbacks:
 
 
 def _child_env(threads: int, other_python: bool = False) -> dict[str, str]:
-    env = dict(os.environ)
     # Thread pools read these when the library loads, i.e. before any backend
     # code runs; backends also set their framework's own knobs in configure().
-    env.update({var: str(threads) for var in THREAD_ENV_VARS})
-    env["PYTHONUNBUFFERED"] = "1"
+    env = thread_env(threads)
     if other_python:
         env.update(OTHER_PYTHON)
     return env
