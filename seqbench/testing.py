@@ -197,6 +197,53 @@ def reference_forward(spec: ModelSpec, weights: Weights, x: np.ndarray) -> np.nd
     return out if spec.classification else out[:, 0]
 
 
+FORWARD_CAUSES = (
+    "Likely causes: the gate order (canonical: see seqbench.contract.KINDS), the bias layout (one bias row, or "
+    "the GRU's input and recurrent rows with reset_after=True), a bias or the head's bias never loaded, the "
+    "activation applied to the wrong terms"
+)
+
+
+def check_parameter_count(spec: ModelSpec, got: int) -> None:
+    """Fail, with both numbers and the likely cause, unless ``got`` is the canonical parameter count."""
+    want = spec.param_count
+    if int(got) != want:
+        shapes = ", ".join(f"{k} {v}" for k, v in spec.weight_shapes().items())
+        raise AssertionError(
+            f"trainable_params() is {got}, the canonical count for {spec.kind} with {spec.units} units is {want} "
+            f"({shapes}): a second bias vector counted (torch's bias_hh), a frozen weight counted, or a weight missing"
+        )
+
+
+def gate_differences(spec: ModelSpec, name: str, got: np.ndarray, want: np.ndarray) -> str:
+    """Which gate blocks of a kernel or bias differ (``input, forget``), or "" where ``name`` has no gates."""
+    info, h = spec.info, spec.units
+    if name not in ("kernel", "recurrent_kernel", "bias") or got.shape != want.shape:
+        return ""
+    differ = [gate for gate in info.gates if not np.array_equal(got[..., info.gate_slice(gate, h)],
+                                                                 want[..., info.gate_slice(gate, h)])]  # fmt: skip
+    return ", ".join(differ)
+
+
+def check_round_trip(spec: ModelSpec, weights: Weights, got: Weights) -> None:
+    """Fail unless ``got`` (from ``get_weights()``) equals ``weights`` exactly, naming the weight and the gates."""
+    for name, array in weights.arrays().items():
+        value = getattr(got, name)
+        if not isinstance(value, np.ndarray):
+            raise AssertionError(f"{name} is {type(value).__name__}, not a NumPy array")
+        if value.shape != array.shape:
+            raise AssertionError(f"{name} has shape {value.shape}, the canonical shape is {array.shape}")
+        if not np.array_equal(value, array):
+            gates = gate_differences(spec, name, value, array)
+            where = f" in gate(s) {gates}" if gates else ""
+            zero = " (it came back as zeros: never loaded?)" if not np.any(value) else ""
+            raise AssertionError(
+                f"{name} did not round-trip{where}{zero}: largest difference "
+                f"{float(np.max(np.abs(value.astype(np.float64) - array))):.3g}; a permuted gate order, a "
+                "transposed matrix or a bias row in the wrong place"
+            )
+
+
 def assert_weights_close(got: Weights, want: Weights, rtol: float, what: str) -> None:
     for name, array in want.arrays().items():
         err = relative_error(getattr(got, name), array)
@@ -325,26 +372,25 @@ class BackendConformance:
 
     def test_parameter_count_is_canonical(self, case: Case) -> None:
         model = _build(case.backend, case.implementation, case, initial_weights(case.spec, 0))
-        assert model.trainable_params() == case.spec.param_count
+        check_parameter_count(case.spec, model.trainable_params())
 
     def test_weights_round_trip(self, case: Case) -> None:
-        weights = initial_weights(case.spec, 1)
+        # random, non-zero everywhere: the initial biases are zero, so a bias never loaded would pass with them
+        weights = random_weights(case.spec, 1)
         model = _build(case.backend, case.implementation, case, weights)
-        out = model.get_weights()
-        for name, array in weights.arrays().items():
-            got = getattr(out, name)
-            assert isinstance(got, np.ndarray), f"{name} is {type(got).__name__}, not a NumPy array"
-            np.testing.assert_array_equal(got, array, err_msg=name)
+        check_round_trip(case.spec, weights, model.get_weights())
 
     def test_forward_matches_reference(self, case: Case) -> None:
-        weights = initial_weights(case.spec, 2)
+        weights = random_weights(case.spec, 2)  # non-zero biases and head bias: each must reach the output
         x, _, _ = case_data(case)
         want = reference_forward(case.spec, weights, x)
         got = _build(case.backend, case.implementation, case, weights).predict(x)
         shape = (len(x), case.spec.outputs) if case.spec.classification else (len(x),)
         assert isinstance(got, np.ndarray) and got.shape == shape, f"predict() returned shape {np.shape(got)}"
         err = relative_error(got, want)
-        assert err <= FORWARD_RTOL, f"predictions differ from the reference: relative error {err:.2e}"
+        assert err <= FORWARD_RTOL, (
+            f"predictions differ from the reference: relative error {err:.2e} > {FORWARD_RTOL:g}. {FORWARD_CAUSES}"
+        )
 
     def test_three_epochs_match_reference(self, case: Case) -> None:
         compare_training(lambda weights: _build(case.backend, case.implementation, case, weights), case)

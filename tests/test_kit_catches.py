@@ -1,0 +1,62 @@
+"""The conformance kit catches the bugs a contributor planted in a conformant backend and it once missed:
+a layer bias never loaded (RNN, GRU) and a head bias never loaded.  The initial weights' biases are zero,
+so a check built on them could not see either; the kit's forward and round-trip checks use random weights."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from seqbench_numpy import NumpyBackend
+from seqbench_numpy.model import NumpyModel
+
+import seqbench.testing as kit
+from seqbench.contract import ModelSpec
+from seqbench.harness import initial_weights
+
+
+class Planted(NumpyBackend):
+    """The NumPy reference with one weight never loaded: it keeps zeros where the canonical weight goes."""
+
+    name = "planted"
+
+    def __init__(self, never_loaded: str) -> None:
+        self.never_loaded = never_loaded
+
+    def build(self, implementation, spec, weights, device):
+        lost = getattr(weights, self.never_loaded)
+        return NumpyModel(spec, replace(weights, **{self.never_loaded: np.zeros_like(lost)}))
+
+
+def _case(kind: str) -> kit.Case:
+    shape = kit.SHAPE["seed"]
+    spec = ModelSpec(kind, shape.units, shape.steps, shape.features, "tanh")
+    return kit.Case("planted", "reference", "cpu", spec, "seed", shape.samples, shape.batch)
+
+
+@pytest.mark.parametrize(("kind", "never_loaded"), [("rnn", "bias"), ("gru", "bias"), ("rnn", "dense_bias"),
+                                                    ("gru", "dense_bias")])  # fmt: skip
+def test_the_kit_fails_a_backend_that_never_loads_a_bias(monkeypatch, kind, never_loaded):
+    monkeypatch.setattr(kit, "backend_for", lambda name, device="cpu": Planted(never_loaded))
+    case, suite = _case(kind), kit.BackendConformance()
+    # the bug is invisible to the initial weights, whose biases are zero: that is how it got through
+    initial = initial_weights(case.spec, 1)
+    assert not np.any(getattr(initial, never_loaded))
+    with pytest.raises(AssertionError, match=rf"^{never_loaded} did not round-trip.*came back as zeros"):
+        suite.test_weights_round_trip(case)
+    with pytest.raises(AssertionError, match="predictions differ from the reference.*bias or the head's bias"):
+        suite.test_forward_matches_reference(case)
+
+
+def test_a_round_trip_failure_names_the_gate_and_a_wrong_count_gives_both_numbers():
+    spec = ModelSpec("lstm", 4, 3)
+    weights = kit.random_weights(spec)
+    swapped = weights.kernel.copy()
+    swapped[:, 4:8], swapped[:, 8:12] = weights.kernel[:, 8:12], weights.kernel[:, 4:8]  # forget <-> candidate
+    with pytest.raises(AssertionError, match=r"kernel did not round-trip in gate\(s\) forget, candidate"):
+        kit.check_round_trip(spec, weights, replace(weights, kernel=swapped))
+    with pytest.raises(AssertionError, match=rf"trainable_params\(\) is 111, the canonical count .* is {spec.param_count}"):
+        kit.check_parameter_count(spec, 111)
+    kit.check_parameter_count(spec, spec.param_count)
+    kit.check_round_trip(spec, weights, weights)
