@@ -61,15 +61,6 @@ def _grid(kind: type):  # noqa: ANN202 - an argparse type
     return parse
 
 
-def _seeds(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seeds or 'auto', got {value!r}") from None
-
-
 def _env(value: str) -> tuple[str, str]:
     name, sep, executable = value.partition("=")
     if not sep or not name.strip() or not executable.strip():
@@ -77,14 +68,22 @@ def _env(value: str) -> tuple[str, str]:
     return name.strip(), executable.strip()
 
 
-def _threads(value: str) -> int | None:
-    if value == "auto":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of threads or 'auto', got {value!r}") from None
+def _number_or_auto(what: str, auto: object):  # noqa: ANN202 - an argparse type
+    """An argparse type: an integer, or ``auto`` (which parses as ``auto``)."""
 
+    def parse(value: str):  # noqa: ANN202
+        if value == "auto":
+            return auto
+        try:
+            return int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {what} or 'auto', got {value!r}") from None
+
+    return parse
+
+
+_threads = _number_or_auto("threads", None)  # auto: the thread policy (seqbench.threads)
+_seeds = _number_or_auto("seeds", "auto")  # auto: repeat until decided
 
 def bounded_float(low: float, high: float, unit: str = "") -> Callable[[str], float]:
     """An argparse type: a finite number in (low, high]."""

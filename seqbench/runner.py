@@ -105,8 +105,7 @@ def validate(config: RunConfig) -> None:
     if not 0 <= config.retry_budget <= 10:
         raise UsageError(f"the re-measurement budget must be from 0 to 10 times the plan, got {config.retry_budget}")
     if config.adaptive and not config.max_seeds >= max(config.seeds, 2):
-        raise UsageError(f"--max-seeds must be at least 2 and at least the starting seeds ({config.seeds}), "
-                         f"got {config.max_seeds}")  # fmt: skip
+        raise UsageError(f"--max-seeds must be at least 2 (and not below --seeds), got {config.max_seeds}")
     if not (math.isfinite(config.threshold) and 0 < config.threshold <= 100):
         raise UsageError(f"--threshold must be above 0 and at most 100, got {config.threshold}")
     for name, executable in config.envs.items():

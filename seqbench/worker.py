@@ -99,26 +99,26 @@ def probe_env(name: str, executable: str, packages: list[str]) -> dict[str, Any]
     a worker or speaks another protocol than this seqbench."""
     import seqbench
 
-    def ask(*args: str) -> subprocess.CompletedProcess[str] | None:
+    where = f"environment {name!r} ({executable})"
+    mine = f"this seqbench {seqbench.__version__} speaks worker protocol {PROTOCOL}"
+
+    def ask(*args: str) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run([executable, *args], capture_output=True, text=True, timeout=HELLO_TIMEOUT_S,
                                   stdin=subprocess.DEVNULL, env={**os.environ, **OTHER_PYTHON})  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired):
-            return None
+        except OSError as e:
+            raise UsageError(f"{where} cannot be started: {e.strerror or e}") from None
+        except subprocess.TimeoutExpired:
+            raise UsageError(f"{where} did not answer within {HELLO_TIMEOUT_S:g} s") from None
 
-    where = f"environment {name!r} ({executable})"
-    mine = f"this seqbench {seqbench.__version__} speaks worker protocol {PROTOCOL}"
     done = ask("-m", "seqbench.worker", "--hello", "--packages", ",".join(packages))
-    if done is None:
-        raise UsageError(f"{where} cannot be started: not an executable, or it did not answer within "
-                         f"{HELLO_TIMEOUT_S:g} s")  # fmt: skip
     try:
         facts = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
     except (IndexError, ValueError):
         facts = None
     if not isinstance(facts, dict) or not isinstance(facts.get("protocol"), int):
         version = ask("-c", "import seqbench; print(seqbench.__version__)")
-        if version is None or version.returncode != 0:
+        if version.returncode != 0:
             raise UsageError(f"{where} has no seqbench to run a worker with (install seqbench there)")
         theirs = version.stdout.strip().splitlines()[-1] if version.stdout.strip() else "?"
         raise UsageError(f"{where}: its seqbench {theirs} speaks worker protocol 1 (no --hello); {mine}; "
