@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import seqbench
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError
 from seqbench.keys import EXPERIMENT_FIELDS, CellKey, RunStatus
 from seqbench.loader import read_run
-from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, FORMAT_VERSION, LOGS_DIR, RUN_FILE
+from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, LOGS_DIR, RUN_FILE, run_meta
 
 
 @dataclass
@@ -184,31 +183,29 @@ def _merged_meta(parts: list[_Part], status: RunStatus, missing: list[int], warn
     single = next(iter(all_machines.values())) if len(all_machines) == 1 else None
     starts = [p.meta["started"] for p in parts if p.meta.get("started")]
     ends = [p.meta["ended"] for p in parts if p.meta.get("ended")]
-    return {
-        "format_version": FORMAT_VERSION,
-        "seqbench_version": seqbench.__version__,
-        "status": status,
+    envs = _merged_envs(parts)
+    meta = run_meta(config, machine=single["machine"] if single else None,
+                    machine_id=next(iter(all_machines)) if single else None, packages=packages,
+                    git=parts[0].meta.get("git") if len(commits) == 1 else None,
+                    # a missing shard's cells were never planned here: the total is unknown
+                    cells_planned=None if missing else sum(int(p.meta.get("cells_planned") or 0) for p in parts),
+                    started=min(starts) if starts else None, status=status,
+                    thread_policy=parts[0].meta.get("thread_policy"), envs=envs)  # fmt: skip
+    meta.update({
         "started": min(starts) if starts else None,
         "ended": max(ends) if len(ends) == len(parts) else None,
         "merged": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": config,
-        "machine": single["machine"] if single else None,
-        "machine_id": next(iter(all_machines)) if single else None,
         "machines": all_machines,
-        "packages": packages,
-        "git": parts[0].meta.get("git") if len(commits) == 1 else None,
-        "shard": None,
         "calibration": single.get("calibration") if single else None,
-        # a missing shard's cells were never planned here: the total is unknown
-        "cells_planned": None if missing else sum(int(p.meta.get("cells_planned") or 0) for p in parts),
         "cells_done": sum(len(p.cells) for p in parts),
-        "envs": _merged_envs(parts),
+        "retries_run": sum(int(p.meta.get("retries_run") or 0) for p in parts),
         "merged_from": [
             {"run_id": p.path.name, "path": str(p.path), "status": p.meta.get("status"), "shard": p.meta.get("shard"),
              "machines": list(p.machines), "git": p.meta.get("git"), "started": p.meta.get("started")}
             for p in parts
-        ],  # fmt: skip
-    }
+        ],
+    })  # fmt: skip
+    return meta
 
 
 def _merged_envs(parts: list[_Part]) -> dict[str, Any]:

@@ -185,6 +185,46 @@ def to_json(record: Any) -> str:
     return json.dumps(as_row(record), allow_nan=False)
 
 
+SCHEDULE = "interleaved: one fresh worker process per repeat"
+SCHEDULE_AB = "A/B: each repeat in every environment side by side, ABBA order across seeds; " + \
+    "one fresh worker process per repeat"
+
+
+def run_meta(config: Mapping[str, Any], *, machine: dict[str, Any] | None, machine_id: str | None,
+             packages: dict[str, str], git: Any, cells_planned: int | None, started: str | None = None,
+             status: str = "running", thread_policy: dict[str, Any] | None = None,
+             envs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """run.json of a run as it starts: every key a run writes, in one place (docs/results-format.md).
+
+    ``config`` is the run's :class:`~seqbench.config.RunConfig` as a dict.  The runner fills in the rest as
+    the run goes (status, end, calibration, counts); the test factory writes the same keys.
+    """
+    import seqbench
+
+    shard = config.get("shard")
+    return {
+        "format_version": FORMAT_VERSION,
+        "seqbench_version": seqbench.__version__,
+        "status": status,
+        "started": started or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "ended": None,
+        "config": dict(config),
+        "machine": machine,
+        "machine_id": machine_id,
+        "shard": {"index": shard[0], "count": shard[1]} if shard else None,
+        "calibration": None,
+        "thread_policy": thread_policy or {},
+        "schedule": SCHEDULE_AB if envs else SCHEDULE,
+        "packages": packages,
+        "git": git,
+        "cells_planned": cells_planned,
+        "cells_done": 0,
+        "retries_run": 0,
+        "matmul_peak_gflops": {},
+        "envs": envs or {},
+    }
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 

@@ -49,16 +49,10 @@ from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import model_spec
 from seqbench.keys import COMPLETED, RunStatus
-from seqbench.loader import RunConfigMeta, RunMeta
+from seqbench.loader import RunMeta
 from seqbench.machine import git_commit, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
-from seqbench.results import (
-    FORMAT_VERSION,
-    CellConfig,
-    CellRecord,
-    EpochRecord,
-    RunWriter,
-)
+from seqbench.results import CellConfig, CellRecord, EpochRecord, RunWriter, run_meta
 from seqbench.stats import FASTER, SAME, SLOWER, judge_paired, precise_enough
 from seqbench.tasks import Task
 from seqbench.worker import Callbacks, probe_env, run_in_worker
@@ -277,29 +271,16 @@ def _plan_point(
                          for seed in range(config.seeds)]  # fmt: skip
 
 
-def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig]) -> RunMeta:
+def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig],
+                 envs: dict[str, Any] | None = None) -> RunMeta:  # fmt: skip
     versions = package_versions(["seqbench", "numpy", "pandas", "pluggy"])
     for name in dict.fromkeys(c.backend for c in cells):
         versions.update(registry.backend(name).versions())
-    return {
-        "format_version": FORMAT_VERSION,
-        "seqbench_version": seqbench.__version__,
-        "status": RunStatus.RUNNING,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "ended": None,
-        "config": cast(RunConfigMeta, asdict(config)),
-        "machine": (machine := machine_info()),
-        "machine_id": machine_id(machine),
-        "shard": {"index": config.shard[0], "count": config.shard[1]} if config.shard else None,
-        "calibration": None,
-        "thread_policy": thread_policy.describe(config.threads, thread_policy.cores()),
-        "schedule": "interleaved: one fresh worker process per repeat",
-        "packages": versions,
-        "git": git_commit(Path(seqbench.__file__).parent),
-        "cells_planned": len(cells),
-        "cells_done": 0,
-        "retries_run": 0,
-    }
+    machine = machine_info()
+    meta = run_meta(asdict(config), machine=machine, machine_id=machine_id(machine), packages=versions,
+                    git=git_commit(Path(seqbench.__file__).parent), cells_planned=len(cells),
+                    thread_policy=thread_policy.describe(config.threads, thread_policy.cores()), envs=envs)  # fmt: skip
+    return cast(RunMeta, meta)
 
 
 def _matmul_peaks(thread_counts: set[int]) -> dict[str, float]:
@@ -424,11 +405,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
             packages += [p for p in registry.backend(name).versions() if p not in packages]
         facts = {name: probe_env(name, exe, packages) for name, exe in config.envs.items()}
     writer = RunWriter(config.results_dir)  # fails before any work if it cannot write
-    meta = run_metadata(config, registry, planned.cells)
-    if envs:
-        meta["envs"] = facts
-        meta["schedule"] = "A/B: each repeat in every environment side by side, ABBA order across seeds; " + \
-            "one fresh worker process per repeat"
+    meta = run_metadata(config, registry, planned.cells, facts)
     cells: list[CellRecord] = []
     results: list[tuple[CellConfig, CellRecord]] = []  # each record with the cell it measured
     queue = deque(planned.cells)

@@ -8,15 +8,16 @@ what a run writes.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seqbench.calibration import machine_id
+from seqbench.config import RunConfig
 from seqbench.keys import experiment_label
-from seqbench.results import FORMAT_VERSION, CellRecord, EpochRecord, RunWriter
+from seqbench.results import CellRecord, EpochRecord, RunWriter, run_meta
 
 MACHINE = {
     "hostname": "box-a", "cpu": "Test CPU 3000", "cores": 2, "memory_gb": 8.0, "os": "Linux-test",
@@ -53,19 +54,17 @@ def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: 
     gen = np.random.default_rng(seed)
     writer = RunWriter(root, name)
     machine = copy.deepcopy(machine or MACHINE)
-    cfg = {"backends": sorted({r.backend for r in rows}), "models": sorted({r.model for r in rows}),
-           "task": "arithmetic", "task_params": {}, "epochs": epochs, "batch_size": 32, "units": 10,
-           "activation": "relu", "seeds": seeds, "device": "cpu", "threads": 2, "timeout": 600.0,
-           "results_dir": str(root), "shard": list(shard) if shard else None,
-           "calibrate": True} | (config or {})  # fmt: skip
-    meta: dict[str, Any] = {
-        "format_version": FORMAT_VERSION, "seqbench_version": "0.1.0", "status": status, "started": started,
-        "ended": started, "config": cfg, "machine": machine, "machine_id": machine_id(machine),
-        "shard": {"index": shard[0], "count": shard[1]} if shard else None,
-        "calibration": None if calibration_s is None else {"version": 1, "score_s": calibration_s, "threads": 1},
-        "packages": packages or PACKAGES, "git": {"commit": commit, "dirty": False},
-        "cells_planned": planned if planned is not None else len(rows) * seeds, "cells_done": 0,
-    }  # fmt: skip
+    config_values = dict(backends=tuple(sorted({r.backend for r in rows})),
+                         models=tuple(sorted({r.model for r in rows})), epochs=epochs, seeds=seeds, threads=2,
+                         results_dir=str(root), shard=shard) | (config or {})  # fmt: skip
+    cfg = asdict(RunConfig(**config_values))  # every field a run records, as `seqbench run` writes it
+    meta: dict[str, Any] = run_meta(
+        cfg, machine=machine, machine_id=machine_id(machine), packages=packages or PACKAGES,
+        git={"commit": commit, "dirty": False}, cells_planned=planned if planned is not None else len(rows) * seeds,
+        started=started, status=status, thread_policy={"policy": "fixed", "threads": 2, "cores": 2},
+    )  # fmt: skip
+    meta.update(ended=started, calibration=None if calibration_s is None else
+                {"version": 1, "score_s": calibration_s, "threads": 1})  # fmt: skip
     done = 0
     for row in rows:
         for s in range(seeds):

@@ -299,3 +299,30 @@ def test_the_matmul_peak_is_measured_per_thread_count_and_each_cell_gets_its_sha
     run_dir = next(tmp_path.iterdir())
     assert measured == [2] and json.loads((run_dir / "run.json").read_text())["matmul_peak_gflops"] == {"2": 200.0}
     assert {c["peak_share"] for c in read_jsonl(run_dir / "cells.jsonl")} == {0.125}
+
+
+def _keys(value, prefix=""):
+    """Every key path of a JSON document (lists are looked into by their first item)."""
+    values_only = ("machine", "packages", "thread_policy", "git", "calibration")  # their keys are the machine's
+    if isinstance(value, dict):
+        return {f"{prefix}{k}" for k in value} | {p for k, v in value.items() for p in _keys(v, f"{prefix}{k}.")
+                                                  if k not in values_only}  # fmt: skip
+    return set()
+
+
+def test_the_test_factory_writes_what_seqbench_run_writes(tmp_path, monkeypatch):
+    """Field for field, apart from values: run.json (and its config), the cells' and the epochs' columns."""
+    from tests.runfactory import Row, make_run
+
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--models", "rnn", *FAST, "--results-dir", str(tmp_path / "real"))
+    assert result.returncode == 0, result.stderr
+    real = next((tmp_path / "real").iterdir())
+    made = make_run(tmp_path / "made", "r", [Row()], seeds=1, epochs=2)
+    real_meta, made_meta = (json.loads((d / "run.json").read_text()) for d in (real, made))
+    real_keys = _keys(real_meta) - {"remeasured", "remeasured.repeats", "remeasured.processes",
+                                    "remeasured.budget_processes", "remeasured.left_disturbed", "remeasured.why"}
+    assert _keys(made_meta) == real_keys  # the runner adds only what the run itself measured again
+    for table in ("cells.jsonl", "epochs.jsonl"):
+        real_row, made_row = (json.loads((d / table).read_text().splitlines()[0]) for d in (real, made))
+        assert list(made_row) == list(real_row), table
