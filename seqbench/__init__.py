@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from seqbench.contract import Availability, Backend, Model, ModelSpec, OptimizerSpec, Weights
+from seqbench.contract import (
+    Availability,
+    Backend,
+    BackendBase,
+    Model,
+    ModelBase,
+    ModelSpec,
+    OptimizerSpec,
+    Weights,
+)
 from seqbench.errors import SeqbenchError
 from seqbench.hookspecs import hookimpl
 
@@ -21,7 +30,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Availability",
     "Backend",
+    "BackendBase",
     "Model",
+    "ModelBase",
     "ModelSpec",
     "OptimizerSpec",
     "SeqbenchError",

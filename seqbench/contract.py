@@ -339,6 +339,90 @@ def unsupported_basics(backend: Backend, implementation: str, spec: ModelSpec, d
     return None
 
 
+def installed_versions(distributions: Sequence[str]) -> dict[str, str]:
+    """The installed versions of ``distributions`` (from their metadata: nothing is imported); missing ones
+    are left out.
+
+    .. versionadded:: 0.3
+    """
+    from importlib import metadata
+
+    found = {}
+    for name in distributions:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+class ModelBase:
+    """Defaults for a model's optional members, so that a backend writes only what is its own.
+
+    Subclass it (the :class:`Model` protocol still types the result):
+    :meth:`synchronize` waits for nothing (a synchronous framework),
+    :meth:`epoch_gpu_seconds` measures nothing, :meth:`implementation_path`
+    says :attr:`path`, and :meth:`describe` records nothing.
+
+    .. versionadded:: 0.3
+    """
+
+    path = ""  # what implementation_path() says; the class's name when empty
+
+    def synchronize(self) -> None:
+        """Nothing is queued: return at once (override for an asynchronous framework)."""
+
+    def epoch_gpu_seconds(self) -> float | None:
+        return None
+
+    def implementation_path(self) -> str:
+        return self.path or type(self).__name__
+
+    def describe(self) -> dict[str, str]:
+        return {}
+
+
+class BackendBase:
+    """Defaults for a backend, so that a new one declares data and writes ``build``.
+
+    * :meth:`availability`: every module in :attr:`requires` can be found
+      (without importing it), else the missing ones and :attr:`install_hint`;
+    * :meth:`versions`: :func:`installed_versions` of :attr:`distributions`;
+    * :meth:`supports`: :func:`unsupported_basics` (extend it with ``super()``);
+    * :meth:`configure`: nothing (import the framework and set its thread pools here).
+
+    .. versionadded:: 0.3
+    """
+
+    name = ""
+    implementations: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ("cpu",)
+    requires: tuple[str, ...] = ()  # top-level modules that must be importable
+    distributions: tuple[str, ...] = ()  # packages whose versions a run records
+    install_hint = ""
+
+    def availability(self) -> Availability:
+        import importlib.util
+
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            return Availability(False, f"{', '.join(missing)} not installed", self.install_hint)
+        return Availability(True)
+
+    def versions(self) -> dict[str, str]:
+        return installed_versions(self.distributions)
+
+    def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
+        return unsupported_basics(self, implementation, spec, device)
+
+    def configure(self, device: str, threads: int) -> None:
+        """Nothing to prepare (the worker has already set the thread variables of seqbench.threads)."""
+
+    def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
+        """What every backend writes itself: a model of ``spec`` holding exactly ``weights``."""
+        raise NotImplementedError(f"backend {self.name!r} does not define build()")
+
+
 def default_order(backend: Backend, spec: ModelSpec, device: str) -> list[str]:
     """The implementations to try, in order, when the user names none.
 

@@ -8,30 +8,17 @@ a third-party backend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 
 import seqbench
-from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights, unsupported_basics
+from seqbench.contract import Backend, BackendBase, Model, ModelSpec, Weights
 
 
-class NumpyBackend:
+class NumpyBackend(BackendBase):
+    # BLAS reads its thread count from the environment the worker sets before NumPy is imported:
+    # nothing to configure.
     name = "numpy"
     implementations = ("reference",)
-    devices = ("cpu",)
-
-    def availability(self) -> Availability:
-        return Availability(True)
-
-    def versions(self) -> dict[str, str]:
-        return {"numpy": metadata.version("numpy")}
-
-    def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
-        return unsupported_basics(self, implementation, spec, device)
-
-    def configure(self, device: str, threads: int) -> None:
-        # BLAS reads its thread count from the environment the worker sets
-        # (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS) before NumPy is imported.
-        pass
+    distributions = ("numpy",)
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
         from seqbench_numpy.model import NumpyModel

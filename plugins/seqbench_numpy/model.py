@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from seqbench.contract import ModelSpec, Weights
+from seqbench.contract import ModelBase, ModelSpec, Weights
 
 
 def _relu(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -89,7 +89,8 @@ def head_loss(out: np.ndarray, y: np.ndarray, classification: bool) -> tuple[flo
     return loss, p
 
 
-class NumpyModel:
+class NumpyModel(ModelBase):
+    path = "numpy-bptt"  # NumPy is synchronous and has no device timer: ModelBase's defaults
     """The reference implementation of :class:`seqbench.contract.Model`.
 
     ``dtype`` overrides ``spec.dtype`` (the tests check gradients in float64).
@@ -325,12 +326,6 @@ class NumpyModel:
         loss = self._loss_and_grads(self._load_batch(np.arange(len(y))))
         return loss, self._to_canonical(self.grads, self.dtype)
 
-    def synchronize(self) -> None:
-        pass  # NumPy is synchronous
-
-    def epoch_gpu_seconds(self) -> float | None:
-        return None
-
     def predict(self, x: np.ndarray) -> np.ndarray:
         b = self._buf(len(x))
         b.x[...] = np.asarray(x, self.dtype).transpose(1, 2, 0)
@@ -342,9 +337,6 @@ class NumpyModel:
 
     def trainable_params(self) -> int:
         return sum(p.size for p in self.params)
-
-    def implementation_path(self) -> str:
-        return "numpy-bptt"
 
     def describe(self) -> dict[str, str]:
         return {"dtype": np.dtype(self.dtype).name}

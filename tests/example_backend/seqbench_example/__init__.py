@@ -7,15 +7,15 @@ in ``build``.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import numpy as np
 
 import seqbench
-from seqbench.contract import Availability, ModelSpec, Weights
+from seqbench.contract import BackendBase, ModelBase, ModelSpec, Weights
 
 
-class Float64Model:
+class Float64Model(ModelBase):
+    path = "numpy-bptt-float64"  # synchronous, no device timer: ModelBase's defaults serve
+
     def __init__(self, spec: ModelSpec, weights: Weights) -> None:
         from seqbench_numpy.model import NumpyModel  # a framework would be imported here
 
@@ -27,12 +27,6 @@ class Float64Model:
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
         return float(self._model.train_epoch(order, batch_size))
 
-    def synchronize(self) -> None:
-        pass  # nothing runs asynchronously
-
-    def epoch_gpu_seconds(self) -> float | None:
-        return None  # no device timer
-
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._model.predict(x)
 
@@ -42,29 +36,17 @@ class Float64Model:
     def trainable_params(self) -> int:
         return self._model.trainable_params()
 
-    def implementation_path(self) -> str:
-        return "numpy-bptt-float64"
-
     def describe(self) -> dict[str, str]:
         return {"dtype": "float64"}
 
 
-class ExampleBackend:
+class ExampleBackend(BackendBase):
     name = "example"
     implementations = ("float64",)
-    devices = ("cpu",)
-
-    def availability(self) -> Availability:
-        return Availability(True)
-
-    def versions(self) -> dict[str, str]:
-        return {"numpy": metadata.version("numpy")}
+    distributions = ("numpy",)  # versions() records it; availability() needs nothing beyond NumPy
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
         return None if device == "cpu" else "CPU only"
-
-    def configure(self, device: str, threads: int) -> None:
-        pass
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Float64Model:
         return Float64Model(spec, weights)
