@@ -356,6 +356,19 @@ def installed_versions(distributions: Sequence[str]) -> dict[str, str]:
     return found
 
 
+def module_found(module: str) -> bool:
+    """Whether ``module`` can be imported, found without importing it (a dotted name imports its parents).
+
+    .. versionadded:: 0.3
+    """
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ModuleNotFoundError, ValueError):  # a dotted name whose parent is missing; a broken __spec__
+        return False
+
+
 class ModelBase:
     """Defaults for a model's optional members, so that a backend writes only what is its own.
 
@@ -402,11 +415,9 @@ class BackendBase:
     install_hint = ""
 
     def availability(self) -> Availability:
-        import importlib.util
-
-        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        missing = [m for m in self.requires if not module_found(m)]
         if missing:
-            return Availability(False, f"{', '.join(missing)} not installed", self.install_hint)
+            return Availability(False, f"{' and '.join(missing)} not installed", self.install_hint)
         return Availability(True)
 
     def versions(self) -> dict[str, str]:

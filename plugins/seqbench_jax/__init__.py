@@ -19,34 +19,18 @@ records it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 import seqbench
 from seqbench.compiled import restrict_affinity
-from seqbench.contract import Availability, Backend, Model, ModelSpec, Weights, unsupported_basics
+from seqbench.contract import Backend, BackendBase, Model, ModelSpec, Weights, module_found
 
 INSTALL_HINT = "pip install -e '.[jax]' -c constraints.txt  (in the seqbench checkout; CPU jaxlib from PyPI)"
 # The CUDA plugins jax loads when it finds them (jax[cuda12] / jax[cuda13]).
 CUDA_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_plugins.xla_cuda12", "jax_plugins.xla_cuda13")
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _find(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a dotted name whose parent is missing
-        return False
 
 
 def no_gpu_reason() -> str | None:
@@ -59,36 +43,28 @@ def no_gpu_reason() -> str | None:
         except RuntimeError:
             return f"jax {jax.__version__} sees no GPU"
         return None
-    if not any(_find(m) for m in CUDA_PLUGINS):
+    if not any(module_found(m) for m in CUDA_PLUGINS):
         return "no CUDA plugin for jax is installed (pip install 'jax[cuda12]'); this jaxlib runs on the CPU only"
     if sys.platform.startswith("linux") and not Path("/proc/driver/nvidia/version").exists():
         return "no NVIDIA driver is loaded (/proc/driver/nvidia/version is missing)"
     return None
 
 
-class JaxBackend:
+class JaxBackend(BackendBase):
     """The :class:`seqbench.contract.Backend` for JAX; constructing it imports nothing."""
 
     name = "jax"
     implementations = ("epoch", "step")
     devices = ("cpu", "gpu")
+    requires = distributions = ("jax", "jaxlib")
+    install_hint = INSTALL_HINT
 
     def __init__(self) -> None:
         self.affinity: list[int] = []
         self.pool_sized_by_affinity = True
 
-    def availability(self) -> Availability:
-        missing = [m for m in ("jax", "jaxlib") if not _find(m)]
-        if missing:
-            return Availability(False, f"{' and '.join(missing)} not installed", INSTALL_HINT)
-        return Availability(True)
-
-    def versions(self) -> dict[str, str]:
-        found = {d: _version(d) for d in ("jax", "jaxlib")}
-        return {d: v for d, v in found.items() if v is not None}
-
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
-        basic = unsupported_basics(self, implementation, spec, device)
+        basic = super().supports(implementation, spec, device)
         if basic is not None:
             return basic
         from seqbench_jax.kinds import unsupported_kind  # no jax: the tables are plain Python

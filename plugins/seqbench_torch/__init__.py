@@ -16,20 +16,18 @@ Implementations (the default is the fastest that supports the spec, see
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
-from importlib import metadata
 
 import seqbench
 from seqbench.contract import (
-    Availability,
     Backend,
+    BackendBase,
     Model,
     ModelSpec,
     Weights,
+    installed_versions,
     no_nvidia_driver,
-    unsupported_basics,
 )
 
 INSTALL_HINT = (
@@ -42,10 +40,7 @@ FUSED_LAYERS = {"rnn": ("nn.RNN", ("tanh", "relu")), "lstm": ("nn.LSTM", ("tanh"
 
 
 def _torch_version() -> str | None:
-    try:
-        return metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        return None
+    return installed_versions(["torch"]).get("torch")
 
 
 def _no_cuda_reason() -> str | None:
@@ -64,24 +59,17 @@ def _no_cuda_reason() -> str | None:
     return no_nvidia_driver()
 
 
-class TorchBackend:
+class TorchBackend(BackendBase):
     """The :class:`seqbench.contract.Backend` for PyTorch; constructing it imports nothing."""
 
     name = "torch"
     implementations = ("fused", "loop")
     devices = ("cpu", "gpu")
-
-    def availability(self) -> Availability:
-        if importlib.util.find_spec("torch") is None:
-            return Availability(False, "torch is not installed", INSTALL_HINT)
-        return Availability(True)
-
-    def versions(self) -> dict[str, str]:
-        version = _torch_version()
-        return {"torch": version} if version else {}
+    requires = distributions = ("torch",)
+    install_hint = INSTALL_HINT
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
-        basic = unsupported_basics(self, implementation, spec, device)
+        basic = super().supports(implementation, spec, device)
         if basic is not None:
             return basic
         if implementation == "fused":
