@@ -32,7 +32,6 @@ This module imports only NumPy (in the child) and the standard library.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import subprocess
@@ -40,17 +39,13 @@ import sys
 import time
 from typing import Any
 
+from seqbench.machine import machine_id
+
 CALIBRATION_VERSION = 1
 _REPEATS = 5
 _PY_ITERATIONS = 150_000
 _SMALL_STEPS = 1_500
 _MATMUL_SIZE, _MATMUL_COUNT = 384, 8
-
-
-def machine_id(info: dict[str, Any]) -> str:
-    """A short, stable id for the machine described by ``info`` (run.json's ``machine``)."""
-    text = json.dumps(info, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def _best(fn: Any, repeats: int = _REPEATS) -> float:

@@ -20,7 +20,12 @@ import traceback
 from collections.abc import Callable, Sequence
 
 import seqbench
-from seqbench.cli_reports import add_commands, parse_shard, terminal_width  # light: pandas only inside its handlers
+from seqbench.cli_reports import (  # light: pandas only inside its handlers
+    _csv,
+    add_commands,
+    parse_shard,
+    terminal_width,
+)
 from seqbench.config import RunConfig
 from seqbench.errors import SeqbenchError, UsageError
 from seqbench.escape import one_line
@@ -29,10 +34,6 @@ from seqbench.keys import RunStatus
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
 MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a cell that may run longer than a week is a typo
-
-
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def _task_param(value: str) -> tuple[str, int | tuple[int, ...]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -31,6 +33,12 @@ def _memory_gb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def machine_id(info: dict[str, Any]) -> str:
+    """A short, stable id for the machine described by ``info`` (run.json's ``machine``)."""
+    text = json.dumps(info, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def machine_info() -> dict[str, Any]:

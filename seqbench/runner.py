@@ -42,7 +42,7 @@ from seqbench import grid
 from seqbench import threads as thread_policy
 from seqbench.attempts import counted_rows
 from seqbench.budget import check_memory
-from seqbench.calibration import machine_id, run_calibration
+from seqbench.calibration import run_calibration
 from seqbench.config import RunConfig
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
@@ -50,7 +50,7 @@ from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import model_spec
 from seqbench.keys import COMPLETED, RunStatus
 from seqbench.loader import RunMeta
-from seqbench.machine import git_commit, machine_info, package_versions
+from seqbench.machine import git_commit, machine_id, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
 from seqbench.results import CellConfig, CellRecord, EpochRecord, RunWriter, run_meta
 from seqbench.stats import FASTER, SAME, SLOWER, judge_paired, precise_enough

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from seqbench.calibration import machine_id
 from seqbench.config import RunConfig
 from seqbench.keys import experiment_label
+from seqbench.machine import machine_id
 from seqbench.results import CellRecord, EpochRecord, RunWriter, run_meta
 
 MACHINE = {

@@ -8,8 +8,9 @@ import time
 import pytest
 
 import seqbench
-from seqbench.calibration import machine_id, measure, run_calibration
+from seqbench.calibration import measure, run_calibration
 from seqbench.errors import ResultsError, UsageError
+from seqbench.machine import machine_id
 from seqbench.merge import merge_runs
 from seqbench.plugins import load_registry
 from seqbench.report import render
