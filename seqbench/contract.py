@@ -26,6 +26,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from seqbench.machine import package_versions as installed_versions  # public: plugins record versions
+
 ModelKind = Literal["rnn", "lstm", "gru"]
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
 DEVICES: tuple[str, ...] = ("cpu", "gpu")
@@ -339,23 +341,6 @@ def unsupported_basics(backend: Backend, implementation: str, spec: ModelSpec, d
     return None
 
 
-def installed_versions(distributions: Sequence[str]) -> dict[str, str]:
-    """The installed versions of ``distributions`` (from their metadata: nothing is imported); missing ones
-    are left out.
-
-    .. versionadded:: 0.3
-    """
-    from importlib import metadata
-
-    found = {}
-    for name in distributions:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
 def module_found(module: str) -> bool:
     """Whether ``module`` can be imported, found without importing it (a dotted name imports its parents).
 
@@ -400,7 +385,7 @@ class BackendBase:
 
     * :meth:`availability`: every module in :attr:`requires` can be found
       (without importing it), else the missing ones and :attr:`install_hint`;
-    * :meth:`versions`: :func:`installed_versions` of :attr:`distributions`;
+    * :meth:`versions`: the installed versions of :attr:`distributions` (``installed_versions``);
     * :meth:`supports`: :func:`unsupported_basics` (extend it with ``super()``);
     * :meth:`configure`: nothing (import the framework and set its thread pools here).
 
@@ -421,7 +406,7 @@ class BackendBase:
         return Availability(True)
 
     def versions(self) -> dict[str, str]:
-        return installed_versions(self.distributions)
+        return installed_versions(list(self.distributions))
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
         return unsupported_basics(self, implementation, spec, device)

@@ -142,7 +142,6 @@ def run_cell(
     epochs: list[EpochRecord] = []
     status = Status.OK
     window = []  # readings at the start of each epoch and the end of the last
-    losts: list[float | None] = []  # each epoch's wait that cost it CPU time (seqbench.interference)
     for epoch, order in enumerate(batch_orders(cell.seed, n, cell.epochs), 1):
         before = meter.read()
         window.append(before)
@@ -153,7 +152,6 @@ def run_cell(
         after = meter.read()
         wait = waited(before, after)
         lost = lost_seconds(wait, wall, cpu, cell.threads)
-        losts.append(lost)
         record = EpochRecord(
             **cell.repeat_fields(), epoch=epoch, loss=float(loss), wall_s=wall, cpu_s=cpu,
             gpu_s=model.epoch_gpu_seconds(), other_cpu_s=others(before, after), attempt=cell.attempt,
@@ -171,7 +169,8 @@ def run_cell(
     start, end = window[1 if len(epochs) > 1 else 0], after
     first = 1 if len(epochs) > 1 else 0
     judged = epochs[first:]
-    verdict = steadiness(losts[first:], [e.wall_s for e in judged], start, end, meter.cpus, meter.kind)
+    losts = [lost_seconds(e.wait_s, e.wall_s, e.cpu_s, cell.threads) for e in judged]  # waits that cost CPU time
+    verdict = steadiness(losts, [e.wall_s for e in judged], start, end, meter.cpus, meter.kind)
     steady = [judged[i] for i in verdict.used] if len(epochs) > 1 else []
     steady_s = _median([e.wall_s for e in steady])
     flops = epoch_flops(spec, n)

@@ -55,7 +55,10 @@ def machine_info() -> dict[str, Any]:
 
 
 def package_versions(names: list[str]) -> dict[str, str]:
-    """Installed versions of ``names``; missing packages are left out."""
+    """Installed versions of ``names`` (from their metadata: nothing is imported); missing ones are left out.
+
+    Plugins reach it as ``seqbench.contract.installed_versions`` (since 0.3).
+    """
     found = {}
     for name in names:
         try:

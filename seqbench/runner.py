@@ -24,7 +24,6 @@ exit code is 128 + the signal's number.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import signal
@@ -48,7 +47,7 @@ from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import model_spec
-from seqbench.keys import COMPLETED, RunStatus
+from seqbench.keys import COMPLETED, CellKey, RunStatus, series_name
 from seqbench.loader import RunMeta
 from seqbench.machine import git_commit, machine_id, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
@@ -343,21 +342,14 @@ def _signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-# What makes a row, apart from its environment and seed: the fields of a cell that its plan fixed.
-_ROW_FIELDS = ("task", "model", "backend", "implementation", "device", "units", "activation", "epochs", "batch_size",
-               "threads", "dtype")  # fmt: skip
+def _row_of(cell: Any) -> CellKey:
+    """A row with its environment left out, from a cell's configuration or record: A and B of a row share it."""
+    return CellKey.of(cell if isinstance(cell, dict) else asdict(cell)).without_env()
 
 
-def _row_of(cell: Any) -> tuple[Any, ...]:
-    """A row's identity from a cell's configuration or record (a dataclass or a mapping)."""
-    values = cell if isinstance(cell, dict) else asdict(cell)
-    return (*(values.get(k) for k in _ROW_FIELDS), json.dumps(values.get("task_params") or {}, sort_keys=True))
-
-
-def _repeat_of(cell: Any) -> tuple[Any, ...]:
+def _repeat_of(cell: Any) -> tuple[CellKey, int]:
     """A repeat without its environment: the cells of one A/B pair share it."""
-    values = cell if isinstance(cell, dict) else asdict(cell)
-    return (*_row_of(values), values.get("seed"))
+    return _row_of(cell), cell["seed"] if isinstance(cell, dict) else cell.seed
 
 
 def undecided_rows(rows: list[CellConfig], results: list[tuple[CellConfig, CellRecord]], envs: list[str],
@@ -369,7 +361,7 @@ def undecided_rows(rows: list[CellConfig], results: list[tuple[CellConfig, CellR
     precise enough for a comparison at ``threshold`` to decide (:func:`seqbench.stats.precise_enough`).
     A row with no completed repeat is never undecided: more repeats would fail alike.
     """
-    times: dict[tuple[Any, ...], dict[str, dict[int, float]]] = {}
+    times: dict[CellKey, dict[str, dict[int, float]]] = {}
     measured = [{**asdict(r), "_row": _row_of(c)} for c, r in results]  # each record with its cell's row
     for r in counted_rows(measured, lambda m: (m["_row"], m["seed"])):
         if r["status"] in COMPLETED and not r.get("disturbed") and r.get("steady_epoch_s"):
@@ -412,7 +404,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     total = len(queue)
     group = max(1, len(envs))  # a repeat is measured (again) in every environment together
     budget = math.floor(config.retry_budget * len(planned.cells))
-    pending: dict[tuple[Any, ...], list[tuple[CellConfig, CellRecord]]] = {}
+    pending: dict[tuple[CellKey, int, int], list[tuple[CellConfig, CellRecord]]] = {}
     again_groups, kept_disturbed = 0, 0
     seeds = {_row_of(r): config.seeds for r in planned.rows}
     rounds = added = 0
@@ -481,7 +473,6 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
                         queue.extend(more)
                         total += len(more)
                         meta["cells_planned"] = (meta.get("cells_planned") or 0) + len(more)
-                        meta["adaptive"] = {"rounds": rounds, "repeats_added": added}
                         progress.note(f"--seeds auto: {len(more) // group} row(s) undecided; adding a repeat "
                                       f"to each (round {rounds})")  # fmt: skip
             status = RunStatus.COMPLETE
@@ -514,7 +505,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
 
 
 def _describe_row(row: CellConfig) -> str:
-    return f"{row.backend}:{row.implementation}/{row.device} {row.model}"
+    return f"{series_name(vars(row))} {row.model}"
 
 
 def _closing_notes(meta: dict[str, Any], config: RunConfig) -> list[str]:
