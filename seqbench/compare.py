@@ -289,14 +289,17 @@ def _unpaired_time(c: Comparison, ok_b: pd.DataFrame, ok_n: pd.DataFrame, values
     return judge(list(values_b), list(values_n), c.threshold, confidence, disturbed=disturbed)
 
 
+def _by_seed(ok: pd.DataFrame, values: pd.Series) -> dict[int, tuple[float, bool]]:
+    """seed -> (its process's value, whether it was disturbed)."""
+    rows = ok.loc[values.index]
+    return {int(s): (float(v), bool(d)) for s, v, d in zip(rows["seed"], values, rows["disturbed"], strict=True)}
+
+
 def _paired_time(c: Comparison, ok_b: pd.DataFrame, ok_n: pd.DataFrame, values_b: pd.Series,
                  values_n: pd.Series, confidence: float) -> Judgement:  # fmt: skip
     """The per-seed ratios of processes that ran side by side; pairs with a disturbed side left out while
     enough clean pairs remain."""
-    by_seed_b = {int(s): (float(v), bool(d)) for s, v, d in
-                 zip(ok_b.loc[values_b.index, "seed"], values_b, ok_b.loc[values_b.index, "disturbed"], strict=True)}
-    by_seed_n = {int(s): (float(v), bool(d)) for s, v, d in
-                 zip(ok_n.loc[values_n.index, "seed"], values_n, ok_n.loc[values_n.index, "disturbed"], strict=True)}
+    by_seed_b, by_seed_n = _by_seed(ok_b, values_b), _by_seed(ok_n, values_n)
     seeds = sorted(by_seed_b.keys() & by_seed_n.keys())
     clean = [(by_seed_b[s][0], by_seed_n[s][0]) for s in seeds if not (by_seed_b[s][1] or by_seed_n[s][1])]
     if len(clean) >= MIN_PROCESSES:
