@@ -51,7 +51,7 @@ def load_run(run: Any = None, results_dir: Any = "results") -> Run:
     ``run`` is a run directory, a run id under ``results_dir`` (``load_run("20261126-...",
     results_dir="results")``), or ``"latest"`` / nothing for the newest run there.
     """
-    from seqbench.results import load_run as _load  # pandas is imported only here
+    from seqbench.loader import load_run as _load  # pandas is imported only here
 
     return _load(run, results_dir)
 

@@ -37,9 +37,13 @@ import math
 import subprocess
 import sys
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from seqbench.machine import machine_id
+
+if TYPE_CHECKING:
+    from seqbench.results import MachineEntry
 
 CALIBRATION_VERSION = 1
 _REPEATS = 5
@@ -128,7 +132,7 @@ def score(calibration: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
-def machines(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def machines(meta: Mapping[str, Any]) -> dict[str, MachineEntry]:
     """Every machine of a run: ``{machine id: {"machine", "calibration", "packages"}}``.
 
     A run made by ``seqbench run`` has one; a run made by ``seqbench merge`` lists
@@ -136,7 +140,7 @@ def machines(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """
     found = meta.get("machines")
     if isinstance(found, dict) and found:
-        return {str(k): dict(v) for k, v in found.items() if isinstance(v, dict)}
+        return {str(k): cast("MachineEntry", dict(v)) for k, v in found.items() if isinstance(v, dict)}
     found_info = meta.get("machine")
     info: dict[str, Any] = found_info if isinstance(found_info, dict) else {}
     mid = meta.get("machine_id") or machine_id(info)

@@ -23,7 +23,6 @@ import seqbench
 from seqbench.cli_reports import (  # light: pandas only inside its handlers
     _csv,
     add_commands,
-    parse_shard,
     terminal_width,
 )
 from seqbench.config import RunConfig
@@ -67,6 +66,17 @@ def _env(value: str) -> tuple[str, str]:
     if not sep or not name.strip() or not executable.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=EXECUTABLE, e.g. base=venv-a/bin/python, got {value!r}")
     return name.strip(), executable.strip()
+
+
+def _shard(value: str) -> tuple[int, int]:
+    """``I/N`` as two integers; their range (1 <= I <= N) is the runner's one check of any RunConfig."""
+    index, sep, count = value.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        return int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, e.g. 1/3, got {value!r}") from None
 
 
 def _number_or_auto(what: str, auto: object):  # noqa: ANN202 - an argparse type
@@ -181,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", default=DEFAULTS.results_dir, metavar="DIR",
                      help="where run directories go (default: %(default)s)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
-    run.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+    run.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                      help="run only the I-th of N deterministic parts of the matrix (for a CI job matrix; "
                      "combine the parts with 'seqbench merge')")
     run.add_argument("--no-calibration", action="store_true",

@@ -23,18 +23,6 @@ EXPORT_FORMATS = ("pytest-benchmark", "github-action-benchmark")
 MAX_THRESHOLD = 100.0  # a row 101 times slower and still "no regression": surely a typo
 
 
-def parse_shard(value: str) -> tuple[int, int]:
-    """``I/N`` (1 <= I <= N) as a tuple."""
-    index, sep, count = value.partition("/")
-    try:
-        i, n = int(index), int(count)
-        if not sep or not 1 <= i <= n:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, e.g. 1/3, got {value!r}") from None
-    return i, n
-
-
 def fraction(high: float) -> Callable[[str], float]:
     """An argparse type: 0.10 or 10%, finite, from 0 to ``high``."""
 

@@ -23,8 +23,11 @@ from seqbench.errors import ResultsError, UsageError
 from seqbench.escape import html_text, markdown, one_line, terminal
 from seqbench.formatting import fmt_ms
 from seqbench.keys import CellKey
-from seqbench.loader import newest_run  # noqa: F401 - its old home; callers may import it from here
-from seqbench.results import RUN_FILE, load_run
+from seqbench.loader import (
+    load_run,
+    newest_run,  # noqa: F401 - its old home; callers may import it from here
+)
+from seqbench.results import RUN_FILE
 from seqbench.tables import csv_text, html_page, html_table, md_table, png_img, records, text_table
 from seqbench.views import cell_view, summary
 

@@ -7,7 +7,7 @@ records themselves, and raises :class:`~seqbench.errors.ResultsError` (exit 2)
 with one line naming the file, the line and the field when anything is
 wrong; code downstream can then trust the types it gets.
 
-* ``run.json`` is checked against :class:`RunMeta`; the format version picks
+* ``run.json`` is checked against :class:`~seqbench.results.RunMeta`; the format version picks
   the loader (:data:`LOADERS`, as pyperf's ``_json_load(version, ...)``).
 * ``cells.jsonl`` and ``epochs.jsonl`` rows are checked against the fields
   and annotations of :class:`~seqbench.results.CellRecord` and
@@ -38,7 +38,7 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict, Union
+from typing import Annotated, Any, Literal, Union
 
 from seqbench.errors import ResultsError
 from seqbench.keys import UNFINISHED
@@ -51,98 +51,11 @@ from seqbench.results import (
     CellRecord,
     EpochRecord,
     Run,
+    RunMeta,
 )
 
 MAX_DEPTH = 32  # nesting deeper than this is not a seqbench file (its own nest 3 levels)
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what pandas and NumPy hold exactly
-
-
-# ------------------------------------------------------------------ run.json's shape
-
-
-class GitInfo(TypedDict, total=False):
-    commit: str | None
-    dirty: bool | None
-    time: str | None  # committer date, ISO 8601 (since seqbench 0.2; absent before)
-    author_time: str | None
-    branch: str | None  # None on a detached HEAD
-
-
-class ShardInfo(TypedDict):
-    index: int
-    count: int
-
-
-class MergedFrom(TypedDict, total=False):
-    run_id: str
-    path: str
-    status: str | None
-    shard: ShardInfo | None
-    machines: list[str]
-    git: GitInfo | None
-    started: str | None
-
-
-class MachineEntry(TypedDict, total=False):
-    machine: dict[str, Any]
-    calibration: dict[str, Any] | None
-    packages: dict[str, str]
-
-
-class RunConfigMeta(TypedDict, total=False):
-    """``run.json``'s ``config``: the keys readers use (others are kept, unchecked)."""
-
-    backends: list[str]
-    models: list[str]
-    task: str
-    task_params: dict[str, int | list[int]]  # a list is a grid (seqbench.grid)
-    epochs: int
-    batch_size: int | list[int]
-    units: int | list[int]
-    activation: str | list[str]
-    seeds: int
-    device: str
-    threads: int | None
-    timeout: float
-    startup_timeout: float
-    retries: int
-    results_dir: str
-    shard: list[int] | None
-    calibrate: bool
-    envs: dict[str, str]
-    adaptive: bool
-    max_seeds: int
-    threshold: float
-    retry_budget: float
-
-
-class RunMeta(TypedDict, total=False):
-    """``run.json``.  Only ``format_version`` is required; docs/results-format.md explains each key."""
-
-    format_version: int
-    seqbench_version: str
-    status: str  # a RunStatus; any string is read, so a status added later does not make a run unreadable
-    started: str | None
-    ended: str | None
-    merged: str | None
-    config: RunConfigMeta
-    machine: dict[str, Any] | None
-    machine_id: str | None
-    shard: ShardInfo | None
-    calibration: dict[str, Any] | None
-    packages: dict[str, str]
-    git: GitInfo | None
-    cells_planned: int | None
-    cells_done: int | None
-    machines: dict[str, MachineEntry]
-    merged_from: list[MergedFrom]
-    thread_policy: dict[str, Any]
-    matmul_peak_gflops: dict[str, float]
-    schedule: str
-    retries_run: int
-    envs: dict[str, dict[str, Any]]  # A/B: each environment's executable, protocol, versions and git commit
-    remeasured: dict[str, Any]  # what was measured again and why, and what the budget left disturbed
-    adaptive: dict[str, Any]  # --seeds auto: rounds, repeats added, rows left undecided
 
 
 # ------------------------------------------------------------------ checking values against types
@@ -319,7 +232,7 @@ def record_fields(tp: Any, optional: frozenset[str] = frozenset()) -> list[_Fiel
     (columns added to a format after its first files).  A TypedDict's own
     required keys are required.
     """
-    hints = typing.get_type_hints(tp)
+    hints = typing.get_type_hints(tp, include_extras=True)
     if dataclasses.is_dataclass(tp):
         return [
             _Field(f.name, checker(hints[f.name]),
@@ -367,6 +280,8 @@ def checker(tp: Any) -> Check:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any or tp is object:
         return _any
+    if origin is Annotated:  # Annotated[dict[str, Any], SomeRecord]: a plain dict checked as SomeRecord
+        return checker(args[1])
     if tp is type(None):
         return _simple(type(None))
     if origin in (Union, types.UnionType):
@@ -612,5 +527,5 @@ def load_run(run: str | os.PathLike[str] | None = None, results_dir: str | os.Pa
     return Run(data.path, dict(data.meta), counted_cells, counted_epochs, data.notes, cells, epochs)
 
 
-__all__ = ["LOADERS", "RunData", "RunMeta", "checker", "load_run", "newest_run", "parse_json", "read_meta",
+__all__ = ["LOADERS", "RunData", "checker", "load_run", "newest_run", "parse_json", "read_meta",
            "read_run", "read_rows", "resolve_run"]  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from seqbench.loader import GitInfo
+    from seqbench.results import GitInfo
 
 
 def _cpu_model() -> str:

@@ -30,7 +30,7 @@ from seqbench.calibration import machines
 from seqbench.errors import ResultsError
 from seqbench.keys import EXPERIMENT_FIELDS, CellKey, RunStatus
 from seqbench.loader import read_run
-from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, LOGS_DIR, RUN_FILE, run_meta
+from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, LOGS_DIR, RUN_FILE, MachineEntry, RunMeta, run_meta
 
 
 @dataclass
@@ -51,7 +51,7 @@ class _Part:
     meta: dict[str, Any]
     cells: list[dict[str, Any]]
     epochs: list[dict[str, Any]]
-    machines: dict[str, dict[str, Any]]
+    machines: dict[str, MachineEntry]
     notes: list[str]
 
     @classmethod
@@ -164,12 +164,12 @@ def _check_shards(parts: list[_Part], warnings: list[str]) -> tuple[int, list[in
     return count, missing
 
 
-def _merged_meta(parts: list[_Part], status: RunStatus, missing: list[int], warnings: list[str]) -> dict[str, Any]:
+def _merged_meta(parts: list[_Part], status: RunStatus, missing: list[int], warnings: list[str]) -> RunMeta:
     """run.json of the merged run: every input's machines and packages, the union of backends and models."""
     commits = {(p.meta.get("git") or {}).get("commit") for p in parts}
     if len(commits) > 1:
         warnings.append(f"the inputs ran different code (git commits {', '.join(sorted(map(str, commits)))})")
-    all_machines: dict[str, dict[str, Any]] = {}
+    all_machines: dict[str, MachineEntry] = {}
     packages: dict[str, str] = {}
     for part in parts:
         for mid, info in part.machines.items():
@@ -217,7 +217,7 @@ def _merged_envs(parts: list[_Part]) -> dict[str, Any]:
     return envs
 
 
-def _write(out: Path, parts: list[_Part], meta: dict[str, Any], warnings: list[str]) -> None:
+def _write(out: Path, parts: list[_Part], meta: RunMeta, warnings: list[str]) -> None:
     """The merged run's files: rows as they were written (cells in today's column order), logs, then run.json."""
     try:
         (out / LOGS_DIR).mkdir(parents=True, exist_ok=True)

@@ -25,15 +25,16 @@ from typing import Any
 
 import pluggy
 
-from seqbench import hookspecs, tasks
+from seqbench import hookspecs
 from seqbench.contract import Backend
+from seqbench.default_plugins import tasks as builtin_tasks
 from seqbench.errors import UsageError
 from seqbench.tasks import Task
 
 ENV_ALLOW = "SEQBENCH_PLUGINS"
 ENV_DISABLE = "SEQBENCH_DISABLE_PLUGINS"
 ENTRY_POINT_GROUP = "seqbench"
-BUILTIN_TASKS = "seqbench.tasks"  # registered in every plugin manager, not through an entry point
+BUILTIN_TASKS = "seqbench.default_plugins.tasks"  # registered in every plugin manager, not through an entry point
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _entry_points() -> list[metadata.EntryPoint]:
 def new_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(tasks, name=BUILTIN_TASKS)
+    pm.register(builtin_tasks, name=BUILTIN_TASKS)
     return pm
 
 

@@ -21,8 +21,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
+from seqbench.config import RunConfig
 from seqbench.errors import ResultsError
 from seqbench.formatting import jsonable
 from seqbench.keys import Status, series_name
@@ -164,6 +165,7 @@ ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold",
                            "flops", "gflops_per_s", "peak_share", "env", "wait_s", "wait_share",
                            "clean_epochs", "meter"})  # fmt: skip
 
+
 def failed_cell(cell: CellConfig, status: Status, error: str, **extra: Any) -> CellRecord:
     """A record for a cell that did not complete."""
     return CellRecord(**cell_fields(cell), status=status, error=error, **extra)
@@ -185,15 +187,80 @@ def to_json(record: Any) -> str:
     return json.dumps(as_row(record), allow_nan=False)
 
 
+# ------------------------------------------------------------------ run.json's shape (checked by seqbench.loader)
+
+
+class GitInfo(TypedDict, total=False):
+    commit: str | None
+    dirty: bool | None
+    time: str | None  # committer date, ISO 8601 (since seqbench 0.2; absent before)
+    author_time: str | None
+    branch: str | None  # None on a detached HEAD
+
+
+class ShardInfo(TypedDict):
+    index: int
+    count: int
+
+
+class MergedFrom(TypedDict, total=False):
+    run_id: str
+    path: str
+    status: str | None
+    shard: ShardInfo | None
+    machines: list[str]
+    git: GitInfo | None
+    started: str | None
+
+
+class MachineEntry(TypedDict, total=False):
+    machine: dict[str, Any]
+    calibration: dict[str, Any] | None
+    packages: dict[str, str]
+
+
+class RunMeta(TypedDict, total=False):
+    """``run.json``.  Only ``format_version`` is required; docs/results-format.md explains each key."""
+
+    format_version: int
+    seqbench_version: str
+    status: str  # a RunStatus; any string is read, so a status added later does not make a run unreadable
+    started: str | None
+    ended: str | None
+    merged: str | None
+    # The run's RunConfig as a dict; the reader checks it against RunConfig's own fields, so a setting added
+    # there is read without a second spelling here.
+    config: Annotated[dict[str, Any], RunConfig]
+    machine: dict[str, Any] | None
+    machine_id: str | None
+    shard: ShardInfo | None
+    calibration: dict[str, Any] | None
+    packages: dict[str, str]
+    git: GitInfo | None
+    cells_planned: int | None
+    cells_done: int | None
+    machines: dict[str, MachineEntry]
+    merged_from: list[MergedFrom]
+    thread_policy: dict[str, Any]
+    matmul_peak_gflops: dict[str, float]
+    schedule: str
+    retries_run: int
+    envs: dict[str, dict[str, Any]]  # A/B: each environment's executable, protocol, versions and git commit
+    remeasured: dict[str, Any]  # what was measured again and why, and what the budget left disturbed
+    adaptive: dict[str, Any]  # --seeds auto: rounds, repeats added, rows left undecided
+
+
 SCHEDULE = "interleaved: one fresh worker process per repeat"
-SCHEDULE_AB = "A/B: each repeat in every environment side by side, ABBA order across seeds; " + \
-    "one fresh worker process per repeat"
+SCHEDULE_AB = (
+    "A/B: each repeat in every environment side by side, ABBA order across seeds; "
+    + "one fresh worker process per repeat"
+)
 
 
 def run_meta(config: Mapping[str, Any], *, machine: dict[str, Any] | None, machine_id: str | None,
              packages: dict[str, str], git: Any, cells_planned: int | None, started: str | None = None,
              status: str = "running", thread_policy: dict[str, Any] | None = None,
-             envs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+             envs: dict[str, Any] | None = None) -> RunMeta:  # fmt: skip
     """run.json of a run as it starts: every key a run writes, in one place (docs/results-format.md).
 
     ``config`` is the run's :class:`~seqbench.config.RunConfig` as a dict.  The runner fills in the rest as
@@ -208,7 +275,7 @@ def run_meta(config: Mapping[str, Any], *, machine: dict[str, Any] | None, machi
         "status": status,
         "started": started or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ended": None,
-        "config": dict(config),
+        "config": dict(config),  # a RunConfig as a dict
         "machine": machine,
         "machine_id": machine_id,
         "shard": {"index": shard[0], "count": shard[1]} if shard else None,
@@ -309,17 +376,3 @@ class Run:
     @property
     def status(self) -> str:
         return str(self.meta.get("status", "unknown"))
-
-
-def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """``run.json`` of a run directory, checked (see :mod:`seqbench.loader`)."""
-    from seqbench.loader import read_meta as read
-
-    return dict(read(path))
-
-
-def load_run(run: str | os.PathLike[str] | None = None, results_dir: str | os.PathLike[str] = "results") -> Run:
-    """A run, checked once, as ``meta`` and DataFrames (see :func:`seqbench.loader.load_run`)."""
-    from seqbench.loader import load_run as load
-
-    return load(run, results_dir)

@@ -48,10 +48,9 @@ from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import model_spec
 from seqbench.keys import COMPLETED, CellKey, RunStatus, series_name
-from seqbench.loader import RunMeta
 from seqbench.machine import git_commit, machine_id, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
-from seqbench.results import CellConfig, CellRecord, EpochRecord, RunWriter, run_meta
+from seqbench.results import CellConfig, CellRecord, EpochRecord, RunMeta, RunWriter, run_meta
 from seqbench.stats import FASTER, SAME, SLOWER, judge_paired, precise_enough
 from seqbench.tasks import Task
 from seqbench.worker import Callbacks, probe_env, run_in_worker
@@ -276,10 +275,9 @@ def run_metadata(config: RunConfig, registry: Registry, cells: list[CellConfig],
     for name in dict.fromkeys(c.backend for c in cells):
         versions.update(registry.backend(name).versions())
     machine = machine_info()
-    meta = run_meta(asdict(config), machine=machine, machine_id=machine_id(machine), packages=versions,
+    return run_meta(asdict(config), machine=machine, machine_id=machine_id(machine), packages=versions,
                     git=git_commit(Path(seqbench.__file__).parent), cells_planned=len(cells),
                     thread_policy=thread_policy.describe(config.threads, thread_policy.cores()), envs=envs)  # fmt: skip
-    return cast(RunMeta, meta)
 
 
 def _matmul_peaks(thread_counts: set[int]) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 A task is a small object the harness asks for data (:meth:`Task.make`) and
 metrics (:meth:`Task.metrics`).  Built-in tasks are registered through the
-same ``seqbench_register_tasks`` hook that a plugin would use:
+same ``seqbench_register_tasks`` hook that a plugin would use
+(:mod:`seqbench.default_plugins.tasks`):
 
 * ``arithmetic``: the seed notebook's next-number prediction (regression);
 * ``adding``: Hochreiter & Schmidhuber's adding problem (regression, long memory);
@@ -23,7 +24,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from seqbench.errors import UsageError
-from seqbench.hookspecs import hookimpl
 
 # Independent random streams derived from one seed, so that changing how many
 # numbers one stream draws never shifts another (see harness.rng).
@@ -383,9 +383,3 @@ class DigitsTask:
     def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         return compute_metrics(self.metric_names, predictions, targets)
 
-
-@hookimpl
-def seqbench_register_tasks(register: Callable[[Task], None]) -> None:
-    register(ArithmeticTask())
-    register(AddingTask())
-    register(DigitsTask())

@@ -63,7 +63,7 @@ framework itself; the backends under test do, in this process.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -327,12 +327,12 @@ def compare_training(build: Callable[[Weights], Model], case: Case) -> None:
     Every epoch ends with a short batch, and epochs are separate ``train_epoch``
     calls, so the optimiser's state must persist from one call to the next.
     """
-    from seqbench_numpy.model import NumpyModel  # the reference backend ships with seqbench
-
     weights = initial_weights(case.spec, 3)
     x, y, orders = case_data(case)
     assert len(x) % case.batch, "the kit's cases end every epoch with a short batch"
-    reference, model = NumpyModel(case.spec, weights, dtype="float64"), build(weights)
+    # the reference backend, reached through the registry like any backend, computing in float64
+    reference = backend_for(REFERENCE).build("reference", replace(case.spec, dtype="float64"), weights, "cpu")
+    model = build(weights)
     reference.set_train_data(x, y)
     model.set_train_data(x, y)
     rtol = case.train_rtol

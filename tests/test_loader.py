@@ -9,6 +9,7 @@ a real regression.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seqbench
+from seqbench.config import RunConfig
 from seqbench.errors import ResultsError
 from seqbench.loader import checker, load_run, read_run
 from seqbench.results import CellRecord, EpochRecord
@@ -407,3 +409,17 @@ def test_generated_damage_never_gives_a_traceback(template, damage, status, comm
             assert "\n" not in str(e)
         if os.environ.get("SEQBENCH_FUZZ_ALL"):  # every command, for a longer local search
             every_command_is_clean(bad, root / "other", Path(tmp) / "merged-all")
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(RunConfig)])
+def test_run_json_config_is_checked_against_every_runconfig_field(runs: Path, name: str) -> None:
+    """run.json's config has no second schema: each RunConfig field is checked as RunConfig declares it."""
+    from seqbench.loader import read_meta
+
+    assert read_meta(runs / "good")["config"]  # the factory's config reads as it is
+    meta = json.loads((runs / "good" / "run.json").read_text())
+    _set_meta(runs / "good", config=meta["config"] | {name: {"not": "a setting"}})
+    if name in ("task_params", "envs"):  # mappings: an object of the wrong values
+        _set_meta(runs / "good", config=meta["config"] | {name: {"x": {"not": "a value"}}})
+    with pytest.raises(ResultsError, match=rf"run.json: config\.{name}"):
+        read_meta(runs / "good")

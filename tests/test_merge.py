@@ -54,8 +54,11 @@ def test_plan_runs_only_its_shard_and_keeps_every_seed_of_a_row_together(monkeyp
 
 
 def test_bad_shard_argument_is_exit_2(tmp_path):
-    result = invoke("run", "--backends", "numpy", "--shard", "0/2", "--results-dir", str(tmp_path))
-    assert result.returncode == 2 and "expected I/N" in result.stderr
+    for bad in ("0/2", "3/2", "x/2", "2"):
+        result = invoke("run", "--backends", "numpy", "--shard", bad, "--results-dir", str(tmp_path))
+        assert result.returncode == 2 and "I/N with 1 <= I <= N" in result.stderr, bad
+        assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # argparse adds its usage line
+    assert not list(tmp_path.iterdir())  # refused before any run directory
 
 
 # ------------------------------------------------------------------ merging

@@ -8,6 +8,7 @@ a third-party backend.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import seqbench
 from seqbench.contract import Backend, BackendBase, Model, ModelSpec, Weights
@@ -19,6 +20,11 @@ class NumpyBackend(BackendBase):
     name = "numpy"
     implementations = ("reference",)
     distributions = ("numpy",)
+
+    def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
+        # float64 as well: the conformance kit (seqbench.testing) trains its reference in float64
+        return super().supports(implementation, replace(spec, dtype="float32") if spec.dtype == "float64" else spec,
+                                device)  # fmt: skip
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
         from seqbench_numpy.model import NumpyModel
