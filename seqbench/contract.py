@@ -26,6 +26,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from seqbench.errors import SeqbenchError
 from seqbench.machine import package_versions as installed_versions  # public: plugins record versions
 
 ModelKind = Literal["rnn", "lstm", "gru"]
@@ -386,7 +387,10 @@ class BackendBase:
     * :meth:`availability`: every module in :attr:`requires` can be found
       (without importing it), else the missing ones and :attr:`install_hint`;
     * :meth:`versions`: the installed versions of :attr:`distributions` (``installed_versions``);
-    * :meth:`supports`: :func:`unsupported_basics` (extend it with ``super()``);
+    * :meth:`supports`: :func:`unsupported_basics`, then on ``gpu`` :meth:`no_gpu_reason` (extend it with
+      ``super()``);
+    * :meth:`no_gpu_reason`: :func:`no_nvidia_driver` (a framework adds what it knows of its own build);
+    * :meth:`check_supported`: what ``build`` calls first, raising one error type for every backend;
     * :meth:`configure`: nothing (import the framework and set its thread pools here).
 
     .. versionadded:: 0.3
@@ -409,7 +413,24 @@ class BackendBase:
         return installed_versions(list(self.distributions))
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
-        return unsupported_basics(self, implementation, spec, device)
+        reason = unsupported_basics(self, implementation, spec, device)
+        if reason is None and device == "gpu":
+            reason = self.no_gpu_reason()
+        return reason
+
+    def no_gpu_reason(self) -> str | None:
+        """Why this backend cannot use a GPU here, from cheap facts: never import the framework for it.
+
+        ``--device auto`` and ``seqbench list`` trust the answer; ``configure`` checks for real in the worker.
+        """
+        return no_nvidia_driver()
+
+    def check_supported(self, implementation: str, spec: ModelSpec, device: str) -> None:
+        """Raise :class:`~seqbench.errors.SeqbenchError` naming the reason when :meth:`supports` refuses."""
+        reason = self.supports(implementation, spec, device)
+        if reason is not None:
+            raise SeqbenchError(f"{self.name}:{implementation} cannot run {spec.kind}/{spec.activation} on {device}: "
+                                f"{reason}")  # fmt: skip
 
     def configure(self, device: str, threads: int) -> None:
         """Nothing to prepare (the worker has already set the thread variables of seqbench.threads)."""

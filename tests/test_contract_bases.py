@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from seqbench import Backend, BackendBase, Model, ModelBase
+from seqbench import Backend, BackendBase, Model, ModelBase, SeqbenchError
 from seqbench.contract import ModelSpec, installed_versions
+from seqbench.harness import initial_weights
+from seqbench.plugins import load_registry
 
 
 class Tiny(BackendBase):
@@ -41,3 +43,34 @@ def test_a_model_base_gives_the_optional_members():
     assert m.epoch_gpu_seconds() is None and m.describe() == {} and m.implementation_path() == "tiny-loop"
     assert type("Bare", (ModelBase,), {})().implementation_path() == "Bare"
     assert not isinstance(m, Model)  # the protocol still asks for what only a backend can write
+
+
+def test_gpu_is_judged_by_the_backends_no_gpu_reason():
+    class Gpu(Tiny):
+        devices = ("cpu", "gpu")
+        answer: str | None = "this build has no CUDA"
+
+        def no_gpu_reason(self) -> str | None:
+            return self.answer
+
+    backend, spec = Gpu(), ModelSpec("rnn", 4, 3)
+    assert backend.supports("plain", spec, "gpu") == "this build has no CUDA"
+    assert backend.supports("plain", spec, "cpu") is None  # the CPU never asks
+    backend.answer = None
+    assert backend.supports("plain", spec, "gpu") is None
+    assert isinstance(BackendBase().no_gpu_reason(), (str, type(None)))  # the driver check, by default
+
+
+def test_check_supported_raises_the_reason_as_a_seqbench_error():
+    with pytest.raises(SeqbenchError, match=r"^tiny:fused cannot run rnn/relu on cpu: unknown implementation 'fused'"):
+        Tiny().check_supported("fused", ModelSpec("rnn", 4, 3), "cpu")
+    Tiny().check_supported("plain", ModelSpec("rnn", 4, 3), "cpu")  # supported: nothing raised
+
+
+def test_every_built_in_backend_refuses_an_unsupported_build_with_one_error_type():
+    spec = ModelSpec("rnn", 4, 3)
+    registry = load_registry()
+    assert "numpy" in registry.backends
+    for name, backend in registry.backends.items():
+        with pytest.raises(SeqbenchError, match=f"^{name}:no-such-impl cannot run rnn/relu on cpu"):
+            backend.build("no-such-impl", spec, initial_weights(spec, 0), "cpu")

@@ -113,7 +113,7 @@ def test_supports_names_the_reason(backend: KerasBackend) -> None:
     assert "activation" in (backend.supports("graph", seed_spec("rnn", "sigmoid"), "cpu") or "")
     float64 = ModelSpec("rnn", 10, 3, dtype="float64")
     assert "float32" in (backend.supports("graph", float64, "cpu") or "")
-    with pytest.raises(ValueError, match="implementation"):
+    with pytest.raises(SeqbenchError, match="keras:eager cannot run rnn/relu on cpu: unknown implementation"):
         backend.build("eager", spec, initial_weights(spec, 0), "cpu")
 
 

@@ -69,12 +69,10 @@ class JaxBackend(BackendBase):
             return basic
         from seqbench_jax.kinds import unsupported_kind  # no jax: the tables are plain Python
 
-        kind = unsupported_kind(spec)
-        if kind is not None:
-            return kind
-        if device == "gpu":
-            return no_gpu_reason()
-        return None
+        return unsupported_kind(spec)
+
+    def no_gpu_reason(self) -> str | None:
+        return no_gpu_reason()
 
     def configure(self, device: str, threads: int) -> None:
         """Pin the CPUs, choose the platform, force float32 products; then import jax.
@@ -97,11 +95,7 @@ class JaxBackend(BackendBase):
         jax_device(device)  # raises a clear SeqbenchError if the GPU is asked for and absent
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
-        reason = self.supports(implementation, spec, device)
-        if reason is not None:
-            raise seqbench.SeqbenchError(
-                f"jax:{implementation} cannot run {spec.kind}/{spec.activation} on {device}: {reason}"
-            )
+        self.check_supported(implementation, spec, device)
         from seqbench_jax.models import build_model
 
         facts = {

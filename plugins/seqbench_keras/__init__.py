@@ -34,23 +34,22 @@ stateless API, ``lax.scan`` over batches) and ``fit``.  ``keras-torch``:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
 from collections.abc import Callable
-from importlib import metadata
 
 import seqbench
 from seqbench.compiled import restrict_affinity
 from seqbench.contract import (
     Availability,
     Backend,
+    BackendBase,
     Model,
     ModelSpec,
     Weights,
+    installed_versions,
     no_nvidia_driver,
-    unsupported_basics,
 )
 
 INSTALL_HINT = "pip install -e '.[keras]' -c constraints.txt  (in the seqbench checkout)"
@@ -68,10 +67,7 @@ def _release(version: str) -> tuple[int, ...]:
 
 
 def _installed(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+    return installed_versions([distribution]).get(distribution)
 
 
 def no_gpu_reason() -> str | None:
@@ -94,7 +90,7 @@ def no_gpu_reason() -> str | None:
     return no_nvidia_driver()
 
 
-class KerasBackend:
+class KerasBackend(BackendBase):
     """Keras 3 on TensorFlow, on the CPU or one GPU; the engine subclasses below change the engine."""
 
     name = "keras"
@@ -102,26 +98,19 @@ class KerasBackend:
     implementations: tuple[str, ...] = ("graph", "xla", "fit")
     devices = ("cpu", "gpu")
     install_hint = INSTALL_HINT
-    # Import names that must be present; distributions whose versions are recorded.
-    modules: tuple[str, ...] = ("tensorflow", "keras")
+    requires: tuple[str, ...] = ("tensorflow", "keras")
     regression_only: tuple[str, ...] = ()  # implementations whose hand-written loss is MSE
     distributions: tuple[str, ...] = (*_TENSORFLOW_DISTRIBUTIONS, "keras")
 
     def availability(self) -> Availability:
-        missing = [m for m in self.modules if importlib.util.find_spec(m) is None]
-        if missing:
-            return Availability(False, f"{' and '.join(missing)} not installed", self.install_hint)
+        found = super().availability()
         keras_version = _installed("keras")
-        if keras_version is None or _release(keras_version) < (3,):
+        if found.available and (keras_version is None or _release(keras_version) < (3,)):
             return Availability(False, f"Keras 3 is required, found {keras_version or 'unknown'}", self.install_hint)
-        return Availability(True)
-
-    def versions(self) -> dict[str, str]:
-        found = {d: _installed(d) for d in self.distributions}
-        return {d: v for d, v in found.items() if v is not None}
+        return found
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
-        basic = unsupported_basics(self, implementation, spec, device)
+        basic = super().supports(implementation, spec, device)
         if basic is not None:
             return basic
         if spec.kind not in KERAS_LAYERS:
@@ -132,11 +121,9 @@ class KerasBackend:
         if implementation == "fit" and _release(keras_version) < FIT_MIN_KERAS:
             floor = ".".join(map(str, FIT_MIN_KERAS))
             return f"fit needs keras>={floor} to report a sample-weighted epoch loss, found {keras_version}"
-        if device == "gpu":
-            return self._no_gpu_reason()
         return None
 
-    def _no_gpu_reason(self) -> str | None:
+    def no_gpu_reason(self) -> str | None:
         return no_gpu_reason()  # cheap facts; TensorFlow says for real in configure()
 
     def _import_keras(self) -> object:
@@ -181,13 +168,8 @@ class KerasBackend:
                 "(a CPU-only build such as tensorflow-cpu, or no CUDA driver)"
             )
 
-    def _check(self, implementation: str, spec: ModelSpec, device: str) -> None:
-        reason = self.supports(implementation, spec, device)
-        if reason:
-            raise ValueError(reason)
-
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
-        self._check(implementation, spec, device)
+        self.check_supported(implementation, spec, device)
         from seqbench_keras.models import FitModel, GraphModel
 
         if implementation == "fit":
@@ -203,13 +185,13 @@ class KerasJaxBackend(KerasBackend):
     implementations = ("epoch", "fit")
     regression_only = ("epoch",)
     install_hint = "pip install -e '.[keras-jax]'  (in the seqbench checkout)"
-    modules = ("jax", "jaxlib", "keras")
+    requires = ("jax", "jaxlib", "keras")
     distributions = ("jax", "jaxlib", "keras")
 
     def __init__(self) -> None:
         self.facts: dict[str, str] = {}
 
-    def _no_gpu_reason(self) -> str | None:
+    def no_gpu_reason(self) -> str | None:
         from seqbench_jax import no_gpu_reason  # the jax backend's cheap check, no jax import
 
         return no_gpu_reason()
@@ -235,7 +217,7 @@ class KerasJaxBackend(KerasBackend):
         }
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
-        self._check(implementation, spec, device)
+        self.check_supported(implementation, spec, device)
         from seqbench_keras.base import EpochFitModel
         from seqbench_keras.jax_models import JaxEpochModel
 
@@ -251,13 +233,13 @@ class KerasTorchBackend(KerasBackend):
     implementations = ("step", "fit")
     regression_only = ("step",)
     install_hint = "pip install -e '.[keras-torch]' -c constraints.txt  (in the seqbench checkout)"
-    modules = ("torch", "keras")
+    requires = ("torch", "keras")
     distributions = ("torch", "keras")
 
     def __init__(self) -> None:
         self.facts: dict[str, str] = {}
 
-    def _no_gpu_reason(self) -> str | None:
+    def no_gpu_reason(self) -> str | None:
         from seqbench_torch import _no_cuda_reason  # the torch backend's cheap check, no torch import
 
         return _no_cuda_reason()
@@ -278,7 +260,7 @@ class KerasTorchBackend(KerasBackend):
         self.facts = {"torch": torch.__version__, "tf32_matmul": str(torch.backends.cuda.matmul.allow_tf32)}
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
-        self._check(implementation, spec, device)
+        self.check_supported(implementation, spec, device)
         from seqbench_keras.base import EpochFitModel
         from seqbench_keras.torch_models import TorchStepModel
 

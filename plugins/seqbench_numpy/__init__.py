@@ -27,6 +27,7 @@ class NumpyBackend(BackendBase):
                                 device)  # fmt: skip
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
+        self.check_supported(implementation, spec, device)
         from seqbench_numpy.model import NumpyModel
 
         return NumpyModel(spec, weights)

@@ -78,9 +78,10 @@ class TorchBackend(BackendBase):
             layer, fused = FUSED_LAYERS[spec.kind]
             if spec.activation not in fused:
                 return f"{layer} computes {' or '.join(fused)} only; 'loop' runs {spec.activation!r}"
-        if device == "gpu":
-            return _no_cuda_reason()
         return None
+
+    def no_gpu_reason(self) -> str | None:
+        return _no_cuda_reason()
 
     def default_implementation(self, spec: ModelSpec, device: str) -> str:
         """``loop`` for an RNN on the CPU, else ``fused`` where it applies.
@@ -111,11 +112,7 @@ class TorchBackend(BackendBase):
         torch_device(device)  # raises a clear SeqbenchError if the GPU is asked for and absent
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
-        reason = self.supports(implementation, spec, device)
-        if reason is not None:
-            raise seqbench.SeqbenchError(
-                f"torch:{implementation} cannot run {spec.kind}/{spec.activation} on {device}: {reason}"
-            )
+        self.check_supported(implementation, spec, device)
         from seqbench_torch.models import build_model
 
         return build_model(implementation, spec, weights, device)

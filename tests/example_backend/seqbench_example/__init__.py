@@ -49,6 +49,7 @@ class ExampleBackend(BackendBase):
         return None if device == "cpu" else "CPU only"
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Float64Model:
+        self.check_supported(implementation, spec, device)  # BackendBase: one error type for every backend
         return Float64Model(spec, weights)
 
 
