@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from seqbench.results import Run
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Availability",

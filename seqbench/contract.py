@@ -19,10 +19,10 @@ from __future__ import annotations
 import functools
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -60,6 +60,29 @@ class KindInfo:
         """The columns of ``gate`` in a canonical kernel or bias row."""
         k = self.gates.index(gate)
         return slice(k * units, (k + 1) * units)
+
+    def gate_columns(self, order: Sequence[str], units: int) -> np.ndarray:
+        """The canonical columns in a framework's gate ``order``: ``theirs = canonical[..., cols]``.
+
+        ``canonical = theirs[..., np.argsort(cols)]`` goes back.  Integer-array indexing works alike in NumPy,
+        torch and jax, so a backend loads and reads its weights with one line each way.  ``order`` names
+        every gate of the kind once (torch's GRU: ``("reset", "update", "candidate")``).
+
+        .. versionadded:: 0.3
+        """
+        if sorted(order) != sorted(self.gates):
+            raise ValueError(f"gate order {tuple(order)} is not an order of the {self.name} gates {self.gates}")
+        return np.concatenate([np.arange(units) + self.gates.index(gate) * units for gate in order])
+
+    def split_gates(self, array: np.ndarray, units: int) -> dict[str, np.ndarray]:
+        """A canonical kernel, recurrent kernel or bias row cut into its gate blocks (last axis), by name:
+        for a framework that keeps one parameter per gate (Flax's ``LSTMCell``).
+
+        ``np.concatenate([blocks[g] for g in info.gates], axis=-1)`` joins them again.
+
+        .. versionadded:: 0.3
+        """
+        return {gate: array[..., self.gate_slice(gate, units)] for gate in self.gates}
 
 
 # The one table of model kinds.  In the formulas ``act`` is the spec's
@@ -117,6 +140,21 @@ class OptimizerSpec:
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-7
+
+    def update(self, w: Any, g: Any, m: Any, v: Any, t: Any, sqrt: Callable[[Any], Any]) -> tuple[Any, Any, Any]:
+        """One step of the update above for one parameter: ``(w, m, v)`` after step ``t`` (1-based).
+
+        For arrays of any framework: it uses arithmetic and ``sqrt`` alone (``np.sqrt``, ``jnp.sqrt``; for torch
+        a ``sqrt`` that takes a Python float too).  Where it matters: epsilon is added to ``sqrt(v)`` with the
+        bias correction folded into the step size, as Keras does; optax's ``adam`` and ``torch.optim.Adam`` add
+        it to ``sqrt(v_hat)``, which the conformance kit tells apart.
+
+        .. versionadded:: 0.3
+        """
+        m = self.beta1 * m + (1 - self.beta1) * g
+        v = self.beta2 * v + (1 - self.beta2) * g * g
+        lr_t = self.learning_rate * sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        return w - lr_t * m / (sqrt(v) + self.epsilon), m, v
 
 
 @dataclass(frozen=True)

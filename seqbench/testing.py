@@ -215,14 +215,19 @@ def check_parameter_count(spec: ModelSpec, got: int) -> None:
         )
 
 
-def gate_differences(spec: ModelSpec, name: str, got: np.ndarray, want: np.ndarray) -> str:
-    """Which gate blocks of a kernel or bias differ (``input, forget``), or "" where ``name`` has no gates."""
+def gate_differences(spec: ModelSpec, name: str, got: np.ndarray, want: np.ndarray, rtol: float = 0.0) -> str:
+    """Which gate blocks of a kernel or bias differ (``input, forget``), or "" where ``name`` has no gates.
+
+    ``rtol`` 0: any difference; else a block differs by more than ``rtol`` of the whole array's scale
+    (``max(max|want|, SCALE_FLOOR)``, as :func:`compare_training` measures).
+    """
     info, h = spec.info, spec.units
     if name not in ("kernel", "recurrent_kernel", "bias") or got.shape != want.shape:
         return ""
-    differ = [gate for gate in info.gates if not np.array_equal(got[..., info.gate_slice(gate, h)],
-                                                                 want[..., info.gate_slice(gate, h)])]  # fmt: skip
-    return ", ".join(differ)
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    bound = rtol * max(float(np.max(np.abs(want), initial=0.0)), SCALE_FLOOR) if rtol else 0.0
+    blocks = info.split_gates(np.abs(got - want), h)
+    return ", ".join(gate for gate, diff in blocks.items() if np.max(diff, initial=0.0) > bound)
 
 
 def check_round_trip(spec: ModelSpec, weights: Weights, got: Weights) -> None:
@@ -321,39 +326,129 @@ def case_data(case: Case) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     return np.asarray(x, np.float32), np.asarray(y, np.float32), orders
 
 
+def _pair(build: Callable[[Weights], Model], case: Case, weights: Weights, x: np.ndarray,
+          y: np.ndarray) -> tuple[Model, Model]:  # fmt: skip
+    """The float64 reference (reached through the registry like any backend) and the model, both holding
+    ``weights`` and the training data."""
+    reference = backend_for(REFERENCE).build("reference", replace(case.spec, dtype="float64"), weights, "cpu")
+    model = build(weights)
+    for m in (reference, model):
+        m.set_train_data(x, y)
+    return reference, model
+
+
+def _weights_off(case: Case, got: Weights, want: Weights, rtol: float) -> list[str]:
+    """The weights (with the gates where they differ) further from the reference than ``rtol``."""
+    off = []
+    for name, array in want.arrays().items():
+        if relative_error(getattr(got, name), array, floor=SCALE_FLOOR) > rtol:
+            gates = gate_differences(case.spec, name, getattr(got, name), array, rtol)
+            off.append(f"{name} (gates {gates})" if gates else name)
+    return off
+
+
+def _not_trained(spec: ModelSpec, before: Weights, ref: Weights, got: Weights) -> str:
+    """The weights one Adam step left where they were while the reference moved them ("" if none).
+
+    Adam moves a weight with any gradient by about the learning rate, so a weight that stays put where the
+    reference moved it by a tenth of that got no gradient at all (saturation alone cannot do it).
+    """
+    moved_by = 0.1 * spec.optimizer.learning_rate
+    still = []
+    for name, start in before.arrays().items():
+        d_ref = np.asarray(getattr(ref, name), np.float64) - start
+        frozen = (np.asarray(getattr(got, name), np.float64) == start) & (np.abs(d_ref) > moved_by)
+        if np.any(frozen):
+            gates = gate_differences(spec, name, np.where(frozen, 1.0, 0.0), np.zeros(frozen.shape))
+            where = f" (gates {gates})" if gates else ""
+            if frozen.ndim == 2 and name == "bias":  # the GRU's two rows: say which
+                rows = [str(r) for r in range(len(frozen)) if frozen[r].any()]
+                where += f" in row {', '.join(rows)} (row 0 is the input bias, row 1 the recurrent bias)"
+            still.append(f"{int(frozen.sum())} of {frozen.size} entries of {name}{where}")
+    return ", ".join(still)
+
+
+def _first_step_cause(before: Weights, ref: Weights, got: Weights, off: list[str]) -> str:
+    """Why one Adam step from the same weights on the same full batch lands elsewhere (all weights train)."""
+    moved = []
+    for name, start in before.arrays().items():
+        d_ref = np.asarray(getattr(ref, name), np.float64) - start
+        d_got = np.asarray(getattr(got, name), np.float64) - start
+        moved.append(bool(np.all(np.sign(d_got) == np.sign(d_ref))))
+    if all(moved):
+        return (f"one Adam step moves {', '.join(off)} the right way by the wrong amount: the optimiser itself. "
+                "Adam adds epsilon to sqrt(v) with the bias correction folded into the step size "
+                "(OptimizerSpec.update, as Keras); optax's adam and torch.optim.Adam add it to sqrt(v_hat). "
+                "Or the learning rate or a beta differs")
+    return (f"one Adam step from the same weights on the same batch differs in {', '.join(off)}: the gradient "
+            "(the backward pass of those weights; for the GRU, reset_after=True puts the recurrent bias inside "
+            "the reset gate)")
+
+
+def diagnose_training(build: Callable[[Weights], Model], case: Case, epoch: int) -> str:
+    """Why ``build``'s training left the reference at ``epoch``, found by training both again on smaller probes.
+
+    One full batch (the loss, then one Adam step), then one epoch of full batches only; what first differs
+    names the cause: the forward pass, a weight that is not trained, Adam's update, the step count or moments
+    within an epoch, the short last batch, or the state carried between ``train_epoch`` calls.
+    """
+    weights = initial_weights(case.spec, 3)
+    x, y, orders = case_data(case)
+    rtol = case.train_rtol
+    one = orders[0][: case.batch]
+    reference, model = _pair(build, case, weights, x, y)
+    want_loss, got_loss = reference.train_epoch(one, case.batch), model.train_epoch(one, case.batch)
+    model.synchronize()
+    if abs(got_loss - want_loss) > rtol * abs(want_loss):
+        return f"the loss of one batch before any update differs: the forward pass or the loss. {FORWARD_CAUSES}"
+    ref_weights, got_weights = reference.get_weights(), model.get_weights()
+    still = _not_trained(case.spec, weights, ref_weights, got_weights)
+    if still:
+        return (f"one Adam step from the same weights leaves {still} where they were, which the reference moved: "
+                "a weight that is not trained (frozen, detached, not registered as a parameter, or its gradient "
+                "never reaches it)")
+    # one step from the same weights: float32 rounding alone stays far inside TRAIN_RTOL, saturation or not
+    off = _weights_off(case, got_weights, ref_weights, min(rtol, TRAIN_RTOL))
+    if off:
+        return _first_step_cause(weights, ref_weights, got_weights, off)
+    full = orders[0][: len(orders[0]) - len(orders[0]) % case.batch]
+    reference, model = _pair(build, case, weights, x, y)
+    want_loss, got_loss = reference.train_epoch(full, case.batch), model.train_epoch(full, case.batch)
+    model.synchronize()
+    off = _weights_off(case, model.get_weights(), reference.get_weights(), rtol)
+    if off or abs(got_loss - want_loss) > rtol * abs(want_loss):
+        return ("one step agrees but an epoch of full batches does not: Adam's step count or moments are not "
+                "carried from one batch to the next (or the batches are not taken in the order given)")
+    if epoch == 1:
+        return ("every full batch agrees: the short last batch must be trained, and its loss weighted by its "
+                "length in the epoch's mean")
+    return (f"epoch 1 agrees and epoch {epoch} does not: the optimiser's state (Adam's moments and step) must "
+            "persist across train_epoch calls")
+
+
 def compare_training(build: Callable[[Weights], Model], case: Case) -> None:
     """Train ``build(weights)`` for :data:`EPOCHS` epochs beside the float64 reference; assert they agree.
 
     Every epoch ends with a short batch, and epochs are separate ``train_epoch``
-    calls, so the optimiser's state must persist from one call to the next.
+    calls, so the optimiser's state must persist from one call to the next.  A failure names the weights and
+    gates that differ and the cause that :func:`diagnose_training` finds.
     """
     weights = initial_weights(case.spec, 3)
     x, y, orders = case_data(case)
     assert len(x) % case.batch, "the kit's cases end every epoch with a short batch"
-    # the reference backend, reached through the registry like any backend, computing in float64
-    reference = backend_for(REFERENCE).build("reference", replace(case.spec, dtype="float64"), weights, "cpu")
-    model = build(weights)
-    reference.set_train_data(x, y)
-    model.set_train_data(x, y)
+    reference, model = _pair(build, case, weights, x, y)
     rtol = case.train_rtol
     why = " (tanh on unscaled inputs saturates: see seqbench.testing)" if case.saturates else ""
     for epoch, order in enumerate(orders, 1):
-        # What usually breaks: the short batch in every epoch; the optimiser's state from the second on.
-        hint = "; the short last batch must be trained, and its loss weighted by its length"
-        if epoch > 1:
-            hint += "; the optimiser's state (Adam's moments and step) must persist across train_epoch calls"
         want_loss, got_loss = reference.train_epoch(order, case.batch), model.train_epoch(order, case.batch)
         model.synchronize()
-        assert abs(got_loss - want_loss) <= rtol * abs(want_loss), (
-            f"epoch {epoch}: loss {got_loss!r} differs from the reference {want_loss!r}{why}{hint}"
-        )
-        want, got = reference.get_weights(), model.get_weights()
-        for name, array in want.arrays().items():
-            err = relative_error(getattr(got, name), array, floor=SCALE_FLOOR)
-            assert err <= rtol, (
-                f"after epoch {epoch}: {name} differs from the reference (relative error {err:.2e} > {rtol:g})"
-                f"{why}{hint}"
-            )
+        off = _weights_off(case, model.get_weights(), reference.get_weights(), rtol)
+        if abs(got_loss - want_loss) <= rtol * abs(want_loss) and not off:
+            continue
+        what = f"loss {got_loss!r} against the reference's {want_loss!r}"
+        if off:
+            what += f"; {', '.join(off)} further than {rtol:g} from the reference"
+        raise AssertionError(f"epoch {epoch}: {what}{why}. Likely cause: {diagnose_training(build, case, epoch)}")
 
 
 def _build(name: str, implementation: str, case: Case, weights: Weights) -> Any:

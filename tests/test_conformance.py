@@ -36,6 +36,28 @@ class _ResetsAdam(NumpyModel):
         return super().train_epoch(order, batch_size)
 
 
+class _OptaxAdam(NumpyModel):
+    """Adam as optax and torch.optim write it: epsilon added to sqrt(v_hat)."""
+
+    def _adam(self):
+        o = self.spec.optimizer
+        self.step += 1
+        for p, g, m, v in zip(self.params, self.grads, self.m, self.v, strict=True):
+            m *= o.beta1
+            m += (1 - o.beta1) * g
+            v *= o.beta2
+            v += (1 - o.beta2) * (g * g)
+            p -= o.learning_rate * (m / (1 - o.beta1**self.step)) / (np.sqrt(v / (1 - o.beta2**self.step)) + o.epsilon)
+
+
+class _RecurrentBiasNotTrained(NumpyModel):
+    """The GRU's recurrent bias (bias row 1) never receives its gradient."""
+
+    def _adam(self):
+        self.grads[2][1] = 0
+        super()._adam()
+
+
 def _case(shape: str, kind: str = "gru", activation: str = "tanh") -> Case:
     s = SHAPE[shape]
     spec = ModelSpec(kind, s.units, s.steps, s.features, activation, head=s.head, outputs=s.outputs)
@@ -55,3 +77,26 @@ def test_the_kit_catches_a_dropped_short_batch_and_a_reset_optimiser(shape, brok
     case = _case(shape)
     with pytest.raises(AssertionError, match=message):
         compare_training(lambda w: broken(case.spec, w), case)
+
+
+@pytest.mark.parametrize("shape", ["normal", "adding", "digits"])
+@pytest.mark.parametrize("broken, cause", [
+    (_DropsShortBatch, "Likely cause: every full batch agrees: the short last batch must be trained"),
+    (_ResetsAdam, "Likely cause: epoch 1 agrees and epoch 2 does not: the optimiser's state"),
+    (_OptaxAdam, "Likely cause: one Adam step moves .* the right way by the wrong amount: the optimiser itself. "
+                 "Adam adds epsilon to sqrt"),
+    (_RecurrentBiasNotTrained, r"Likely cause: one Adam step from the same weights leaves \d+ of \d+ entries of bias "
+                               r"\(gates update, reset, candidate\) in row 1 .*not trained"),
+])  # fmt: skip
+def test_a_training_failure_names_its_cause_not_always_the_short_batch(shape, broken, cause):
+    """Each planted bug gets its own diagnosis (the kit once blamed "the short last batch" for all of them)."""
+    case = _case(shape)
+    with pytest.raises(AssertionError, match=cause):
+        compare_training(lambda w: broken(case.spec, w), case)
+
+
+def test_a_training_failure_names_the_weights_and_gates_that_differ():
+    case = _case("normal", "lstm")
+    names = r"^epoch 1: loss .* against the reference's .*; kernel \(gates [a-z, ]+\)"
+    with pytest.raises(AssertionError, match=names):
+        compare_training(lambda w: _OptaxAdam(case.spec, w), case)

@@ -74,3 +74,40 @@ def test_every_built_in_backend_refuses_an_unsupported_build_with_one_error_type
     for name, backend in registry.backends.items():
         with pytest.raises(SeqbenchError, match=f"^{name}:no-such-impl cannot run rnn/relu on cpu"):
             backend.build("no-such-impl", spec, initial_weights(spec, 0), "cpu")
+
+
+def test_gate_helpers_reorder_and_split_the_canonical_blocks():
+    import numpy as np
+
+    from seqbench.contract import KINDS
+
+    gru, h = KINDS["gru"], 2
+    canonical = np.arange(3 * h)[None, :] + np.zeros((4, 1), int)  # columns 0..5: update, reset, candidate
+    cols = gru.gate_columns(("reset", "update", "candidate"), h)  # torch's nn.GRU order
+    theirs = canonical[..., cols]
+    assert theirs[0].tolist() == [2, 3, 0, 1, 4, 5]
+    assert (theirs[..., np.argsort(cols)] == canonical).all()
+    blocks = gru.split_gates(canonical, h)
+    assert list(blocks) == ["update", "reset", "candidate"] and blocks["reset"][0].tolist() == [2, 3]
+    assert (np.concatenate([blocks[g] for g in gru.gates], axis=-1) == canonical).all()
+    with pytest.raises(ValueError, match="not an order of the gru gates"):
+        gru.gate_columns(("reset", "update"), h)
+
+
+def test_optimizer_update_is_the_reference_adam_on_any_array():
+    """OptimizerSpec.update (what a JAX-family backend calls) takes the reference backend's steps exactly."""
+    import numpy as np
+    from seqbench_numpy.model import NumpyModel
+
+    spec = ModelSpec("lstm", 4, 3, dtype="float64")
+    model = NumpyModel(spec, initial_weights(spec, 0))
+    gen = np.random.default_rng(0)
+    w = [p.copy() for p in model.params]
+    m, v = [np.zeros_like(p) for p in w], [np.zeros_like(p) for p in w]
+    for t in (1, 2, 3):
+        model.grads = [gen.standard_normal(p.shape) * 10.0 ** gen.integers(-9, 1) for p in w]
+        model._adam()
+        for k, g in enumerate(model.grads):
+            w[k], m[k], v[k] = spec.optimizer.update(w[k], g, m[k], v[k], t, np.sqrt)
+        for mine, theirs in zip(w, model.params, strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-15, atol=0)

@@ -264,6 +264,8 @@ def test_a_worker_made_to_wait_is_flagged_and_one_with_a_neighbour_on_another_co
     saved = _os.sched_getaffinity(0)
     _os.sched_setaffinity(0, {mine})
     try:
+        if _median_lost_share() > 0.05:  # other work already shares this CPU: the quiet case cannot be made here
+            pytest.skip("this CPU is busy with other work; the test needs it to itself")
         elsewhere = [_pinned_busy(other, 1.5)]
         _spin(0.1)  # let it start
         apart = _median_lost_share()

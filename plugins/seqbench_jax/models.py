@@ -180,18 +180,11 @@ class Network:
 
     def adam(self, p: Params, g: Params, state: tuple) -> tuple[Params, tuple]:
         """The update of :class:`OptimizerSpec`, with the bias correction in float32 as Keras computes it."""
-        o = self.opt
         t, m, v = state
         t = t + 1
         tf = t.astype(jnp.float32)
-        lr_t = (
-            o.learning_rate
-            * jnp.sqrt(1 - jnp.power(jnp.float32(o.beta2), tf))
-            / (1 - jnp.power(jnp.float32(o.beta1), tf))
-        )
-        m = jax.tree.map(lambda m_, g_: o.beta1 * m_ + (1 - o.beta1) * g_, m, g)
-        v = jax.tree.map(lambda v_, g_: o.beta2 * v_ + (1 - o.beta2) * g_ * g_, v, g)
-        p = jax.tree.map(lambda p_, m_, v_: p_ - lr_t * m_ / (jnp.sqrt(v_) + o.epsilon), p, m, v)
+        new = {name: self.opt.update(p[name], g[name], m[name], v[name], tf, jnp.sqrt) for name in p}
+        p, m, v = ({name: step[k] for name, step in new.items()} for k in range(3))
         return p, (t, m, v)
 
     def train_step(self, p: Params, opt: tuple, x: jax.Array, y: jax.Array, idx: jax.Array, mask: jax.Array):

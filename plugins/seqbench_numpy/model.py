@@ -119,12 +119,10 @@ class NumpyModel(ModelBase):
     # ---------------------------------------------------------- layout
 
     def _perm(self) -> np.ndarray:
-        """Gate order internal <- canonical (identity for the RNN and the GRU)."""
-        h = self.spec.units
-        if not self.lstm:
-            return np.arange(self.gates * h)
-        i, f, c, o = (np.arange(k * h, (k + 1) * h) for k in range(4))
-        return np.concatenate([i, f, o, c])
+        """Gate order internal <- canonical: the LSTM's three sigmoid gates first, so one call activates them."""
+        info = self.spec.info
+        order = ("input", "forget", "output", "candidate") if self.lstm else info.gates
+        return info.gate_columns(order, self.spec.units)
 
     def _to_internal(self, w: Weights) -> list[np.ndarray]:
         """Transposed kernels in the internal gate order; the bias as ``(rows, gates*h, 1)``."""

@@ -62,8 +62,7 @@ FUSED_LAYERS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gr
 
 def _gate_perm(spec: ModelSpec) -> np.ndarray:
     """Canonical column indices in torch's gate order: ``torch_cols = canonical[..., perm]``."""
-    info, h = spec.info, spec.units
-    return np.concatenate([np.arange(h) + info.gates.index(gate) * h for gate in TORCH_GATES[spec.kind]])
+    return spec.info.gate_columns(TORCH_GATES[spec.kind], spec.units)
 
 
 def _array(t: Tensor) -> np.ndarray:
