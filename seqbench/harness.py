@@ -24,10 +24,10 @@ from seqbench.efficiency import epoch_flops, gflops_per_s
 from seqbench.interference import Meter, epoch_disturbed, interference, lost_seconds, others, steadiness, waited
 from seqbench.keys import Status, experiment_label
 from seqbench.results import CellConfig, CellRecord, EpochRecord, cell_fields
-from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, Task, TaskData, rng, score
+from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, DataShape, Task, TaskData, rng, score
 
 
-def model_spec(cell: CellConfig, data: TaskData) -> ModelSpec:
+def model_spec(cell: CellConfig, data: TaskData | DataShape) -> ModelSpec:
     return ModelSpec(
         kind=cell.model,  # type: ignore[arg-type]
         units=cell.units,

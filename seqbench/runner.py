@@ -52,7 +52,7 @@ from seqbench.machine import git_commit, machine_id, machine_info, package_versi
 from seqbench.plugins import Registry, filter_hint
 from seqbench.results import CellConfig, CellRecord, EpochRecord, RunMeta, RunWriter, run_meta
 from seqbench.stats import FASTER, SAME, SLOWER, judge_paired, precise_enough
-from seqbench.tasks import Task
+from seqbench.tasks import Task, data_shape
 from seqbench.worker import Callbacks, probe_env, run_in_worker
 
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
@@ -219,7 +219,7 @@ def _plan_point(
     check_memory(task, point_params, units, batch_size, config.models)  # before make()
     task_params = {**task.defaults, **point_params}  # a cell records its whole experiment
     try:
-        data = task.make(0, **task_params)
+        data = data_shape(task, task_params)  # the workers make the data; the plan needs only its shape
     except ValueError as e:
         raise UsageError(str(e)) from None
     available = thread_policy.cores()

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 
+from seqbench.contract import module_found
 from seqbench.errors import UsageError
 
 # Independent random streams derived from one seed, so that changing how many
@@ -68,6 +69,19 @@ class TaskData:
         return int(self.x_train.shape[2])
 
 
+@dataclass(frozen=True)
+class DataShape:
+    """What a model needs to know of a task's data before any exist: the sizes and the head.
+
+    .. versionadded:: 0.3
+    """
+
+    steps: int
+    features: int
+    head: str = "regression"
+    outputs: int = 1
+
+
 @runtime_checkable
 class Task(Protocol):
     """A registered task.
@@ -100,6 +114,21 @@ class Task(Protocol):
 
     # Optional: ``data_bytes(**params) -> int``, the peak bytes make() needs, so that a run with an
     # absurd size is refused before make() runs (seqbench.budget). versionadded: 0.1
+    # Optional: ``shape(**params) -> DataShape``, the data's sizes without making them, ValueError for bad
+    # parameters as make() would raise (see data_shape). versionadded: 0.3
+
+
+def data_shape(task: Task, params: dict[str, int]) -> DataShape:
+    """The shape of ``task``'s data with ``params``: from its ``shape()``, else by making the data once.
+
+    The planner asks this in the parent process for every grid point; a task with ``shape()`` spares it
+    building whole datasets that only the workers use.  ``ValueError`` for parameters the task refuses.
+    """
+    shape = getattr(task, "shape", None)
+    if callable(shape):
+        return cast(DataShape, shape(**params))
+    data = task.make(0, **params)
+    return DataShape(data.steps, data.features, data.head, data.outputs)
 
 
 # ------------------------------------------------------------------ metrics
@@ -259,6 +288,9 @@ class ArithmeticTask:
         x = (starts[:, None] + np.arange(steps)) / scale
         return x[:, :, None].astype(np.float32), ((starts + steps) / scale).astype(np.float32)
 
+    def shape(self, **params: int) -> DataShape:
+        return DataShape(_check_params(self, params)["steps"], 1)
+
     def make(self, seed: int, **params: int) -> TaskData:
         p = _check_params(self, params)
         steps, scale = p["steps"], p["scale"]
@@ -312,11 +344,15 @@ class AddingTask:
         x = np.stack([values, markers], axis=2).astype(np.float32)
         return x, (values[rows, first] + values[rows, second]).astype(np.float32)
 
-    def make(self, seed: int, **params: int) -> TaskData:
-        p = _check_params(self, params)
-        steps = p["steps"]
+    def shape(self, **params: int) -> DataShape:
+        steps = _check_params(self, params)["steps"]
         if steps < 2:
             raise ValueError(f"task adding needs steps >= 2 (one marker in each half), got {steps}")
+        return DataShape(steps, 2)
+
+    def make(self, seed: int, **params: int) -> TaskData:
+        steps = self.shape(**params).steps
+        p = _check_params(self, params)
         x_train, y_train = self._sequences(rng(seed, STREAM_TRAIN), p["samples"], steps)
         x_test, y_test = self._sequences(rng(seed, STREAM_TEST), p["test_samples"], steps)
         # the probe: every value 0.5 but the marked first (0.2) and last (0.9): target 1.1
@@ -356,6 +392,7 @@ class DigitsTask:
     metric_names = ("accuracy", "cross_entropy")
     primary_metric = "accuracy"
     classes = 10
+    images = 1797  # the set scikit-learn ships: fixed, so the shape is known without loading it
 
     @staticmethod
     def load() -> tuple[np.ndarray, np.ndarray]:
@@ -367,12 +404,18 @@ class DigitsTask:
         bunch = load_digits()
         return np.asarray(bunch.images, np.float64) / 16.0, np.asarray(bunch.target, np.int64)
 
+    def shape(self, **params: int) -> DataShape:
+        n_test = _check_params(self, params)["test_samples"]
+        if not module_found("sklearn"):
+            raise UsageError(f"task 'digits' needs scikit-learn, which is not installed: {DATA_HINT}")
+        if n_test >= self.images:
+            raise ValueError(f"task digits has {self.images} images: test_samples must be below that, got {n_test}")
+        return DataShape(8, 8, "classification", self.classes)
+
     def make(self, seed: int, **params: int) -> TaskData:
-        p = _check_params(self, params)
+        self.shape(**params)
+        n_test = _check_params(self, params)["test_samples"]
         images, digits = self.load()
-        n_test = p["test_samples"]
-        if n_test >= len(digits):
-            raise ValueError(f"task digits has {len(digits)} images: test_samples must be below that, got {n_test}")
         order = rng(seed, STREAM_TRAIN).permutation(len(digits))
         test, train = order[:n_test], order[n_test:]
         x = images.astype(np.float32)

@@ -64,3 +64,46 @@ def test_a_bad_value_anywhere_in_a_list_is_a_usage_error():
         plan(RunConfig(backends=("numpy",), activation=("relu", "elu")), registry)
     with pytest.raises(UsageError, match="steps >= 2"):
         plan(RunConfig(backends=("numpy",), task="adding", task_params={"steps": (10, 1)}), registry)
+
+
+def test_the_planner_learns_each_grid_points_shape_without_making_its_data(monkeypatch):
+    """A grid of large tasks is planned in the parent from each task's shape(); only workers make data."""
+    from seqbench.tasks import AddingTask, ArithmeticTask
+
+    def never(self, seed, **params):
+        raise AssertionError("the parent made a whole dataset to plan")
+
+    monkeypatch.setattr(AddingTask, "make", never)
+    monkeypatch.setattr(ArithmeticTask, "make", never)
+    cells = plan(RunConfig(backends=("numpy",), task="adding", task_params={"steps": (10, 50), "samples": 200000},
+                           seeds=1), load_registry()).cells  # fmt: skip
+    assert sorted({c.task_params["steps"] for c in cells}) == [10, 50]
+    assert len(plan(RunConfig(backends=("numpy",), seeds=1), load_registry()).cells) == 2
+
+
+@pytest.mark.parametrize("task, params", [("arithmetic", {}), ("arithmetic", {"steps": 7, "samples": 40}),
+                                          ("adding", {"steps": 9, "samples": 30}), ("digits", {})])  # fmt: skip
+def test_a_tasks_shape_is_the_shape_of_the_data_it_makes(task, params):
+    from dataclasses import astuple
+
+    from seqbench.tasks import DataShape, data_shape
+
+    t = load_registry().task(task)
+    if task == "digits":
+        pytest.importorskip("sklearn")
+    data = t.make(0, **params)
+    assert data_shape(t, params) == DataShape(data.steps, data.features, data.head, data.outputs)
+    assert astuple(data_shape(t, params))[:2] == data.x_train.shape[1:]
+
+
+def test_a_task_without_shape_is_planned_from_its_data():
+    from seqbench.tasks import ArithmeticTask, DataShape, data_shape
+
+    class Old:  # a plugin task written before shape() existed
+        name, description, defaults = "old", "", dict(ArithmeticTask.defaults)
+        make, metrics = ArithmeticTask.make, ArithmeticTask.metrics
+        _sequences = ArithmeticTask._sequences
+
+    assert data_shape(Old(), {"steps": 4}) == DataShape(4, 1)
+    with pytest.raises(ValueError, match="must be positive"):
+        data_shape(load_registry().task("adding"), {"steps": 0})
