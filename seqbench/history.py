@@ -173,21 +173,23 @@ def _display(wide: pd.DataFrame, fmt_value: Any, change_spec: str = "+.1%") -> p
     return out
 
 
-def render(h: History, fmt: str = "text", normalize: bool = False, last: int | None = 8,
-           plots: bool = True) -> str:  # fmt: skip
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}")
+@dataclass
+class _Views:
+    """What every human-readable format of a history shows, built once."""
+
+    times: pd.DataFrame
+    accuracy: pd.DataFrame
+    runs: pd.DataFrame
+    notes: list[str]
+    time_title: str
+    acc_title: str
+    right: set[str]
+    unit: str
+    time_column: str
+
+
+def _views(h: History, normalize: bool, last: int | None) -> _Views:
     time_column = "steady_cal" if normalize else "steady_epoch_ms"
-    if fmt == "csv":
-        return csv_text(h.long)
-    if fmt == "json":
-        doc = {"runs": records(h.runs.astype({"started": str})), "rows": records(h.long.astype({"started": str})),
-               "skipped": h.skipped}  # fmt: skip
-        return json.dumps(doc, indent=2) + "\n"
-    if h.long.empty:
-        lines = ["no runs found" + (" that match" if h.skipped == [] else "")]
-        lines += [f"skipped: {one_line(s)}" for s in h.skipped]
-        return "\n".join(lines)
     unit = "calibration units" if normalize else "ms"
     fmt_time = (lambda v: f"{v:.3g}" if pd.notna(v) else "-") if normalize else fmt_ms
     times = _display(trend(h, time_column, last), fmt_time)
@@ -207,27 +209,58 @@ def render(h: History, fmt: str = "text", normalize: bool = False, last: int | N
         notes.append("some runs have no calibration: their normalised times show as '-'")
     notes += [f"skipped: {s}" for s in h.skipped]
     time_title = f"steady epoch, {unit} (median; one column per run, {shown} runs, oldest first)"
-    acc_title = "accuracy (median over seeds)"
-    right = set(times.columns) - {"row"}
-    if fmt == "text":
-        out = [f"{len(h.runs)} runs"] + [f"note: {one_line(n)}" for n in notes]
-        out += ["", time_title, text_table(times, right), "", acc_title, text_table(accuracy, right),
-                "", "runs", text_table(runs, set())]  # fmt: skip
-        return terminal("\n".join(out))
-    if fmt == "md":
-        out = [f"## seqbench history: {len(h.runs)} runs", ""] + [f"> {markdown(n)}" for n in notes]
-        out += ["", f"### {time_title}", "", md_table(times, right), "", f"### {acc_title}", "",
-                md_table(accuracy, right), "", "### runs", "", md_table(runs, set())]  # fmt: skip
-        return "\n".join(out) + "\n"
+    return _Views(times, accuracy, runs, notes, time_title, "accuracy (median over seeds)",
+                  set(times.columns) - {"row"}, unit, time_column)  # fmt: skip
+
+
+def _render_text(h: History, v: _Views) -> str:
+    out = [f"{len(h.runs)} runs"] + [f"note: {one_line(n)}" for n in v.notes]
+    out += ["", v.time_title, text_table(v.times, v.right), "", v.acc_title, text_table(v.accuracy, v.right),
+            "", "runs", text_table(v.runs, set())]  # fmt: skip
+    return terminal("\n".join(out))
+
+
+def _render_markdown(h: History, v: _Views) -> str:
+    out = [f"## seqbench history: {len(h.runs)} runs", ""] + [f"> {markdown(n)}" for n in v.notes]
+    out += ["", f"### {v.time_title}", "", md_table(v.times, v.right), "", f"### {v.acc_title}", "",
+            md_table(v.accuracy, v.right), "", "### runs", "", md_table(v.runs, set())]  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def _render_html(h: History, v: _Views, plots: bool) -> str:
     body = [f"<h1>seqbench history: {len(h.runs)} runs</h1>"]
-    body += [f'<p class="warning">{html_text(n)}</p>' for n in notes]
-    body += [f"<h2>{html_text(time_title)}</h2>", html_table(times, right), f"<h2>{acc_title}</h2>",
-             html_table(accuracy, right), "<h2>runs</h2>", html_table(runs, set())]  # fmt: skip
+    body += [f'<p class="warning">{html_text(n)}</p>' for n in v.notes]
+    body += [f"<h2>{html_text(v.time_title)}</h2>", html_table(v.times, v.right), f"<h2>{v.acc_title}</h2>",
+             html_table(v.accuracy, v.right), "<h2>runs</h2>", html_table(v.runs, set())]  # fmt: skip
     if plots:
         from seqbench.plots import history_figure, png
 
-        body.append(png_img(png(history_figure(h.long, time_column, f"steady epoch ({unit})")), "history"))
+        body.append(png_img(png(history_figure(h.long, v.time_column, f"steady epoch ({v.unit})")), "history"))
     return html_page("seqbench history", "\n".join(body))
+
+
+def render(h: History, fmt: str = "text", normalize: bool = False, last: int | None = 8,
+           plots: bool = True) -> str:  # fmt: skip
+    """The history in ``fmt`` (one of :data:`FORMATS`): the data as they are (csv, json), or tables of the last
+    ``last`` runs for people (text, md, html)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    if fmt == "csv":
+        return csv_text(h.long)
+    if fmt == "json":
+        doc = {"runs": records(h.runs.astype({"started": str})), "rows": records(h.long.astype({"started": str})),
+               "skipped": h.skipped}  # fmt: skip
+        return json.dumps(doc, indent=2) + "\n"
+    if h.long.empty:
+        lines = ["no runs found" + (" that match" if h.skipped == [] else "")]
+        lines += [f"skipped: {one_line(s)}" for s in h.skipped]
+        return "\n".join(lines)
+    v = _views(h, normalize, last)
+    if fmt == "text":
+        return _render_text(h, v)
+    if fmt == "md":
+        return _render_markdown(h, v)
+    return _render_html(h, v, plots)
 
 
 def save_plot(h: History, path: str | Path, normalize: bool = False) -> Path:
