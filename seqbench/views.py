@@ -56,11 +56,19 @@ SUMMARY_COLUMNS = [
     "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "path", "machine",
 ]  # fmt: skip
 
+# A wall time is a measurement only when it is positive: a 0.0 or -0.0 (a clock too coarse to see the
+# epoch, a hand edit, another tool's file) would divide by zero in every ratio a view feeds (samples/s,
+# x vs fastest, the race lines, the exports), so it reads as missing, like a null.
+_WALL_TIMES = ("first_epoch_s", "steady_epoch_s", "wall_s")
+
+
 def _numeric(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     frame = frame.copy()
     for column in columns:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+            if column in _WALL_TIMES:
+                frame[column] = frame[column].where(frame[column] > 0)
     return frame
 
 
