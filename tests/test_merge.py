@@ -160,8 +160,11 @@ def test_merge_refuses_a_symlink_loop_as_the_readers_do(tmp_path):
     a, b = _shards(tmp_path)
     (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
     (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
-    for args in (["merge", str(a), str(tmp_path / "loop1"), "-o", str(tmp_path / "m")],
-                 ["merge", str(a), str(b), "-o", str(tmp_path / "loop1")], ["report", str(tmp_path / "loop1")]):
+    for args in (
+        ["merge", str(a), str(tmp_path / "loop1"), "-o", str(tmp_path / "m")],
+        ["merge", str(a), str(b), "-o", str(tmp_path / "loop1")],
+        ["report", str(tmp_path / "loop1")],
+    ):
         result = invoke(*args)
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith("seqbench: error:") and len(result.stderr.splitlines()) == 1
