@@ -249,15 +249,33 @@ class RunWriter:
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         """Replace run.json atomically, so a reader never sees half of it."""
         tmp = self.path / (RUN_FILE + ".tmp")
+        text = json.dumps(jsonable(dict(meta)), indent=2, allow_nan=False) + "\n"
         try:
-            tmp.write_text(json.dumps(jsonable(dict(meta)), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, self.path / RUN_FILE)
+        except PermissionError as e:
+            # The folder turned read-only, and run.json itself may still be writable: rewrite it in place
+            # rather than leave it saying "running".  Only here: after a full disk, a rewrite cut short
+            # would lose the whole run.
+            self._unlink(tmp)
+            try:
+                (self.path / RUN_FILE).write_text(text, encoding="utf-8")
+            except OSError:
+                pass
+            raise ResultsError(f"cannot write {self.path / RUN_FILE}: {e.strerror or e}") from e
         except OSError as e:
-            tmp.unlink(missing_ok=True)
+            self._unlink(tmp)
             raise ResultsError(f"cannot write {self.path / RUN_FILE}: {e.strerror or e}") from e
         except BaseException:  # interrupted half-way: leave no stray .tmp behind
-            tmp.unlink(missing_ok=True)
+            self._unlink(tmp)
             raise
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # the folder is gone or read-only: nothing to clean up, or nothing we can
+            pass
 
     def _append(self, name: str, record: Any) -> None:
         # One os.write per row on an O_APPEND descriptor: a concurrent reader

@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench.errors import UsageError
+from seqbench.errors import ResultsError, UsageError
 from seqbench.keys import Status
 from seqbench.results import CellConfig, CellRecord, EpochRecord, as_row, failed_cell
 from seqbench.threads import thread_env
@@ -146,8 +146,12 @@ class _Child:
     """A running worker and the line-buffered pipe it reports on."""
 
     def __init__(self, request: dict[str, Any], threads: int, log: Path, executable: str) -> None:
+        try:  # the results folder may have gone, or turned read-only, since the run began
+            log_file = open(log, "ab")  # noqa: SIM115 - closed below, once the child holds it
+        except OSError as e:
+            raise ResultsError(f"cannot write {log}: {e.strerror or e}") from e
         self.read_fd, write_fd = os.pipe()
-        with open(log, "ab") as log_file:
+        with log_file:
             self.proc = subprocess.Popen(
                 [executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent", str(os.getpid())],
                 stdin=subprocess.PIPE,

@@ -167,6 +167,83 @@ def test_a_full_disk_mid_run_marks_the_run_failed_and_exits_2(tmp_path, monkeypa
     assert not list(run_dir.glob("*.tmp"))
 
 
+def _after_first_cell(monkeypatch, action):
+    """Run ``action(run_dir)`` once the first cell is written (the results folder changes under a run)."""
+    real_add_cell = RunWriter.add_cell
+
+    def add_cell(self, record):
+        real_add_cell(self, record)
+        if not getattr(self, "_acted", False):
+            self._acted = True
+            action(self.path)
+
+    monkeypatch.setattr(RunWriter, "add_cell", add_cell)
+
+
+def _one_error_line(result, *words):
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("seqbench: error: cannot write ") and all(w in line for w in words), line
+
+
+def test_a_results_folder_deleted_mid_run_is_exit_2_in_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    _after_first_cell(monkeypatch, shutil.rmtree)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--models", "rnn", *FAST, "--seeds", "2", "-q",
+                    "--results-dir", str(tmp_path))  # fmt: skip
+    _one_error_line(result, "numpy-reference-cpu.log", "No such file or directory")
+    assert list(tmp_path.iterdir()) == []  # nothing left to mark failed
+
+
+def test_a_results_folder_made_read_only_mid_run_is_exit_2_and_marked_failed(tmp_path, monkeypatch):
+    import builtins
+
+    import seqbench.worker as worker
+
+    def read_only(run_dir):  # what chmod a-w does to a user who is not root: no new file in the folder
+        def no_new_file(path, *args, **kwargs):
+            if Path(path).parent in (run_dir, run_dir / "logs"):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return builtins.open(path, *args, **kwargs)
+
+        real_write_text = Path.write_text
+        monkeypatch.setattr(worker, "open", no_new_file, raising=False)
+        monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: no_new_file(self) if self.suffix == ".tmp"
+                            else real_write_text(self, *a, **k))  # fmt: skip
+
+    _after_first_cell(monkeypatch, read_only)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--models", "rnn", *FAST, "--seeds", "2", "-q",
+                    "--results-dir", str(tmp_path))  # fmt: skip
+    _one_error_line(result, "Permission denied")
+    run_dir = next(tmp_path.iterdir())
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["cells_done"] == 1 and len(read_jsonl(run_dir / "cells.jsonl")) == 1
+    assert not list(run_dir.glob("*.tmp"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_results_folder_chmod_read_only_mid_run_is_exit_2_and_marked_failed(tmp_path, monkeypatch):
+    def read_only(run_dir):
+        for folder in (run_dir / "logs", run_dir):
+            folder.chmod(0o555)
+
+    _after_first_cell(monkeypatch, read_only)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    try:
+        result = invoke("run", "--backends", "numpy", "--models", "rnn", *FAST, "--seeds", "2", "-q",
+                        "--results-dir", str(tmp_path))  # fmt: skip
+        _one_error_line(result, "Permission denied")
+        run_dir = next(tmp_path.iterdir())
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    finally:
+        for folder in tmp_path.rglob("*"):
+            if folder.is_dir():
+                folder.chmod(0o755)
+
+
 def test_ctrl_c_during_calibration_marks_the_run_interrupted(tmp_path, monkeypatch):
     import seqbench.runner as runner
 
