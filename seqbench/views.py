@@ -35,7 +35,7 @@ from seqbench.keys import (
     Status,
     experiment_label,
 )
-from seqbench.results import Run
+from seqbench.results import Run, error_reason
 
 # A row of every view is a CellKey: a backend's implementation of a model on a device, in one experiment.
 KEYS = list(KEY_FIELDS)
@@ -329,21 +329,15 @@ def vs_fastest(table: pd.DataFrame) -> pd.Series:
     return (table["steady_epoch_ms"] / fastest).astype("float64")
 
 
-def _reason(error: Any) -> str:
-    if not isinstance(error, str) or not error.strip():
-        return ""
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
 def failures(cells: pd.DataFrame) -> pd.DataFrame:
-    """Every cell that did not end ``ok``, with the last line of its error as the reason."""
+    """Every cell that did not end ``ok``, with the line of its error that says why as the reason
+    (:func:`~seqbench.results.error_reason`)."""
     columns = [*SEED_KEYS, "status", "epochs_run", "reason"]
     if cells.empty:
         return pd.DataFrame(columns=columns)
     bad = cells[cells["status"] != Status.OK].copy()
     bad["reason"] = [
-        _reason(e) or (f"loss became non-finite at epoch {int(n)}" if s == Status.DIVERGED and pd.notna(n) else "")
+        error_reason(e) or (f"loss became non-finite at epoch {int(n)}" if s == Status.DIVERGED and pd.notna(n) else "")
         for e, s, n in zip(bad["error"], bad["status"], pd.to_numeric(bad["epochs_run"], errors="coerce"), strict=True)
     ]
     return bad[columns].sort_values(SEED_KEYS).reset_index(drop=True)

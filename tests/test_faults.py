@@ -16,6 +16,9 @@ import sys
 import pytest
 
 from seqbench.cli import main
+from seqbench.results import MAX_ERROR_BYTES, bounded_error, error_reason
+from tests.conftest import run_dir_of
+from tests.conftest import seqbench as cli
 from tests.runfactory import Row, invoke, make_run
 
 
@@ -102,3 +105,60 @@ def test_plots_and_outputs_create_missing_folders_and_refuse_a_file_in_the_way(t
         result = invoke(*args)
         assert result.returncode == 0, (args, result.stderr)
     assert {p.name for p in made.iterdir()} == {"trend.png", "plots", "bench.json", "compare.txt"}
+
+
+# ------------------------------------------------------------------ workers that die loudly
+
+
+def _cells(result) -> list[dict]:
+    return [json.loads(line) for line in (run_dir_of(result) / "cells.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_worker_that_writes_megabytes_and_dies_leaves_a_bounded_error_of_its_own(tmp_path, plugin_env):
+    result = cli("run", "--backends", "loud", "--models", "lstm", "--epochs", "2", "--seeds", "2", "--retries", "0",
+                 "--no-calibration", "--results-dir", str(tmp_path), env=plugin_env, timeout=120)  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    _one_clean_line(result.stderr)
+    assert len(result.stderr) + len(result.stdout) < 20_000  # the console carries no megabytes either
+    cells = _cells(result)
+    assert [c["status"] for c in cells] == ["error", "error"]
+    for cell in cells:
+        error = cell["error"]
+        assert len(error.encode()) <= MAX_ERROR_BYTES
+        assert error.startswith("worker exited with code 5\n") and error.endswith("last words of the loud worker")
+        assert error.count("says:") <= 1  # never the other worker's output
+    assert "[1/2] loud:broken/cpu lstm seed=0  error: worker exited with code 5" in result.stderr
+    [log] = (run_dir_of(result) / "logs").iterdir()
+    text = log.read_text()
+    assert text.count("last words of the loud worker") == 2 and len(text) > 2 * (8 << 20)  # kept whole
+    assert "==== loud:broken/cpu lstm seed=1 ====" in text
+
+
+@pytest.mark.slow
+def test_a_worker_killed_by_sigkill_says_so_first_everywhere(tmp_path, plugin_env):
+    result = cli("run", "--backends", "killed", "--models", "lstm", "--epochs", "2", "--seeds", "1", "--retries", "0",
+                 "--no-calibration", "--results-dir", str(tmp_path), env=plugin_env, timeout=120)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    [cell] = _cells(result)
+    assert cell["error"].startswith("worker killed by signal 9 (SIGKILL)\n")
+    assert "error: np.exp(out, out=out)" in cell["error"]  # its last words follow
+    assert "seed=0  error: worker killed by signal 9 (SIGKILL)" in result.stderr  # the console line
+    report = invoke("report", str(run_dir_of(result)))
+    assert "seed=0: error: worker killed by signal 9 (SIGKILL)" in report.stdout  # the report's failures
+
+
+def test_an_error_is_bounded_to_its_first_line_and_its_end():
+    error = "worker exited with code 5\n" + "x" * (16 << 20) + "\nthe last line"
+    bounded = bounded_error(error)
+    assert len(bounded.encode()) <= MAX_ERROR_BYTES
+    assert bounded.startswith("worker exited with code 5\n[... ") and bounded.endswith("x\nthe last line")
+    assert bounded_error("short\ntext") == "short\ntext"
+    assert len(bounded_error("é" * 10_000).encode()) <= MAX_ERROR_BYTES  # never a character cut in two
+
+
+def test_the_reason_of_an_error_is_a_tracebacks_last_line_or_else_its_first():
+    assert error_reason("Traceback (most recent call last):\n  File ...\nValueError: boom\n") == "ValueError: boom"
+    assert error_reason("worker killed by signal 9 (SIGKILL)\nerror: np.exp(out, out=out)") == \
+        "worker killed by signal 9 (SIGKILL)"  # fmt: skip
+    assert len(error_reason("y" * 100_000)) <= 300 and error_reason(None) == ""
