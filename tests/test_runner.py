@@ -17,7 +17,7 @@ import pytest
 from seqbench import threads as thread_policy
 from seqbench.plugins import load_registry
 from seqbench.results import CellConfig, CellRecord, RunWriter
-from seqbench.runner import RunConfig, interleave, plan
+from seqbench.runner import MAX_SEEDS, RunConfig, interleave, plan
 from tests.conftest import read_jsonl
 from tests.runfactory import invoke
 
@@ -46,7 +46,8 @@ def test_plan_is_interleaved_records_whole_experiments_and_is_linear_in_seeds(mo
                                                   ("lstm", 2)]  # fmt: skip
     assert cells[0].task_params == registry.task("arithmetic").defaults  # defaults filled in
     started = time.perf_counter()
-    assert len(plan(RunConfig(backends=("numpy",), seeds=16_000), registry).cells) == 32_000
+    many = RunConfig(backends=("numpy",), seeds=MAX_SEEDS, units=tuple(range(10, 26)))  # 16 x 2 rows x 1000 seeds
+    assert len(plan(many, registry).cells) == 32_000
     assert time.perf_counter() - started < 30  # quadratic planning took 35 s; this is a hang guard, not a timing
 
 
@@ -60,6 +61,15 @@ def test_the_thread_policy_gives_small_models_one_thread_and_large_ones_every_co
     fixed = plan(RunConfig(backends=("numpy",), models=("lstm",), seeds=1, threads=3), registry).cells[0]
     assert (seed.threads, large.threads, fixed.threads) == (1, 8, 3)
     assert thread_policy.describe(None, 8)["policy"] == "auto" and thread_policy.describe(3, 8)["policy"] == "fixed"
+
+
+def test_more_threads_than_cores_is_said_before_the_run(monkeypatch):
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    monkeypatch.setattr(thread_policy, "cores", lambda: 2)
+    config = RunConfig(backends=("numpy",), models=("rnn",), seeds=1)
+    assert not [n for n in plan(replace(config, threads=2), load_registry()).notes if "--threads" in n]
+    [note] = [n for n in plan(replace(config, threads=8), load_registry()).notes if "--threads" in n]
+    assert note.startswith("--threads 8 is more than the 2 core(s)")
 
 
 def test_worker_plugins_are_only_its_backends_and_its_tasks(plugin_env, monkeypatch):
