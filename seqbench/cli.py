@@ -203,10 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from seqbench.plugins import load_registry
+    from seqbench.plugins import load_registry_for
     from seqbench.runner import execute
 
-    registry = load_registry()
+    registry = load_registry_for(args.backends, args.task)
     _report_plugin_failures(registry)
     names = [name for name, _ in args.env]
     if len(set(names)) < len(names):
