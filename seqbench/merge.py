@@ -99,7 +99,7 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
     if len({p.resolve() for p in paths}) < len(paths):
         raise ResultsError("the same run directory is given twice")
     out = Path(output)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ResultsError(f"{out} already exists and is not empty: choose a new output directory")
     parts = [_Part.read(p) for p in paths]
     _check_same_experiment(parts)
