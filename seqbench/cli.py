@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from seqbench.config import RunConfig
 from seqbench.errors import SeqbenchError, UsageError
 from seqbench.escape import one_line
 from seqbench.keys import RunStatus
+from seqbench.output import flush_stdout, silence_stdout, write_stdout
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
@@ -213,10 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from seqbench.plugins import load_registry
+    from seqbench.plugins import load_registry_for
     from seqbench.runner import execute
 
-    registry = load_registry()
+    registry = load_registry_for(args.backends, args.task)
     _report_plugin_failures(registry)
     names = [name for name, _ in args.env]
     if len(set(names)) < len(names):
@@ -239,10 +239,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         from seqbench.report import render_summary  # pandas, only now
 
-        print(render_summary(seqbench.load_run(result.path), width=terminal_width()))
+        write_stdout(render_summary(seqbench.load_run(result.path), width=terminal_width()) + "\n")
         if result.status != RunStatus.COMPLETE:
             print(f"run {result.status}: {len(result.cells)} cell(s) finished and kept", file=sys.stderr)
-    print(result.path)
+    write_stdout(f"{result.path}\n")
     return result.exit_code
 
 
@@ -286,32 +286,24 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from seqbench.plugins import load_registry
 
     registry = load_registry()
-    print("Backends:")
+    out = ["Backends:"]
     for name, backend in sorted(registry.backends.items()):
         a = backend.availability()
         state = "available" if a.available else f"NOT AVAILABLE: {a.reason}"
-        print(f"  {name:<11} {state}  (plugin {registry.origin[name]})")
-        print(f"  {'':<11} implementations: {', '.join(backend.implementations)}")
-        print(f"  {'':<11} default: {_defaults_line(backend)}")
-        print(f"  {'':<11} devices: {_devices_line(backend)}")
+        out.append(f"  {name:<11} {state}  (plugin {registry.origin[name]})")
+        out.append(f"  {'':<11} implementations: {', '.join(backend.implementations)}")
+        out.append(f"  {'':<11} default: {_defaults_line(backend)}")
+        out.append(f"  {'':<11} devices: {_devices_line(backend)}")
         if not a.available and a.install_hint:
-            print(f"  {'':<11} install: {a.install_hint}")
-    print("Tasks:")
+            out.append(f"  {'':<11} install: {a.install_hint}")
+    out.append("Tasks:")
     for name, task in sorted(registry.tasks.items()):
         params = " ".join(f"{k}={v}" for k, v in task.defaults.items())
-        print(f"  {name:<10} {task.description}  [{params}]")
+        out.append(f"  {name:<10} {task.description}  [{params}]")
     for failure in registry.failures:
-        print(f"Failed plugin {failure.plugin}: {failure.message}")
+        out.append(f"Failed plugin {failure.plugin}: {failure.message}")
+    write_stdout("\n".join(out) + "\n")
     return EXIT_OK
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe: send what is still buffered nowhere, so exit does not complain again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # no real file descriptor (a test's capture)
-        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -321,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return EXIT_USAGE
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        flush_stdout()  # a full disk behind stdout is said here, as an error, not at exit
+        return code
     except SeqbenchError as e:
         if debug:
             traceback.print_exc()
@@ -331,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("seqbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `seqbench list | head`: the reader has all it wanted
-        _silence_stdout()
+        silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as e:  # a bug; still one line, and never exit 1, which compare reserves for regressions
         if debug:

@@ -14,7 +14,8 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
-from pathlib import Path
+
+from seqbench.output import write_file, write_stdout, writing
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
 REPORT_FORMATS = ("text", "md", "csv", "json", "html")
@@ -46,21 +47,13 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def _emit(text: str, output: str | None) -> None:
-    """Print ``text``, or write it to ``output`` (``-`` is stdout)."""
+    """Print ``text``, or write it to ``output`` (``-`` is stdout), by :mod:`seqbench.output`'s rule."""
     if not text.endswith("\n"):
         text += "\n"
     if output in (None, "-"):
-        sys.stdout.write(text)
+        write_stdout(text)
         return
-    from seqbench.errors import ResultsError
-
-    path = Path(output)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise ResultsError(f"cannot write {path}: {e.strerror or e}") from e
-    print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {write_file(output, text)}", file=sys.stderr)
 
 
 def terminal_width() -> int | None:
@@ -91,8 +84,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.plots:
         from seqbench.plots import save_run_plots
 
-        for written in save_run_plots(run, args.plots, args.plot_format):
-            print(f"wrote {written}", file=sys.stderr)
+        with writing(args.plots):  # it creates the folder and its parents itself
+            written = save_run_plots(run, args.plots, args.plot_format)
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
     width = terminal_width() if args.format == "text" and args.output in (None, "-") else None
     _emit(render(run, args.format, plots=not args.no_plots, width=width), args.output)
     return EXIT_OK
@@ -160,7 +155,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         _warn(warning)
     what = f"{result.inputs} of {result.shard_count} shards" if result.shard_count else f"{result.inputs} runs"
     print(f"merged {what}, {result.cells} cells, status {result.status}", file=sys.stderr)
-    print(result.path)
+    write_stdout(f"{result.path}\n")
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from seqbench.escape import one_line
 from seqbench.keys import COMPLETED, series_name
+from seqbench.results import error_reason
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -42,7 +43,7 @@ def cell_line(record: Any, done: int, total: int) -> str:
         line += f"  loss {_fmt(record.final_loss, '.4g')}  steady {_fmt(steady_ms, '.1f')} ms/epoch"
         line += disturbance_note(record)
     elif record.error:
-        line += ": " + record.error.strip().splitlines()[-1]
+        line += ": " + error_reason(record.error)
     return one_line(line)
 
 

@@ -26,6 +26,7 @@ class PluginLoadError(SeqbenchError):
 
 
 class ResultsError(SeqbenchError):
-    """A results directory cannot be written or read."""
+    """A results directory cannot be written or read, or neither can an output made from it
+    (a report, a plot, an export): the environment's fault, not seqbench's."""
 
     exit_code = 2

@@ -27,6 +27,7 @@ from seqbench.loader import (
     load_run,
     newest_run,  # noqa: F401 - its old home; callers may import it from here
 )
+from seqbench.output import write_file
 from seqbench.results import RUN_FILE
 from seqbench.tables import csv_text, html_page, html_table, md_table, png_img, records, text_table
 from seqbench.views import cell_view, summary
@@ -268,6 +269,4 @@ def save_plot(h: History, path: str | Path, normalize: bool = False) -> Path:
 
     unit = "calibration units" if normalize else "ms"
     column = "steady_cal" if normalize else "steady_epoch_ms"
-    path = Path(path)
-    path.write_bytes(png(history_figure(h.long, column, f"steady epoch ({unit})")))
-    return path
+    return write_file(path, png(history_figure(h.long, column, f"steady epoch ({unit})")))

@@ -29,7 +29,7 @@ from typing import Any
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError
 from seqbench.keys import EXPERIMENT_FIELDS, CellKey, RunStatus
-from seqbench.loader import read_run
+from seqbench.loader import read_run, resolve_run
 from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, LOGS_DIR, RUN_FILE, MachineEntry, RunMeta, run_meta
 
 
@@ -91,13 +91,15 @@ def copy_regular_files(source: Path, target: Path) -> list[Path]:
 
 def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
     """Merge the run directories ``inputs`` into the new run directory ``output``."""
-    paths = [Path(p) for p in inputs]
+    # the readers' own check (report, compare, export): a missing path or a symbolic-link loop is one clean
+    # error naming it, before resolve() below would raise on the loop
+    paths = [resolve_run(p) for p in inputs]
     if len(paths) < 1:
         raise ResultsError("merge needs at least one run directory")
     if len({p.resolve() for p in paths}) < len(paths):
         raise ResultsError("the same run directory is given twice")
     out = Path(output)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ResultsError(f"{out} already exists and is not empty: choose a new output directory")
     parts = [_Part.read(p) for p in paths]
     _check_same_experiment(parts)

@@ -7,6 +7,13 @@ entry-point names, comma separated):
 * ``SEQBENCH_PLUGINS``: load only these (set it empty to load none);
 * ``SEQBENCH_DISABLE_PLUGINS``: never load these.
 
+A third, ``SEQBENCH_PLUGIN_TIMEOUT``, is the seconds a plugin may take to
+import (default :data:`IMPORT_TIMEOUT_S`): one that takes longer (a
+``time.sleep`` or a network call at module level) is recorded as failed, named,
+and left behind, so that ``seqbench list`` and ``seqbench run`` never hang on
+it.  ``seqbench run`` loads only the plugins its backends need when it can
+tell them from their names (:func:`load_registry_for`).
+
 A plugin that fails to import or to register is recorded with its name and
 the error, and the others still load.  So is a plugin that implements a hook
 no spec declares (a misspelling such as ``seqbench_register_backend``): it is
@@ -17,7 +24,9 @@ is meant cannot be guessed.  Nothing here imports a framework.
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -33,6 +42,10 @@ from seqbench.tasks import Task
 
 ENV_ALLOW = "SEQBENCH_PLUGINS"
 ENV_DISABLE = "SEQBENCH_DISABLE_PLUGINS"
+ENV_TIMEOUT = "SEQBENCH_PLUGIN_TIMEOUT"
+# A plugin imports no framework (its backend does, in the worker), so its import takes well under a second;
+# this much is a generous allowance for a loaded machine, not an estimate.
+IMPORT_TIMEOUT_S = 30.0
 ENTRY_POINT_GROUP = "seqbench"
 BUILTIN_TASKS = "seqbench.default_plugins.tasks"  # registered in every plugin manager, not through an entry point
 
@@ -121,11 +134,54 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
+def import_timeout() -> float:
+    """The seconds a plugin may take to import: ``SEQBENCH_PLUGIN_TIMEOUT``, else :data:`IMPORT_TIMEOUT_S`."""
+    value = os.environ.get(ENV_TIMEOUT)
+    if value is None:
+        return IMPORT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"{ENV_TIMEOUT} must be a number of seconds above 0, got {value!r}")
+    return seconds
+
+
+def _load_bounded(ep: metadata.EntryPoint, timeout: float) -> object:
+    """``ep.load()``, given at most ``timeout`` seconds; raises what the import raised, or TimeoutError.
+
+    The import runs in a thread of its own: the plugin's objects must live in this process (the planner
+    asks its backends questions), and a thread costs nothing, where finding the hang in a subprocess would
+    cost every command a second interpreter importing every plugin twice.  A thread cannot be stopped, so
+    a hung import is left sleeping (a daemon: it does not hold up the exit); plugins still import one at a
+    time, as before.  An import that hangs in C code while holding the GIL is beyond this bound.
+    """
+    loaded: list[object] = []
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            loaded.append(ep.load())
+        except BaseException as e:  # noqa: B036 - handed to the caller's thread, SystemExit included
+            failed.append(e)
+
+    thread = threading.Thread(target=load, name=f"seqbench-import-{ep.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if failed:
+        raise failed[0]
+    if not loaded:
+        raise TimeoutError(f"its import did not finish within {timeout:g} s ({ENV_TIMEOUT} sets the allowance)")
+    return loaded[0]
+
+
 def load_entry_point_plugins(pm: pluggy.PluginManager, only: Iterable[str] | None = None) -> list[PluginFailure]:
     """Register every allowed entry-point plugin (only those named in ``only``, if given);
-    return those that failed."""
+    return those that failed, or took longer than :func:`import_timeout` to import."""
     allow, deny = _names(ENV_ALLOW), _names(ENV_DISABLE) or set()
     wanted = None if only is None else set(only)
+    timeout = import_timeout()
     failures = []
     for ep in _entry_points():
         if (allow is not None and ep.name not in allow) or ep.name in deny:
@@ -133,8 +189,10 @@ def load_entry_point_plugins(pm: pluggy.PluginManager, only: Iterable[str] | Non
         if wanted is not None and ep.name not in wanted:
             continue
         try:
-            pm.register(ep.load(), name=ep.name)
-        except Exception as e:  # any import error of a third-party plugin
+            pm.register(_load_bounded(ep, timeout), name=ep.name)
+        except BaseException as e:  # noqa: B036 - any failure of a third-party plugin's import, named
+            if isinstance(e, KeyboardInterrupt):
+                raise
             failures.append(
                 PluginFailure(ep.name, f'Error loading backend plugin "{ep.name}": {type(e).__name__}: {e}')
             )
@@ -204,6 +262,22 @@ def build_registry(pm: pluggy.PluginManager, failures: Iterable[PluginFailure] =
         message = conflict_message(name, plugins)
         reg.failures += [PluginFailure(plugin, message) for plugin in plugins]
     return reg
+
+
+def load_registry_for(backends: Iterable[str], task: str) -> Registry:
+    """The registry a run of ``backends`` (names, ``NAME:IMPLEMENTATION`` or ``all``) on ``task`` needs.
+
+    When every backend is named by an entry point of the same name (the built-ins are) and the task is
+    built in, only those plugins load: one the run does not use cannot delay or break it.  Otherwise, or
+    when those plugins do not register the backends, every plugin loads, and names are checked as ever.
+    """
+    names = {item.partition(":")[0] for item in backends}
+    if names and "all" not in names and task in build_registry(new_plugin_manager()).tasks and \
+            names <= {ep.name for ep in _entry_points()}:  # fmt: skip
+        registry = load_registry(only=names)
+        if names <= set(registry.backends):
+            return registry
+    return load_registry()
 
 
 def load_registry(extra_plugins: Iterable[object] = (), only: Iterable[str] | None = None) -> Registry:

@@ -165,10 +165,43 @@ ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold",
                            "flops", "gflops_per_s", "peak_share", "env", "wait_s", "wait_share",
                            "clean_epochs", "meter"})  # fmt: skip
 
+# The most a cell's error holds, in UTF-8 bytes: its first line and the end of what went wrong.  A plugin
+# that writes megabytes to stderr before it dies would otherwise put them in every reader's table (the
+# full output stays in logs/).
+MAX_ERROR_BYTES = 8192
+REASON_CHARS = 300  # the most of an error a one-line reason shows (the console, the report's failures)
+_CUT = "\n[... {n} bytes left out; the worker's whole output is in the run's logs/ folder ...]\n"
+
+
+def bounded_error(error: str, limit: int = MAX_ERROR_BYTES) -> str:
+    """``error`` within ``limit`` bytes: its first line, then as much of its end as fits."""
+    data = error.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return error
+    head = data.split(b"\n", 1)[0][: limit // 4]
+    cut = _CUT.format(n=len(data)).encode()  # the count shown is at most this long
+    room = limit - len(head) - len(cut)
+    tail = data[-room:]
+    left_out = len(data) - len(head) - len(tail)
+    text = head + _CUT.format(n=left_out).encode() + tail
+    return text.decode("utf-8", errors="ignore")  # a character cut at either end is dropped
+
+
+def error_reason(error: Any) -> str:
+    """The line that says why a cell failed: a Python traceback's last line (the exception), else the
+    first line (``worker killed by signal 9 (SIGKILL)``, with the worker's last output below it)."""
+    if not isinstance(error, str):
+        return ""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
+    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 3] + "..."
+
 
 def failed_cell(cell: CellConfig, status: Status, error: str, **extra: Any) -> CellRecord:
-    """A record for a cell that did not complete."""
-    return CellRecord(**cell_fields(cell), status=status, error=error, **extra)
+    """A record for a cell that did not complete (its error bounded: :func:`bounded_error`)."""
+    return CellRecord(**cell_fields(cell), status=status, error=bounded_error(error), **extra)
 
 
 def cell_fields(cell: CellConfig) -> dict[str, Any]:
@@ -316,15 +349,33 @@ class RunWriter:
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         """Replace run.json atomically, so a reader never sees half of it."""
         tmp = self.path / (RUN_FILE + ".tmp")
+        text = json.dumps(jsonable(dict(meta)), indent=2, allow_nan=False) + "\n"
         try:
-            tmp.write_text(json.dumps(jsonable(dict(meta)), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, self.path / RUN_FILE)
+        except PermissionError as e:
+            # The folder turned read-only, and run.json itself may still be writable: rewrite it in place
+            # rather than leave it saying "running".  Only here: after a full disk, a rewrite cut short
+            # would lose the whole run.
+            self._unlink(tmp)
+            try:
+                (self.path / RUN_FILE).write_text(text, encoding="utf-8")
+            except OSError:
+                pass
+            raise ResultsError(f"cannot write {self.path / RUN_FILE}: {e.strerror or e}") from e
         except OSError as e:
-            tmp.unlink(missing_ok=True)
+            self._unlink(tmp)
             raise ResultsError(f"cannot write {self.path / RUN_FILE}: {e.strerror or e}") from e
         except BaseException:  # interrupted half-way: leave no stray .tmp behind
-            tmp.unlink(missing_ok=True)
+            self._unlink(tmp)
             raise
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # the folder is gone or read-only: nothing to clean up, or nothing we can
+            pass
 
     def _append(self, name: str, record: Any) -> None:
         # One os.write per row on an O_APPEND descriptor: a concurrent reader

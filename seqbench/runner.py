@@ -58,6 +58,13 @@ from seqbench.worker import Callbacks, probe_env, run_in_worker
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # a cancelled CI job sends SIGINT, then SIGTERM
+# The most a plan may ask for: each seed is a worker process (a second or more), each epoch a pass over the
+# data, each thread a thread in every worker's pools.  Above these a run cannot end in a working day or
+# fit the machine (--seeds 1000000000 grew the planner to gigabytes before anything ran), and an epoch count
+# beyond 64 bits would make the run unreadable: a typo, refused before any work like --units 1000000.
+MAX_SEEDS = 1000
+MAX_EPOCHS = 100_000
+MAX_THREADS = 1024
 
 
 class Progress(Protocol):
@@ -92,6 +99,14 @@ def validate(config: RunConfig) -> None:
         for value in grid.values(getattr(config, name)):
             if value is not None and not value > 0:  # "not >" also refuses NaN
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    for name, value, most, cost in (
+        ("seeds", config.seeds, MAX_SEEDS, "each seed is a worker process of its own"),
+        ("max-seeds", config.max_seeds, MAX_SEEDS, "each seed is a worker process of its own"),
+        ("epochs", config.epochs, MAX_EPOCHS, "each epoch is a pass over the data"),
+        ("threads", config.threads, MAX_THREADS, "each worker would start that many threads"),
+    ):
+        if value is not None and value > most:
+            raise UsageError(f"--{name} must be at most {most:,}, got {value:,}: {cost}")
     if not config.retries >= 0:
         raise UsageError(f"--retries must be 0 or more, got {config.retries}")
     if not 0 <= config.retry_budget <= 10:
@@ -197,6 +212,9 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
     owned = select_shard([(b.name, i or "", m) for b, i, _ in requested for m in config.models], config.shard)
     for point in grid.expand(config):
         _plan_point(replace(config, **point.overrides()), task, requested, owned, rows, notes)
+    if config.threads is not None and config.threads > thread_policy.cores():
+        notes.append(f"--threads {config.threads} is more than the {thread_policy.cores()} core(s) this process may "
+                     "use: threads will wait for a CPU, and the times measure that wait")  # fmt: skip
     notes = list(dict.fromkeys(notes))  # a skipped backend is noted once, not once per point
     if not rows:
         where = f" in shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""

@@ -80,10 +80,14 @@ def html_table(frame: pd.DataFrame, right: Collection[str] = ()) -> str:
 INTEGER_COLUMNS = ("seeds", "ok", "failed", "params", "processes", "disturbed", "n_base", "n_new")
 
 def csv_text(frame: pd.DataFrame) -> str:
-    """``frame`` as CSV, counts written as integers (``131``, not the ``131.0`` a NaN-holding column gets)."""
+    """``frame`` as CSV, counts written as integers (``131``, not the ``131.0`` a NaN-holding column gets),
+    and every string on one line without control characters (:func:`seqbench.escape.one_line`)."""
     import pandas as pd
 
-    frame = frame.copy()
+    frame = frame.rename(columns=one_line)
+    for column in frame.columns:  # names from a run: no escape sequence or NUL reaches a terminal or a parser
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: one_line(v) if isinstance(v, str) else v)
     for column in INTEGER_COLUMNS:
         if column in frame:
             values = pd.to_numeric(frame[column], errors="coerce")

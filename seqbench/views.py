@@ -35,7 +35,7 @@ from seqbench.keys import (
     Status,
     experiment_label,
 )
-from seqbench.results import Run
+from seqbench.results import Run, error_reason
 
 # A row of every view is a CellKey: a backend's implementation of a model on a device, in one experiment.
 KEYS = list(KEY_FIELDS)
@@ -56,11 +56,19 @@ SUMMARY_COLUMNS = [
     "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "path", "machine",
 ]  # fmt: skip
 
+# A wall time is a measurement only when it is positive: a 0.0 or -0.0 (a clock too coarse to see the
+# epoch, a hand edit, another tool's file) would divide by zero in every ratio a view feeds (samples/s,
+# x vs fastest, the race lines, the exports), so it reads as missing, like a null.
+_WALL_TIMES = ("first_epoch_s", "steady_epoch_s", "wall_s")
+
+
 def _numeric(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     frame = frame.copy()
     for column in columns:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+            if column in _WALL_TIMES:
+                frame[column] = frame[column].where(frame[column] > 0)
     return frame
 
 
@@ -321,21 +329,15 @@ def vs_fastest(table: pd.DataFrame) -> pd.Series:
     return (table["steady_epoch_ms"] / fastest).astype("float64")
 
 
-def _reason(error: Any) -> str:
-    if not isinstance(error, str) or not error.strip():
-        return ""
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
 def failures(cells: pd.DataFrame) -> pd.DataFrame:
-    """Every cell that did not end ``ok``, with the last line of its error as the reason."""
+    """Every cell that did not end ``ok``, with the line of its error that says why as the reason
+    (:func:`~seqbench.results.error_reason`)."""
     columns = [*SEED_KEYS, "status", "epochs_run", "reason"]
     if cells.empty:
         return pd.DataFrame(columns=columns)
     bad = cells[cells["status"] != Status.OK].copy()
     bad["reason"] = [
-        _reason(e) or (f"loss became non-finite at epoch {int(n)}" if s == Status.DIVERGED and pd.notna(n) else "")
+        error_reason(e) or (f"loss became non-finite at epoch {int(n)}" if s == Status.DIVERGED and pd.notna(n) else "")
         for e, s, n in zip(bad["error"], bad["status"], pd.to_numeric(bad["epochs_run"], errors="coerce"), strict=True)
     ]
     return bad[columns].sort_values(SEED_KEYS).reset_index(drop=True)

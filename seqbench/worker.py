@@ -45,13 +45,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from seqbench.errors import UsageError
+from seqbench.errors import ResultsError, UsageError
 from seqbench.keys import Status
-from seqbench.results import CellConfig, CellRecord, EpochRecord, as_row, failed_cell
+from seqbench.results import MAX_ERROR_BYTES, CellConfig, CellRecord, EpochRecord, as_row, bounded_error, failed_cell
 from seqbench.threads import thread_env
 
 # The request and the messages on the pipe.  History:
@@ -86,11 +86,28 @@ def _child_env(threads: int, other_python: bool = False) -> dict[str, str]:
 OTHER_PYTHON = {"PYTHONSAFEPATH": "1"}
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
+def _log_tail(path: Path, start: int, lines: int = 15, limit: int = MAX_ERROR_BYTES) -> str:
+    """The last ``lines`` lines of what one worker wrote to ``path`` from byte ``start`` on, at most ``limit``
+    bytes of them: the log is shared by the workers of one backend, and a worker may write megabytes."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            f.seek(max(start, end - limit))
+            data = f.read(limit)
     except OSError:
         return ""
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
+
+
+def exit_text(code: int | None) -> str:
+    """How a worker ended, in words: ``worker killed by signal 9 (SIGKILL)``, ``worker exited with code 5``."""
+    if code is not None and code < 0:
+        try:
+            name = f" ({signal.Signals(-code).name})"
+        except ValueError:
+            name = ""
+        return f"worker killed by signal {-code}{name}"
+    return f"worker exited with code {code}"
 
 
 def probe_env(name: str, executable: str, packages: list[str]) -> dict[str, Any]:
@@ -142,12 +159,29 @@ def hello(packages: list[str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _open_log(log: Path, title: str) -> tuple[BinaryIO, int]:
+    """The log opened for appending, under a line naming the worker (the workers of one backend share a log),
+    and where this worker's own output will begin."""
+    try:  # the results folder may have gone, or turned read-only, since the run began
+        log_file = open(log, "ab")  # noqa: SIM115 - the caller closes it once the child holds it
+    except OSError as e:
+        raise ResultsError(f"cannot write {log}: {e.strerror or e}") from e
+    try:
+        log_file.write(f"==== {title} ====\n".encode())
+        log_file.flush()
+        return log_file, log_file.tell()
+    except OSError as e:
+        log_file.close()
+        raise ResultsError(f"cannot write {log}: {e.strerror or e}") from e
+
+
 class _Child:
     """A running worker and the line-buffered pipe it reports on."""
 
-    def __init__(self, request: dict[str, Any], threads: int, log: Path, executable: str) -> None:
+    def __init__(self, request: dict[str, Any], threads: int, log: Path, executable: str, title: str) -> None:
+        log_file, self.log_start = _open_log(log, title)
         self.read_fd, write_fd = os.pipe()
-        with open(log, "ab") as log_file:
+        with log_file:
             self.proc = subprocess.Popen(
                 [executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent", str(os.getpid())],
                 stdin=subprocess.PIPE,
@@ -208,7 +242,7 @@ def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, st
     starts its Python (this one by default; an A/B run's environment).
     """
     request = {"protocol": PROTOCOL, "plugins": list(plugins), "cell": asdict(cell)}
-    child = _Child(request, cell.threads, log, executable or sys.executable)
+    child = _Child(request, cell.threads, log, executable or sys.executable, cell.label)
     record: CellRecord | None = None
     started = False
     deadline = time.monotonic() + startup_timeout
@@ -234,9 +268,11 @@ def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, st
                     record = CellRecord(**msg["record"])
     finally:
         code = child.stop(grace=2.0 if record is not None and record.status != Status.TIMEOUT else 0.0)
-    if record is None:  # the child died, in start-up or with the cell in flight
-        tail = _log_tail(log)
-        record = failed_cell(cell, Status.ERROR, f"worker exited with code {code}\n{tail}".rstrip())
+    if record is None:  # the child died, in start-up or with the cell in flight: how first, then its last words
+        tail = _log_tail(log, child.log_start)
+        record = failed_cell(cell, Status.ERROR, f"{exit_text(code)}\n{tail}".rstrip())
+    elif record.error:  # from the child, maybe another seqbench's (an A/B run): bounded here too
+        record = replace(record, error=bounded_error(record.error))
     return record
 
 

@@ -92,7 +92,7 @@ def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: 
                 epochs=epochs, epochs_run=epochs, batch_size=32, threads=2, params=row.params,
                 final_loss=1000.0 / epochs**2, accuracy=row.accuracy[s % len(row.accuracy)], mse=0.5, mae=0.5,
                 probe_prediction=12.5, probe_target=13.0, first_epoch_s=walls[0], steady_epoch_s=steady,
-                cpu_s=steady * 0.98, gpu_s=row.gpu_s, samples_per_s=1000 / steady, peak_rss_mb=40.0,
+                cpu_s=steady * 0.98, gpu_s=row.gpu_s, samples_per_s=1000 / steady if steady else None, peak_rss_mb=40.0,
                 build_s=0.001, details={"dtype": "float32"}, machine=meta["machine_id"], cold=True,
                 disturbed=s in row.disturbed_seeds, interference=0.9 if s in row.disturbed_seeds else 0.01,
             ))  # fmt: skip

@@ -80,8 +80,10 @@ def test_an_ab_run_records_both_environments_and_compare_judges_them_paired(tmp_
     assert sorted(run.cells["env"]) == ["base"] * 4 + ["head"] * 4
     assert "environment head:" in result.stdout and "@head" in result.stdout
     compared = invoke("compare", str(run_dir), "--base", "base", "--new", "head", "--format", "json")
-    assert compared.returncode == 1, compared.stdout + compared.stderr
     doc = json.loads(compared.stdout)
+    if compared.returncode == 0 and "disturbed" in doc["summary"]:  # the gate rightly declines to judge
+        pytest.skip(f"the machine was too busy for real workers to be judged: {doc['summary']}")
+    assert compared.returncode == 1, compared.stdout + compared.stderr
     assert doc["paired"] is True and doc["rows"][0]["verdict"] == SLOWER and doc["rows"][0]["n_base"] == 4
     same = invoke("compare", str(run_dir), "--base", "base", "--new", "base")
     assert same.returncode == 2 and "same environment" in same.stderr

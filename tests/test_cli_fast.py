@@ -43,6 +43,10 @@ def test_help_and_list_import_no_framework_and_no_pandas(plugin_env):
         (["-P", "steps=0"], "steps must be positive"),
         (["--backends", "numpy", "--device", "gpu"], "numpy cannot run rnn"),
         (["--timeout", "nan"], "--timeout: must be a finite number above 0"),
+        (["--seeds", "1000000000"], "--seeds must be at most 1,000, got 1,000,000,000"),
+        (["--seeds", "auto", "--max-seeds", "5000"], "--max-seeds must be at most 1,000"),
+        (["--epochs", "99999999999999999999999"], "--epochs must be at most 100,000"),
+        (["--threads", "10000"], "--threads must be at most 1,024, got 10,000"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2_and_runs_nothing(tmp_path, args, message):

@@ -143,3 +143,12 @@ def test_error_lines_and_warnings_on_stderr_are_one_clean_line(tmp_path):
 def test_a_table_cell_opens_no_block_so_numbers_stay_plain():
     assert markdown("0.65 (0.40-0.90)", line_start=False) == "0.65 (0.40-0.90)"
     assert markdown("1. x") == "1\\. x"
+
+
+def test_report_and_history_csv_carry_no_escapes_or_nul_bytes(tmp_path):
+    row = Row(backend="np\x1b]0;owned\x07\x1b[2J\x00x", device="cpu\x00\x1b[31m\r\nz")
+    path = make_run(tmp_path, "r", [row])
+    for result in (invoke("report", str(path), "--format", "csv"), invoke("history", str(tmp_path), "--format", "csv")):
+        assert result.returncode == 0, result.stderr
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", result.stdout.replace("\r\n", "\n")), result.stdout
+        assert "npx" in result.stdout and "cpu z" in result.stdout  # the text stays, on one line

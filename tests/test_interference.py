@@ -264,14 +264,21 @@ def test_a_worker_made_to_wait_is_flagged_and_one_with_a_neighbour_on_another_co
     saved = _os.sched_getaffinity(0)
     _os.sched_setaffinity(0, {mine})
     try:
-        if _median_lost_share() > 0.05:  # other work already shares this CPU: the quiet case cannot be made here
-            pytest.skip("this CPU is busy with other work; the test needs it to itself")
-        elsewhere = [_pinned_busy(other, 1.5)]
-        _spin(0.1)  # let it start
-        apart = _median_lost_share()
-        for p in elsewhere:
-            p.terminate()
-            p.join()
+        # The least lost of a few tries: a neighbour on the other CPU that counted as waiting would show in every
+        # try, while other work on a shared machine comes and goes.
+        tries = []
+        for _ in range(5):
+            elsewhere = [_pinned_busy(other, 1.5)]
+            _spin(0.1)  # let it start
+            tries.append(_median_lost_share())
+            for p in elsewhere:
+                p.terminate()
+                p.join()
+            if not itf.epoch_disturbed(tries[-1] * 0.05, 0.05):
+                break
+        apart = min(tries)
+        if itf.epoch_disturbed(apart * 0.05, 0.05) and _median_lost_share() > 0.05:
+            pytest.skip(f"this CPU stayed busy with other work (lost {apart:.0%}); the test needs it to itself")
         crowd = [_pinned_busy(mine, 1.5), _pinned_busy(mine, 1.5)]
         _spin(0.1)
         crowded = _median_lost_share()

@@ -153,7 +153,26 @@ def test_merge_refuses_overlapping_cells_different_experiments_and_existing_outp
     with pytest.raises(ResultsError, match="not empty"):
         merge_runs([a, b], tmp_path / "m3")
     result = invoke("merge", str(a), str(tmp_path / "nothing"), "-o", str(tmp_path / "m4"))
+    assert result.returncode == 2 and "no run " in result.stderr  # the readers' own words (resolve_run)
+    (tmp_path / "empty").mkdir()
+    result = invoke("merge", str(a), str(tmp_path / "empty"), "-o", str(tmp_path / "m4"))
     assert result.returncode == 2 and "is not a seqbench run" in result.stderr
+
+
+def test_merge_refuses_a_symlink_loop_as_the_readers_do(tmp_path):
+    a, b = _shards(tmp_path)
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    for args, named in (
+        (["merge", str(a), str(tmp_path / "loop1"), "-o", str(tmp_path / "m")], "loop1"),
+        (["merge", str(a), str(b), "-o", str(tmp_path / "loop1")], "loop1"),
+        (["merge", str(a), str(b), "-o", str(a / "run.json")], "run.json"),  # a file where the output would go
+        (["report", str(tmp_path / "loop1")], "loop1"),
+    ):
+        result = invoke(*args)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("seqbench: error:") and len(result.stderr.splitlines()) == 1
+        assert named in result.stderr
 
 
 def test_merge_cli_prints_the_new_run_directory(tmp_path):

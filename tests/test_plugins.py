@@ -140,3 +140,41 @@ def test_unknown_names_list_the_valid_ones():
         reg.task("nope")
     with pytest.raises(UsageError, match="unknown backend 'nope'"):
         reg.backend("nope")
+
+
+def test_a_plugin_whose_import_hangs_is_named_and_list_goes_on(plugin_env):
+    from tests.conftest import seqbench as cli
+
+    env = {**plugin_env, "SEQBENCH_TEST_IMPORT_HANG": "1000", "SEQBENCH_PLUGIN_TIMEOUT": "0.5"}
+    result = cli("list", env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert 'Failed plugin hanging: Error loading backend plugin "hanging": TimeoutError: its import did not finish ' \
+        "within 0.5 s (SEQBENCH_PLUGIN_TIMEOUT sets the allowance)" in result.stdout  # fmt: skip
+    assert "numpy" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_a_run_of_the_numpy_backend_never_imports_the_other_plugins(tmp_path, plugin_env):
+    from tests.conftest import run_dir_of
+    from tests.conftest import seqbench as cli
+
+    env = {**plugin_env, "SEQBENCH_TEST_IMPORT_HANG": "1000"}  # it would hold the run for the whole allowance
+    result = cli("run", "--backends", "numpy", "--models", "rnn", "--epochs", "2", "--seeds", "1", "--no-calibration",
+                 "--startup-timeout", "5", "--results-dir", str(tmp_path), env=env, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "hanging" not in result.stderr and "broken" not in result.stderr  # neither was imported
+    assert (run_dir_of(result) / "cells.jsonl").exists()
+
+
+def test_a_run_loads_only_its_backends_plugins_when_their_names_say_which(plugin_env):
+    from seqbench.plugins import load_registry_for
+
+    assert set(load_registry_for(["numpy:reference"], "arithmetic").backends) == {"numpy"}
+    assert {"numpy", "crashy"} <= set(load_registry_for(["numpy", "crashy"], "arithmetic").backends)  # all: the
+    # faulty plugin registers crashy under another name
+    assert {"numpy", "crashy"} <= set(load_registry_for(["all"], "arithmetic").backends)
+
+
+def test_a_bad_plugin_timeout_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("SEQBENCH_PLUGIN_TIMEOUT", "soon")
+    with pytest.raises(UsageError, match="SEQBENCH_PLUGIN_TIMEOUT must be a number of seconds above 0"):
+        load_registry()

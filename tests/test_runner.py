@@ -17,7 +17,7 @@ import pytest
 from seqbench import threads as thread_policy
 from seqbench.plugins import load_registry
 from seqbench.results import CellConfig, CellRecord, RunWriter
-from seqbench.runner import RunConfig, interleave, plan
+from seqbench.runner import MAX_SEEDS, RunConfig, interleave, plan
 from tests.conftest import read_jsonl
 from tests.runfactory import invoke
 
@@ -46,7 +46,8 @@ def test_plan_is_interleaved_records_whole_experiments_and_is_linear_in_seeds(mo
                                                   ("lstm", 2)]  # fmt: skip
     assert cells[0].task_params == registry.task("arithmetic").defaults  # defaults filled in
     started = time.perf_counter()
-    assert len(plan(RunConfig(backends=("numpy",), seeds=16_000), registry).cells) == 32_000
+    many = RunConfig(backends=("numpy",), seeds=MAX_SEEDS, units=tuple(range(10, 26)))  # 16 x 2 rows x 1000 seeds
+    assert len(plan(many, registry).cells) == 32_000
     assert time.perf_counter() - started < 30  # quadratic planning took 35 s; this is a hang guard, not a timing
 
 
@@ -60,6 +61,15 @@ def test_the_thread_policy_gives_small_models_one_thread_and_large_ones_every_co
     fixed = plan(RunConfig(backends=("numpy",), models=("lstm",), seeds=1, threads=3), registry).cells[0]
     assert (seed.threads, large.threads, fixed.threads) == (1, 8, 3)
     assert thread_policy.describe(None, 8)["policy"] == "auto" and thread_policy.describe(3, 8)["policy"] == "fixed"
+
+
+def test_more_threads_than_cores_is_said_before_the_run(monkeypatch):
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    monkeypatch.setattr(thread_policy, "cores", lambda: 2)
+    config = RunConfig(backends=("numpy",), models=("rnn",), seeds=1)
+    assert not [n for n in plan(replace(config, threads=2), load_registry()).notes if "--threads" in n]
+    [note] = [n for n in plan(replace(config, threads=8), load_registry()).notes if "--threads" in n]
+    assert note.startswith("--threads 8 is more than the 2 core(s)")
 
 
 def test_worker_plugins_are_only_its_backends_and_its_tasks(plugin_env, monkeypatch):
@@ -76,10 +86,16 @@ def test_worker_plugins_are_only_its_backends_and_its_tasks(plugin_env, monkeypa
 def test_a_worker_never_imports_the_other_plugins(tmp_path, plugin_env):
     log = tmp_path / "imports.log"
     env = {**plugin_env, "SEQBENCH_TEST_IMPORT_LOG": str(log)}
-    result = subprocess.run([sys.executable, "-m", "seqbench", "run", "--backends", "numpy", *FAST,
-                             "--results-dir", str(tmp_path)], capture_output=True, text=True, env=env)  # fmt: skip
+    # crashy comes from the plugin "faulty": the parent cannot tell that from the name and loads every plugin
+    command = [sys.executable, "-m", "seqbench", "run", *FAST, "--results-dir", str(tmp_path)]
+    result = subprocess.run([*command, "--backends", "numpy,crashy", "--models", "rnn"], capture_output=True,
+                            text=True, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(log.read_text().split()) == 1  # the parent (which lists every backend), never a worker
+    log.unlink()
+    result = subprocess.run([*command, "--backends", "numpy"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert not log.exists()  # numpy's plugin is named after it: the parent loads no other plugin either
 
 
 # ------------------------------------------------------------------ retries
@@ -165,6 +181,83 @@ def test_a_full_disk_mid_run_marks_the_run_failed_and_exits_2(tmp_path, monkeypa
     run_dir = next(tmp_path.iterdir())
     assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
     assert not list(run_dir.glob("*.tmp"))
+
+
+def _after_first_cell(monkeypatch, action):
+    """Run ``action(run_dir)`` once the first cell is written (the results folder changes under a run)."""
+    real_add_cell = RunWriter.add_cell
+
+    def add_cell(self, record):
+        real_add_cell(self, record)
+        if not getattr(self, "_acted", False):
+            self._acted = True
+            action(self.path)
+
+    monkeypatch.setattr(RunWriter, "add_cell", add_cell)
+
+
+def _one_error_line(result, *words):
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("seqbench: error: cannot write ") and all(w in line for w in words), line
+
+
+def test_a_results_folder_deleted_mid_run_is_exit_2_in_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    _after_first_cell(monkeypatch, shutil.rmtree)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--models", "rnn", *FAST, "--seeds", "2", "-q",
+                    "--results-dir", str(tmp_path))  # fmt: skip
+    _one_error_line(result, "numpy-reference-cpu.log", "No such file or directory")
+    assert list(tmp_path.iterdir()) == []  # nothing left to mark failed
+
+
+def test_a_results_folder_made_read_only_mid_run_is_exit_2_and_marked_failed(tmp_path, monkeypatch):
+    import builtins
+
+    import seqbench.worker as worker
+
+    def read_only(run_dir):  # what chmod a-w does to a user who is not root: no new file in the folder
+        def no_new_file(path, *args, **kwargs):
+            if Path(path).parent in (run_dir, run_dir / "logs"):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return builtins.open(path, *args, **kwargs)
+
+        real_write_text = Path.write_text
+        monkeypatch.setattr(worker, "open", no_new_file, raising=False)
+        monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: no_new_file(self) if self.suffix == ".tmp"
+                            else real_write_text(self, *a, **k))  # fmt: skip
+
+    _after_first_cell(monkeypatch, read_only)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    result = invoke("run", "--backends", "numpy", "--models", "rnn", *FAST, "--seeds", "2", "-q",
+                    "--results-dir", str(tmp_path))  # fmt: skip
+    _one_error_line(result, "Permission denied")
+    run_dir = next(tmp_path.iterdir())
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["cells_done"] == 1 and len(read_jsonl(run_dir / "cells.jsonl")) == 1
+    assert not list(run_dir.glob("*.tmp"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_results_folder_chmod_read_only_mid_run_is_exit_2_and_marked_failed(tmp_path, monkeypatch):
+    def read_only(run_dir):
+        for folder in (run_dir / "logs", run_dir):
+            folder.chmod(0o555)
+
+    _after_first_cell(monkeypatch, read_only)
+    monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
+    try:
+        result = invoke("run", "--backends", "numpy", "--models", "rnn", *FAST, "--seeds", "2", "-q",
+                        "--results-dir", str(tmp_path))  # fmt: skip
+        _one_error_line(result, "Permission denied")
+        run_dir = next(tmp_path.iterdir())
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    finally:
+        for folder in tmp_path.rglob("*"):
+            if folder.is_dir():
+                folder.chmod(0o755)
 
 
 def test_ctrl_c_during_calibration_marks_the_run_interrupted(tmp_path, monkeypatch):

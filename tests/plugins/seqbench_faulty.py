@@ -9,6 +9,8 @@ Each wraps the NumPy reference model and breaks it in one way:
 * ``sleepy``: each epoch takes 0.2 s (for Ctrl-C tests);
 * ``slowstart``: ``configure`` takes ``SEQBENCH_TEST_SLOWSTART`` s (default 2), as a
   framework's import does (for the start-up allowance);
+* ``loud``: an LSTM writes ``SEQBENCH_TEST_LOUD_BYTES`` (default 8 MiB) to stderr, then exits with code 5;
+* ``killed``: an LSTM prints a warning line, then is killed by SIGKILL (as by the OOM killer);
 * ``absent``: never available, with an install hint.
 """
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import sys
 import time
 
 from seqbench_numpy import NumpyBackend
@@ -38,6 +42,15 @@ class _Faulty(NumpyModel):
             raise RuntimeError("crashy backend failed on purpose")
         if self.fault == "dying" and lstm:
             os._exit(3)
+        if self.fault == "loud" and lstm:
+            size = int(os.environ.get("SEQBENCH_TEST_LOUD_BYTES", str(8 << 20)))
+            sys.stderr.write(f"worker {os.getpid()} says: " + "x" * size + "\nlast words of the loud worker\n")
+            sys.stderr.flush()
+            os._exit(5)
+        if self.fault == "killed" and lstm:
+            print("RuntimeWarning: overflow encountered in exp\n  error: np.exp(out, out=out)", file=sys.stderr,
+                  flush=True)  # fmt: skip
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.fault == "hangy" and lstm:
             while True:
                 time.sleep(1)
@@ -72,5 +85,5 @@ class FaultyBackend(NumpyBackend):
 
 @seqbench.hookimpl
 def seqbench_register_backends(register):
-    for fault in ("crashy", "dying", "hangy", "nanny", "sleepy", "slowstart", "absent"):
+    for fault in ("crashy", "dying", "hangy", "nanny", "sleepy", "slowstart", "loud", "killed", "absent"):
         register(FaultyBackend(fault))
