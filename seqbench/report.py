@@ -17,13 +17,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from seqbench.calibration import score
 from seqbench.escape import html_text, markdown, one_line, terminal
 from seqbench.formatting import fmt_ms, fmt_num, fmt_range, fmt_ratio, is_number, jsonable, score_format
-from seqbench.keys import RACE_FIELDS, RunStatus, Status, series_name
+from seqbench.keys import COMPLETED, KEY_FIELDS, RACE_FIELDS, CellKey, RunStatus, Status, series_name
 from seqbench.results import Run
+from seqbench.stats import MIN_PROCESSES, welch_log_ratio
 from seqbench.tables import (
     csv_text,
     html_page,
@@ -35,7 +37,7 @@ from seqbench.tables import (
     table_width,
     text_table,
 )
-from seqbench.views import cell_view, failures, run_info, summary
+from seqbench.views import by_key, cell_view, failures, run_info, summary
 
 FORMATS = ("text", "md", "csv", "json", "html")
 REPORT_VERSION = 1  # of the JSON report's layout
@@ -44,7 +46,8 @@ LEGEND = (
     "accuracy (or the task's primary metric): median (min-max) over seeds; baseline: that metric for a model "
     "that ignores its input; first: first epoch in a fresh process (imports, compile, trace), median (min-max) "
     "over processes; steady: each process's median of epochs 2..N, then the median (min-max) over processes, "
-    "one per seed; cpu/gpu: process CPU and device time per steady epoch"
+    "one per seed; cpu/gpu: process CPU and device time per steady epoch; 2.0x (1.9-2.1) under a table: a ratio "
+    "of steady times and its 95% interval over processes"
 )
 DISTURBED_NOTE = ("DISTURBED: {n} of the measurements behind this table waited for a CPU in most of their epochs "
                   "(marked * in the steady column); their times say more about the neighbours than the code")
@@ -55,13 +58,31 @@ def legend(table: pd.DataFrame) -> str:
     return LEGEND + (LEGEND_CAL if table["steady_cal"].notna().any() else "")
 
 
-def race_lines(table: pd.DataFrame) -> list[str]:
-    """One hyperfine-style sentence per model that more than one row timed, fastest first.
+def process_times(cells: pd.DataFrame) -> dict[CellKey, np.ndarray]:
+    """Each row's steady epoch times, one per completed process (seconds), from a :func:`cell_view`."""
+    ok = cells[cells["status"].isin(COMPLETED)]
+    return {key: part["steady_epoch_s"].dropna().to_numpy(float) for key, part in by_key(ok).items()}
 
-    ``numpy:reference ran 2.0x faster than keras:graph and 4.6x faster than torch:loop for lstm``.
-    The device is named only when the rows ran on more than one.
+
+def _ratio_text(ratio: float, faster: np.ndarray, slower: np.ndarray) -> tuple[str, bool]:
+    """``2.0x (1.9-2.1)``, the ratio with its 95% interval over processes, and whether that interval shows a
+    difference (it does not when it reaches 1: the two are within the noise)."""
+    if len(faster) < MIN_PROCESSES or len(slower) < MIN_PROCESSES:
+        return f"{fmt_ratio(ratio)} (too few processes for an interval)", True
+    _, low, high, _ = welch_log_ratio(faster, slower, 0.95)
+    return f"{fmt_ratio(ratio)} ({low:.2f}-{high:.2f})", low > 1
+
+
+def race_lines(table: pd.DataFrame, times: dict[CellKey, np.ndarray] | None = None) -> list[str]:
+    """One hyperfine-style sentence per model that more than one row timed, fastest first, saying how sure.
+
+    ``numpy:reference ran 2.0x (1.9-2.1) faster than keras:graph for lstm``: the ratio of the rows' steady
+    times with the 95% interval of that ratio over their processes (``times``, from :func:`process_times`).
+    A row whose interval reaches 1 ran "as fast as" the fastest, within the noise.  The device is named only
+    when the rows ran on more than one.
     """
     out = []
+    times = times or {}
     timed = table[table["steady_epoch_ms"].notna()]
     for (_, _, model), part in timed.groupby(list(RACE_FIELDS), sort=True, dropna=False):
         if len(part) < 2:
@@ -73,9 +94,15 @@ def race_lines(table: pd.DataFrame) -> list[str]:
             env = f"@{r['env']}" if r.get("env") else ""  # an A/B run: the environment
             return f"{r['backend']}:{r['implementation']}" + (f"/{r['device']}" if devices else "") + env
 
+        def values(r: dict[str, Any]) -> np.ndarray:
+            return times.get(CellKey(*(str(r[k]) for k in KEY_FIELDS)), np.array([]))
+
         first, *rest = part.to_dict("records")
-        against = [f"{fmt_ratio(r['steady_epoch_ms'] / first['steady_epoch_ms'])} faster than {name(r)}"
-                   for r in rest]  # fmt: skip
+        against = []
+        for r in rest:
+            text, sure = _ratio_text(r["steady_epoch_ms"] / first["steady_epoch_ms"], values(first), values(r))
+            noise = f"as fast as {name(r)} ({text}: within the noise)"
+            against.append(f"{text} faster than {name(r)}" if sure else noise)
         listed = against[0] if len(against) == 1 else ", ".join(against[:-1]) + " and " + against[-1]
         out.append(f"{name(first)} ran {listed} for {model}")
     return out
@@ -274,6 +301,7 @@ class _Views:
     info: dict[str, Any]
     table: pd.DataFrame  # the summary
     bad: pd.DataFrame  # the failures
+    times: dict[CellKey, np.ndarray]  # each row's steady times, one per process (the race lines' intervals)
 
     def experiments(self) -> Iterator[tuple[str, pd.DataFrame]]:
         """Each experiment's heading and its rows of the summary: one table each."""
@@ -291,7 +319,7 @@ def render(run: Run, fmt: str = "text", plots: bool = True, width: int | None = 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     cells = cell_view(run)
-    views = _Views(run, run_info(run), summary(cells), failures(cells))
+    views = _Views(run, run_info(run), summary(cells), failures(cells), process_times(cells))
     if fmt == "csv":
         return csv_text(views.table)
     if fmt == "json":
@@ -312,7 +340,10 @@ def _render_text(v: _Views, width: int | None) -> str:
         shown, dropped = fit_columns(display_table(part), width)
         left_out += [c for c in dropped if c not in left_out]
         laid_out = text_table(shown, RIGHT) if width is None else rich_text_table(shown, width, RIGHT)
-        out += ["", one_line(heading), laid_out, *race_lines(part)]
+        races = race_lines(part, v.times)
+        if width is not None:  # a terminal: wrap between words, never inside one
+            races = [text for line in races for text in textwrap.wrap(line, width, subsequent_indent="  ")]
+        out += ["", one_line(heading), laid_out, *races]
     if left_out:
         out += ["", f"left out to fit {width} columns: {', '.join(left_out)} (a wider terminal, or "
                 "--format csv, shows them)"]  # fmt: skip
@@ -336,7 +367,7 @@ def _render_markdown(v: _Views) -> str:
     for heading, part in v.experiments():
         full = display_table(part)
         out += ["", f"### {markdown(heading)}", "", md_table(compact(full), RIGHT)]
-        out += [text for line in race_lines(part) for text in ("", markdown(line))]
+        out += [text for line in race_lines(part, v.times) for text in ("", markdown(line))]
         out += ["", "<details><summary>All columns</summary>", "", md_table(full, RIGHT), "", "</details>"]
     out += [text for line in _disturbed_lines(v.table) for text in ("", f"> **{markdown(line)}**")]
     if v.table.empty:
@@ -360,7 +391,7 @@ def _render_html(v: _Views, plots: bool) -> str:
         # numbers never wrap ("0.82 (0.47-0.94)" on one line); a table wider than the page scrolls
         parts += [f"<h2>{html_text(heading)}</h2>",
                   f'<div class="scroll">{html_table(display_table(part), RIGHT)}</div>']  # fmt: skip
-        parts += [f"<p>{html_text(line)}</p>" for line in race_lines(part)]
+        parts += [f"<p>{html_text(line)}</p>" for line in race_lines(part, v.times)]
     parts += [f'<p class="warning">{html_text(line)}</p>' for line in _disturbed_lines(v.table)]
     if v.table.empty:
         parts.append("<p>No cells finished.</p>")

@@ -108,7 +108,8 @@ def test_the_summary_says_how_much_faster_the_fastest_backend_ran(race):
     assert table.loc[("torch", "lstm"), "vs_fastest"] == pytest.approx(4.6)
     assert table.loc[("numpy", "lstm"), "vs_fastest"] == pytest.approx(1.0)
     text = render(race, "text")
-    assert "numpy:reference ran 2.00x faster than keras:graph and 4.60x faster than torch:loop for lstm" in text
+    assert ("numpy:reference ran 2.00x (2.00-2.00) faster than keras:graph and 4.60x (4.60-4.60) faster than "
+            "torch:loop for lstm") in text
     assert "for rnn" not in text  # one row: no race
     header = next(line for line in text.splitlines() if line.startswith("backend"))
     assert "x vs fastest" in header
@@ -153,3 +154,19 @@ def test_report_fits_a_terminal_and_keeps_everything_in_a_file(tmp_path, monkeyp
     wide = invoke("report", str(path))
     assert "path" in wide.stdout and "left out" not in wide.stdout
     assert sys.stdout is not None
+
+
+def test_the_race_sentence_says_how_sure_it_is(tmp_path):
+    """A ratio carries its 95% interval over processes; one whose interval reaches 1 is "within the noise"."""
+    from seqbench.report import race_lines
+
+    rows = [Row(backend="jax", implementation="epoch", model="lstm", steady_s=0.00166),
+            Row(backend="keras-jax", implementation="epoch", model="lstm", steady_s=0.00170),
+            Row(backend="torch", implementation="loop", model="lstm", steady_s=0.004)]
+    run = seqbench.load_run(make_run(tmp_path, "close", rows, seeds=4, noise=0.2))
+    text = render(run, "text")
+    assert re.search(r"jax:epoch ran as fast as keras-jax:epoch \(1\.\d\dx \(0\.\d\d-\d\.\d\d\): within the noise\) "
+                     r"and 2\.\d\dx \(\d\.\d\d-\d\.\d\d\) faster than torch:loop for lstm", text), text
+    from seqbench.views import cell_view, summary
+
+    assert "too few processes" in race_lines(summary(cell_view(run)))[0]  # no per-process times given
