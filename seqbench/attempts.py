@@ -76,3 +76,9 @@ def counted_rows(rows: Iterable[Mapping[str, Any]], pair_of: Callable[[Mapping[s
 
 
 __all__ = ["badness", "counted", "counted_rows"]
+
+
+def remeasurements(attempts: Iterable[Any]) -> int:
+    """How many of a run's rows are measurements again of a repeat (``attempt`` 2, 3, ...): a run's count of
+    cells done is its rows less these, in every place that says it (the report, merge)."""
+    return sum(1 for a in attempts if (_number(a) or 1) > 1)

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 import seqbench
+from seqbench import grid
 from seqbench.cli_reports import (  # light: pandas only inside its handlers
     _csv,
     add_commands,
@@ -234,7 +235,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     from seqbench.console import ConsoleProgress
 
-    with ConsoleProgress(args.quiet) as progress:  # closing erases the live line, also after Ctrl-C
+    with ConsoleProgress(args.quiet, axes=tuple(grid.varied(config))) as progress:  # closing erases the live line
         result = execute(config, registry, progress)
     if not args.quiet:
         from seqbench.report import render_summary  # pandas, only now

@@ -154,7 +154,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         _warn(warning)
     what = f"{result.inputs} of {result.shard_count} shards" if result.shard_count else f"{result.inputs} runs"
-    print(f"merged {what}, {result.cells} cells, status {result.status}", file=sys.stderr)
+    count = f"{result.cells} of {result.planned} cells" if result.planned is not None else f"{result.cells} cells"
+    print(f"merged {what}: {count}, status {result.status}", file=sys.stderr)  # counted as the report counts
     write_stdout(f"{result.path}\n")
     return EXIT_OK
 

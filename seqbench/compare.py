@@ -103,6 +103,9 @@ def _differences(a: dict[str, Any], b: dict[str, Any], names: tuple[str, ...] | 
 def run_warnings(base: Run, new: Run) -> list[str]:
     """Loud notes on anything that makes the two runs' times not comparable."""
     out = []
+    if base.path.resolve() == new.path.resolve():
+        out.append(f"BASE and NEW are the same run ({base.path.name}): every row is compared with itself; give "
+                   "two runs, or one A/B run with --base ENV --new ENV")  # fmt: skip
     mb, mn = machines(base.meta), machines(new.meta)
     if len(mb) > 1 or len(mn) > 1:
         out.append(f"a run spans several machines (BASE {len(mb)}, NEW {len(mn)}): rows are compared across "

@@ -15,6 +15,7 @@ of ``--help`` or ``list``.
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from typing import IO, Any
 
@@ -27,24 +28,63 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def cell_line(record: Any, done: int, total: int) -> str:
-    """The one line that reports a finished cell (plain text, escaped)."""
-    again = f" (attempt {record.attempt})" if record.attempt > 1 else ""
-    line = (f"[{done}/{total}] {series_name(vars(record))} "
-            f"{record.model} seed={record.seed}{again}  {record.status}")  # fmt: skip
+INDENT = "    "  # a line that continues the one above
+
+
+def fit(fields: list[str], width: int | None) -> str:
+    """``fields`` joined by two spaces on one line, or, on a terminal of ``width`` columns, on as many lines
+    as they need: broken between fields, a field too long for a line between its words, never inside a word
+    (the terminal would break it anywhere)."""
+    fields = [f for f in fields if f]
+    if width is None:
+        return "  ".join(fields)
+    room = max(20, width - len(INDENT))
+    lines: list[str] = []
+    for f in fields:
+        pieces = textwrap.wrap(f, room, break_long_words=False, break_on_hyphens=False) or [f]
+        for piece in pieces:
+            if lines and len(lines[-1]) + 2 + len(piece) <= width:
+                lines[-1] += "  " + piece
+            else:
+                lines.append(piece if not lines else INDENT + piece)
+    return "\n".join(lines)
+
+
+def point_text(cell: Any, axes: tuple[str, ...]) -> str:
+    """The grid point of ``cell`` (a CellConfig or CellRecord) on the run's varied ``axes`` (seqbench.grid's
+    names: ``units``, ``task.steps``...): ``steps=50 units=64``; "" for a run that is not a grid."""
+    shown = []
+    for axis in axes:
+        name = axis.removeprefix("task.")
+        value = (cell.task_params or {}).get(name) if axis.startswith("task.") else getattr(cell, axis, None)
+        shown.append(f"{name}={value}")
+    return " ".join(shown)
+
+
+def cell_title(cell: Any, axes: tuple[str, ...] = ()) -> str:
+    """``numpy:reference/cpu rnn steps=50 seed=0``: a cell (or its record) and its grid point on ``axes``."""
+    again = f" (attempt {cell.attempt})" if cell.attempt > 1 else ""
+    point = point_text(cell, axes)
+    return f"{series_name(vars(cell))} {cell.model}{' ' + point if point else ''} seed={cell.seed}{again}"
+
+
+def cell_line(record: Any, done: int, total: int, width: int | None = None, axes: tuple[str, ...] = ()) -> str:
+    """The line that reports a finished cell (plain text, escaped): one line, or fitted to ``width``."""
+    fields = [f"[{done}/{total}] {cell_title(record, axes)}", str(record.status)]
     if record.status in COMPLETED:
         steady_ms = None if record.steady_epoch_s is None else record.steady_epoch_s * 1e3
         name = record.primary_metric or "accuracy"  # cells before 0.2 name none
         value = (record.metrics or {}).get(name, record.accuracy)
         shown = "acc" if name == "accuracy" else name
-        line += f"  {shown} {_fmt(value, '.2f' if name == 'accuracy' else '.4g')}"
+        score = f"{shown} {_fmt(value, '.2f' if name == 'accuracy' else '.4g')}"
         if record.baseline is not None and name != "accuracy":
-            line += f" (baseline {record.baseline:.4g})"
-        line += f"  loss {_fmt(record.final_loss, '.4g')}  steady {_fmt(steady_ms, '.1f')} ms/epoch"
-        line += disturbance_note(record)
+            score += f" (baseline {record.baseline:.4g})"
+        # the measurement first: on a narrow terminal it stays on the cell's first line
+        fields += [f"steady {_fmt(steady_ms, '.1f')} ms/epoch", score, f"loss {_fmt(record.final_loss, '.4g')}",
+                   disturbance_note(record).strip()]  # fmt: skip
     elif record.error:
-        line += ": " + error_reason(record.error)
-    return one_line(line)
+        fields[-1] += ": " + error_reason(record.error)
+    return fit([one_line(f) for f in fields], width)
 
 
 def disturbance_note(record: Any) -> str:
@@ -97,15 +137,18 @@ class RunClock:
 
 def status_text(cell: int, total: int, epoch: int | None, epochs: int | None, what: str, loss: float | None,
                 run_clock: RunClock, now: float | None = None) -> str:  # fmt: skip
-    """The live line's text: ``cell 3/12  epoch 4/10  numpy:reference/cpu rnn seed=0  loss 1.2  0:05 ETA 0:40``."""
-    parts = [f"cell {cell}/{total}"] if cell else []  # none yet: the quiet start (calibrating...)
+    """The live line's text: ``0:05 elapsed, ETA 0:40  cell 3/12  epoch 4/10  numpy:reference/cpu rnn seed=0
+    loss 1.2``.  The clock comes first: a narrow terminal cuts the line's end, and the ETA is what people
+    look for."""
+    eta = run_clock.eta(now)
+    parts = [f"{clock(run_clock.elapsed(now))} elapsed" + (f", ETA {clock(eta)}" if eta is not None else "")]
+    if cell:  # none yet: the quiet start (calibrating...)
+        parts.append(f"cell {cell}/{total}")
     if epoch is not None:
         parts.append(f"epoch {epoch}/{epochs if epochs else '?'}")
     parts.append(what)
     if loss is not None:
         parts.append(f"loss {loss:.4g}")
-    eta = run_clock.eta(now)
-    parts.append(f"{clock(run_clock.elapsed(now))} elapsed" + (f", ETA {clock(eta)}" if eta is not None else ""))
     return one_line("  ".join(parts))
 
 
@@ -116,8 +159,11 @@ class ConsoleProgress:
     line, so whatever prints next starts on a clean line.
     """
 
-    def __init__(self, quiet: bool = False, stream: IO[str] | None = None, live: bool | None = None) -> None:
+    def __init__(self, quiet: bool = False, stream: IO[str] | None = None, live: bool | None = None,
+                 axes: tuple[str, ...] = ()) -> None:  # fmt: skip
+        """``axes``: the grid's varied parameters (:func:`seqbench.grid.varied`), named in every cell's line."""
         self.quiet = quiet
+        self.axes = tuple(axes)
         self.stream = stream if stream is not None else sys.stderr
         is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.live = (is_tty if live is None else live) and not quiet
@@ -149,6 +195,11 @@ class ConsoleProgress:
                            self.clock)  # fmt: skip
         return Text(text, no_wrap=True, overflow="ellipsis")
 
+    @property
+    def width(self) -> int | None:
+        """The terminal's width while a live line is shown; None for a log or a pipe (one line per cell)."""
+        return self._console.width if self._rich is not None else None
+
     def _print(self, text: str) -> None:
         if self.quiet:
             return
@@ -175,14 +226,14 @@ class ConsoleProgress:
         if self.live and message.rstrip(".").endswith("calibrating"):
             self._what = "calibrating..."  # shown on the live line: the quiet start says what it does
             return
-        self._print(one_line(f"note: {message}"))
+        self._print(fit([one_line(f"note: {message}")], self.width))
 
     def cell_started(self, cell: Any, done: int, total: int) -> None:
         if self.clock.first_cell is None:
             self.clock.first_cell = time.monotonic()
         self._cell_index, self._cells_total = done + 1, total
         self._epochs, self._epoch, self._loss = cell.epochs, None, None
-        self._what = cell.label
+        self._what = cell_title(cell, self.axes)
         # planned work: the cells left (this one included) at this cell's epochs, plus what is done
         self.clock.epochs_total = self._done_epochs_before + (total - done) * cell.epochs
         self.clock.epochs_done = self._done_epochs_before
@@ -195,4 +246,4 @@ class ConsoleProgress:
         self._done_epochs_before += record.epochs or self._epochs or 0
         self.clock.epochs_done = self._done_epochs_before
         self._cells_total = total
-        self._print(cell_line(record, done, total))
+        self._print(cell_line(record, done, total, self.width, self.axes))

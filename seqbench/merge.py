@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seqbench.attempts import remeasurements
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError
 from seqbench.keys import EXPERIMENT_FIELDS, CellKey, RunStatus
@@ -37,10 +38,11 @@ from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, LOGS_DIR, RU
 class MergeResult:
     path: Path
     status: RunStatus
-    cells: int
+    cells: int  # repeats done (re-measurements not counted), as the report counts them
     warnings: list[str] = field(default_factory=list)
     inputs: int = 0
     shard_count: int = 0  # N when the inputs are shards I/N, else 0
+    planned: int | None = None  # cells planned over every input; None when a shard is missing
 
 
 @dataclass
@@ -113,7 +115,9 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
             warnings.append(f"{part.path} is {part.meta.get('status')}: the merged run is partial")
     meta = _merged_meta(parts, status, missing, warnings)
     _write(out, parts, meta, warnings)
-    return MergeResult(out, status, sum(len(p.cells) for p in parts), warnings, len(parts), count)
+    rows = [c.get("attempt") for p in parts for c in p.cells]
+    return MergeResult(out, status, len(rows) - remeasurements(rows), warnings, len(parts), count,
+                       meta.get("cells_planned"))  # fmt: skip
 
 
 def _check_same_experiment(parts: list[_Part]) -> None:

@@ -156,6 +156,10 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
     if info["merged_from"]:
         lines.append("merged from: " + ", ".join(map(str, info["merged_from"])))
     lines += [f"note: {note}" for note in info["notes"]]
+    epochs = (info.get("config") or {}).get("epochs")
+    if isinstance(epochs, int) and epochs < 2:
+        lines.append(f"NO STEADY TIMES: the run trained {epochs} epoch per cell; steady times come from epochs 2..N, "
+                     "so no row has steady ms or 'x vs fastest' (first-epoch times only)")
     return [one_line(line) for line in lines]
 
 

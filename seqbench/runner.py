@@ -207,6 +207,9 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
             f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(task.defaults)}"
         )
     notes: list[str] = []
+    if config.epochs < 2:  # accepted (a smoke test), but the table then has no steady time to rank by
+        notes.append(f"--epochs {config.epochs}: steady times come from epochs 2..N, so this run records the first "
+                     "epoch only: no steady ms and no 'x vs fastest' (use --epochs 3 or more to compare speed)")
     rows: dict[tuple[object, ...], list[CellConfig]] = {}
     requested = _requested(config, registry)
     owned = select_shard([(b.name, i or "", m) for b, i, _ in requested for m in config.models], config.shard)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.attempts import counted
+from seqbench.attempts import counted, remeasurements
 from seqbench.calibration import machines, score
 from seqbench.keys import (
     COMPLETED,
@@ -347,8 +347,7 @@ def run_info(run: Run) -> dict[str, Any]:
     """What a reader needs to know about the run before trusting its table."""
     meta = run.meta
     every = run.attempts if run.attempts is not None else run.cells  # re-measurements included
-    attempts = pd.to_numeric(every["attempt"], errors="coerce") if "attempt" in every else None
-    again = int((attempts > 1).sum()) if attempts is not None else 0  # disturbed repeats measured again
+    again = remeasurements(every["attempt"]) if "attempt" in every else 0  # disturbed repeats measured again
     done = len(every) - again
     planned = meta.get("cells_planned")
     status = run.status

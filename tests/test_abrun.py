@@ -84,7 +84,8 @@ def test_an_ab_run_records_both_environments_and_compare_judges_them_paired(tmp_
     if compared.returncode == 0 and "disturbed" in doc["summary"]:  # the gate rightly declines to judge
         pytest.skip(f"the machine was too busy for real workers to be judged: {doc['summary']}")
     assert compared.returncode == 1, compared.stdout + compared.stderr
-    assert doc["paired"] is True and doc["rows"][0]["verdict"] == SLOWER and doc["rows"][0]["n_base"] == 4
+    row = doc["rows"][0]
+    assert doc["paired"] is True and row["verdict"] == SLOWER and 2 <= row["n_base"] <= 4  # disturbed pairs left out
     same = invoke("compare", str(run_dir), "--base", "base", "--new", "base")
     assert same.returncode == 2 and "same environment" in same.stderr
 

@@ -144,3 +144,20 @@ def test_csv_writes_counts_as_integers(tmp_path):
     assert row["params"] == "66689" and row["seeds"] == "3" and row["failed"] == "1"
     history = invoke("history", str(tmp_path), "--format", "csv").stdout
     assert ",66689," in history and "66689.0" not in history
+
+
+def test_one_epoch_and_a_run_compared_with_itself_are_said_not_accepted_in_silence(tmp_path):
+    """--epochs 1 has no steady epochs to rank by; compare R R compares every row with itself: both say so."""
+    from tests.runfactory import Row, make_run
+
+    run = make_run(tmp_path, "one-epoch", [Row(), Row(backend="torch", implementation="loop")], epochs=1,
+                   config={"epochs": 1})  # fmt: skip
+    report = invoke("report", str(run))
+    assert report.returncode == 0 and "NO STEADY TIMES: the run trained 1 epoch per cell" in report.stdout
+    same = invoke("compare", str(run), str(run))
+    assert same.returncode == 0 and "BASE and NEW are the same run (one-epoch)" in same.stdout + same.stderr
+    from seqbench.plugins import load_registry
+    from seqbench.runner import RunConfig, plan
+
+    notes = plan(RunConfig(backends=("numpy",), epochs=1, seeds=1), load_registry()).notes
+    assert any(n.startswith("--epochs 1: steady times come from epochs 2..N") for n in notes)

@@ -19,8 +19,9 @@ class _Tty(io.StringIO):
         return True
 
 
-def _cell(seed: int = 0) -> SimpleNamespace:
-    return SimpleNamespace(epochs=10, label=f"numpy:reference/cpu rnn seed={seed}")
+def _cell(seed: int = 0, **more) -> SimpleNamespace:
+    return SimpleNamespace(epochs=10, backend="numpy", implementation="reference", device="cpu", model="rnn",
+                           seed=seed, attempt=1, task_params={}, **more)
 
 
 def _record(seed: int = 0) -> SimpleNamespace:
@@ -33,11 +34,12 @@ def test_the_live_line_counts_cells_and_epochs_and_gives_elapsed_time_and_an_eta
     c = RunClock(now=0.0)
     c.first_cell, c.epochs_done, c.epochs_total = 10.0, 5, 20  # 5 epochs in 10 s: 15 left take 30 s
     text = status_text(2, 4, 3, 10, "torch:loop/cpu lstm seed=1", 0.12345, c, now=20.0)
-    assert text == "cell 2/4  epoch 3/10  torch:loop/cpu lstm seed=1  loss 0.1235  0:20 elapsed, ETA 0:30"
+    # the clock first: a narrow terminal cuts the line's end, never the ETA
+    assert text == "0:20 elapsed, ETA 0:30  cell 2/4  epoch 3/10  torch:loop/cpu lstm seed=1  loss 0.1235"
     assert clock(3725) == "1:02:05"
     assert "ETA" not in status_text(1, 4, None, 10, "calibrating...", None, RunClock(now=0.0), now=1.0)
     assert status_text(0, 0, None, None, "calibrating...", None, RunClock(now=0.0), now=1.0) == \
-        "calibrating...  0:01 elapsed"
+        "0:01 elapsed  calibrating..."
 
 
 def test_not_a_terminal_gives_plain_lines_and_no_live_line():
@@ -49,7 +51,7 @@ def test_not_a_terminal_gives_plain_lines_and_no_live_line():
         progress.cell_finished(_record(), 1, 2)
     lines = out.getvalue().splitlines()
     assert lines == ["note: calibrating...",
-                     "[1/2] numpy:reference/cpu rnn seed=0  ok  acc 0.80  loss 0.5  steady 2.5 ms/epoch"]
+                     "[1/2] numpy:reference/cpu rnn seed=0  ok  steady 2.5 ms/epoch  acc 0.80  loss 0.5"]
     assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 
 
@@ -170,3 +172,42 @@ def test_the_race_sentence_says_how_sure_it_is(tmp_path):
     from seqbench.views import cell_view, summary
 
     assert "too few processes" in race_lines(summary(cell_view(run)))[0]  # no per-process times given
+
+
+def test_at_80_columns_a_cell_line_breaks_between_fields_never_inside_a_word():
+    from seqbench.console import cell_line, fit
+
+    record = _record()
+    record.clean_epochs, record.epochs_run, record.wait_share = 7, 10, 0.02
+    record.backend, record.implementation = "keras-torch", "step"
+    record.task_params, record.units = {"steps": 50}, 64
+    one = cell_line(record, 7, 12, axes=("task.steps", "units"))
+    assert "\n" not in one and one.startswith("[7/12] keras-torch:step/cpu rnn steps=50 units=64 seed=0  ok")
+    fitted = cell_line(record, 7, 12, width=80, axes=("task.steps", "units"))
+    lines = fitted.splitlines()
+    assert len(one) > 80 and len(lines) > 1 and all(len(line) <= 80 for line in lines)
+    assert lines[1].startswith("    ") and " ".join(fitted.split()) == " ".join(one.split())  # same words, all whole
+    long_note = fit(["note: " + "word " * 40], 80).splitlines()
+    assert all(len(line) <= 80 for line in long_note) and len(long_note) == 3
+
+
+def _cell_with_steps() -> SimpleNamespace:
+    cell = _cell(1)
+    cell.task_params = {"steps": 50}
+    return cell
+
+
+def test_a_live_terminal_fits_notes_and_cells_to_its_width_and_names_the_grid_point():
+    out = _Tty()
+    with ConsoleProgress(stream=out, axes=("task.steps",)) as progress:
+        progress._console.width = 60  # a narrow terminal
+        progress.cell_started(_cell_with_steps(), 0, 2)
+        assert progress._what == "numpy:reference/cpu rnn steps=50 seed=1"
+        progress.note("numpy:reference/cpu rnn seed=1: waited for a CPU 40% of the time: measuring it again at the end")
+        record = _record(1)
+        record.task_params = {"steps": 50}
+        progress.cell_finished(record, 1, 2)
+    printed = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line) for line in out.getvalue().replace("\r", "\n").splitlines()]
+    kept = [line.rstrip() for line in printed if line.strip() and "elapsed" not in line]
+    assert any(line.startswith("[1/2] numpy:reference/cpu rnn steps=50 seed=1") for line in kept), kept
+    assert all(len(line) <= 60 for line in kept), kept

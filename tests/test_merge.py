@@ -101,7 +101,7 @@ def test_merge_with_a_missing_shard_is_partial_and_counts_right(tmp_path):
     # the missing shards' cells were never planned here: no "3 of 3 cells"
     assert "PARTIAL" in text and "3 cells" in text and " of 3 cells" not in text
     said = invoke("merge", str(a), "-o", str(tmp_path / "m2"))
-    assert said.returncode == 0 and "merged 1 of 3 shards, 3 cells, status partial" in said.stderr
+    assert said.returncode == 0 and "merged 1 of 3 shards: 3 cells, status partial" in said.stderr
 
 
 def test_merge_of_a_shard_with_an_absurd_count_is_quick(tmp_path):
@@ -180,6 +180,16 @@ def test_merge_cli_prints_the_new_run_directory(tmp_path):
     result = invoke("merge", str(a), str(b), "-o", str(tmp_path / "m"))
     assert result.returncode == 0 and result.stdout.strip() == str(tmp_path / "m")
     assert json.loads((tmp_path / "m" / "run.json").read_text())["status"] == "complete"
+
+
+def test_merge_counts_cells_as_the_report_does_remeasurements_left_out(tmp_path):
+    a, b = _shards(tmp_path)
+    rows = (a / "cells.jsonl").read_text().splitlines()
+    again = json.loads(rows[0]) | {"attempt": 2}  # a disturbed repeat measured a second time
+    (a / "cells.jsonl").write_text("\n".join([*rows, json.dumps(again)]) + "\n")
+    said = invoke("merge", str(a), str(b), "-o", str(tmp_path / "m"))
+    assert said.returncode == 0 and "merged 2 of 2 shards: 6 of 6 cells, status complete" in said.stderr
+    assert "complete, 6 of 6 cells" in invoke("report", str(tmp_path / "m")).stdout
 
 
 # ------------------------------------------------------------------ calibration
