@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from seqbench.chart import decades, plottable, series_colors
 from seqbench.escape import html_text
 from seqbench.formatting import fmt_ms
 from seqbench.history import History, gather
 from seqbench.keys import series_name
-from seqbench.plots import series_colors
 from seqbench.tables import html_page
 
 CHART_W, CHART_H = 760, 300
@@ -55,13 +55,10 @@ def chart_svg(part: pd.DataFrame, runs: pd.DataFrame, colors: dict[str, str], ti
     x_of = {o: i for i, o in enumerate(order)}
     values = pd.concat([part[time_column], part.get("steady_min_ms", part[time_column]),
                         part.get("steady_max_ms", part[time_column])]).astype(float)  # fmt: skip
-    values = values[(values > 0) & values.notna()]
-    if values.empty:
+    limits = decades(values)
+    if limits is None:
         return ""
-    low = 10 ** math.floor(math.log10(values.min()))
-    high = 10 ** math.ceil(math.log10(values.max()) + 1e-9)
-    if high <= low:
-        high = low * 10
+    low, high = limits
     plot_w, plot_h = CHART_W - MARGIN_L - MARGIN_R, CHART_H - MARGIN_T - MARGIN_B
 
     def x(i: int) -> float:
@@ -86,18 +83,18 @@ def chart_svg(part: pd.DataFrame, runs: pd.DataFrame, colors: dict[str, str], ti
         color = colors.get(str(name), "#444")
         line = line.sort_values("order")
         points = [(x_of[o], float(v)) for o, v in zip(line["order"], line[time_column], strict=True)
-                  if v == v and v > 0 and o in x_of]  # fmt: skip
+                  if plottable(v) and v > 0 and o in x_of]  # fmt: skip
         if len(points) > 1:
             path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in points)
             out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"/>')
         for r in line.to_dict("records"):
             v = float(r[time_column])
-            if not (v == v and v > 0) or r["order"] not in x_of:
+            if not (plottable(v) and v > 0) or r["order"] not in x_of:
                 continue
             cx, cy = x(x_of[r["order"]]), y(v)
             low_v, high_v = r.get("steady_min_ms"), r.get("steady_max_ms")
             spread = ""
-            if unit == "ms" and low_v == low_v and high_v == high_v and low_v and high_v:
+            if unit == "ms" and plottable(low_v) and plottable(high_v) and low_v > 0 and high_v > 0:
                 out.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(low_v):.1f}" y2="{y(high_v):.1f}" '
                            f'stroke="{color}"/>')  # fmt: skip
                 spread = f" ({fmt_ms(low_v)}-{fmt_ms(high_v)} over processes)"

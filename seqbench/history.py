@@ -21,7 +21,7 @@ import pandas as pd
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError, UsageError
 from seqbench.escape import html_text, markdown, one_line, terminal
-from seqbench.formatting import fmt_ms
+from seqbench.formatting import fmt_ms, fmt_num
 from seqbench.keys import CellKey
 from seqbench.loader import newest_run  # noqa: F401 - its old home; callers may import it from here
 from seqbench.results import RUN_FILE, load_run
@@ -164,7 +164,7 @@ def _display(wide: pd.DataFrame, fmt_value: Any, change_spec: str = "+.1%") -> p
     out = pd.DataFrame({"row": wide.index})
     for column in wide.columns:
         if column == "change":
-            out["change"] = [format(v, change_spec) if pd.notna(v) else "-" for v in wide[column]]
+            out["change"] = [fmt_num(v, change_spec) for v in wide[column]]
         else:
             out[column] = [fmt_value(v) for v in wide[column]]
     return out
@@ -186,14 +186,13 @@ def render(h: History, fmt: str = "text", normalize: bool = False, last: int | N
         lines += [f"skipped: {one_line(s)}" for s in h.skipped]
         return "\n".join(lines)
     unit = "calibration units" if normalize else "ms"
-    fmt_time = (lambda v: f"{v:.3g}" if pd.notna(v) else "-") if normalize else fmt_ms
+    fmt_time = (lambda v: fmt_num(v, ".3g")) if normalize else fmt_ms
     times = _display(trend(h, time_column, last), fmt_time)
-    accuracy = _display(trend(h, "accuracy", last, relative=False), lambda v: f"{v:.2f}" if pd.notna(v) else "-",
-                        "+.2f")
+    accuracy = _display(trend(h, "accuracy", last, relative=False), lambda v: fmt_num(v, ".2f"), "+.2f")
     shown = f"the last {last} of {len(h.runs)}" if last and len(h.runs) > last else f"all {len(h.runs)}"
     runs = h.runs.assign(
         started=h.runs["started"].map(lambda t: t.strftime("%Y-%m-%d %H:%M") if pd.notna(t) else "-"),
-        calibration_ms=h.runs["calibration_ms"].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-"),
+        calibration_ms=h.runs["calibration_ms"].map(lambda v: fmt_num(v, ".2f")),
         commit=h.runs["commit"].str[:7] + h.runs["dirty"].map(lambda d: "+" if d else ""),
     )[["run_label", "run_id", "started", "commit", "status", "machines", "calibration_ms"]]
     notes = []

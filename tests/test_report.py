@@ -221,3 +221,37 @@ def test_real_numpy_run_reports_in_every_format(tmp_path):
 def test_html_numbers_do_not_wrap_and_wide_tables_scroll(run_path):
     page = render(seqbench.load_run(run_path), "html", plots=False)
     assert '<div class="scroll"><table>' in page and "white-space:nowrap" in page
+
+
+@pytest.mark.parametrize(("value", "spec", "shown"), [(1e308, ".2f", "1e+308"), (-1e308, ",.0f", "-1e+308"),
+                                                      (1e308, "+.1%", "+inf%"), (0.5, "+.1%", "+50.0%"),
+                                                      (float("inf"), ".2f", "inf"), (1234.5, ",.0f", "1,234")])
+def test_a_huge_number_is_written_short(value, spec, shown):
+    from seqbench.formatting import fmt_ms, fmt_num, fmt_ratio
+
+    assert fmt_num(value, spec) == shown
+    assert fmt_ms(1e308) == "1e+308" and fmt_ms(714.2) == "714"
+    assert fmt_ratio(2e20) == "2e+20x"
+
+
+@pytest.fixture
+def extreme(tmp_path):
+    """A run whose records hold 1e308: a time of 1e308 ms and, in another run, an accuracy of 1e308."""
+    make_run(tmp_path / "results", "time", [Row(steady_s=1e305, first_s=1e305), Row(backend="torch",
+             implementation="loop")])  # fmt: skip
+    make_run(tmp_path / "results", "metric", [Row(accuracy=[1e308, 0.5, -1e308]), Row(backend="torch",
+             implementation="loop")], started="2026-01-02T10:00:00+0000")  # fmt: skip
+    return tmp_path / "results"
+
+
+@pytest.mark.filterwarnings("error")  # an overflow warning fails the test
+@pytest.mark.parametrize("run", ["time", "metric"])
+def test_extreme_values_are_reported_without_a_crash_a_warning_or_a_wall_of_digits(extreme, tmp_path, run):
+    pytest.importorskip("matplotlib")
+    for args in (["report", str(extreme / run)], ["report", str(extreme / run), "--format", "html"],
+                 ["report", str(extreme / run), "--plots", str(tmp_path / run)],
+                 ["history", str(extreme)], ["dashboard", str(extreme), "-o", "-"]):  # fmt: skip
+        result = invoke(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert not re.search(r"\d{20}", result.stdout), args
+    assert "1e+308" in invoke("report", str(extreme / run)).stdout
