@@ -337,22 +337,82 @@ def first_vs_steady_figure(table: pd.DataFrame, colors: dict[str, str] | None = 
     return fig
 
 
-def history_figure(long: pd.DataFrame, time_column: str, time_label: str) -> Figure:
-    """Two panels, one line per cell row across runs in time order: steady time, and accuracy."""
+HISTORY_LEGEND_CAP = 12  # legend entries of a history figure; more are counted, not listed
+
+
+def experiment_tags(experiments: Sequence[str]) -> dict[str, str]:
+    """Each experiment label cut to what tells it from the others (``units=32``); ``""`` when it is the only one."""
+    tokens = {e: e.split() for e in experiments}
+    common = set.intersection(*(set(t) for t in tokens.values())) if tokens else set()
+    return {e: " ".join(t for t in parts if t not in common) for e, parts in tokens.items()}
+
+
+def history_figure(long: pd.DataFrame, time_column: str, time_label: str,
+                   changes: pd.DataFrame | None = None) -> Figure:  # fmt: skip
+    """One panel per task, experiment and model: its steady time above, its accuracy below, runs in time order.
+
+    One line per backend series in its colour (:func:`seqbench.chart.series_colors`), one legend for the
+    figure under the panels, at most :data:`HISTORY_LEGEND_CAP` entries.  ``changes``
+    (:func:`seqbench.history.level_changes`) are marked with a triangle at the first run of the new level.
+    """
+    import math
+
+    from matplotlib.lines import Line2D
+
+    notes: list[str] = []
+    long = _drawable(long, [time_column, "accuracy"], "history", notes)
+    long["series"] = [series_name(r) for r in long.to_dict("records")]
     runs = list(dict.fromkeys(long.sort_values("order")["run_label"]))
-    fig = _new_figure(max(7.0, 0.7 * len(runs) + 4), 7.0)
-    axes = fig.subplots(2, 1, sharex=True)
-    for ax, column, label in ((axes[0], time_column, time_label), (axes[1], "accuracy", "median test accuracy")):
-        for name, part in long.groupby("row", sort=True):
-            part = part.sort_values("order")
-            x = [runs.index(r) for r in part["run_label"]]
-            ax.plot(x, part[column].to_numpy(float), marker="o", label=mathtext(name))
-        ax.set_ylabel(label)
-    _log_if_wide(axes[0], long[time_column])
-    axes[1].set_ylim(-0.03, 1.03)
-    axes[1].set_xticks(range(len(runs)), [mathtext(r) for r in runs], rotation=30, ha="right", fontsize="small")
-    axes[0].legend(fontsize="x-small")
-    axes[0].set_title("History: steady epoch time and accuracy per run (oldest left)")
+    colors = series_colors(long["series"])
+    facets = list(long.groupby(["task", "experiment", "model"], sort=True))
+    tags = experiment_tags(sorted({str(e) for e in long["experiment"]}))
+    ncols = min(3, max(1, len(facets)))
+    nrows = math.ceil(len(facets) / ncols) or 1
+    fig = _new_figure(max(7.0, 5.0 * ncols), 3.4 * nrows + 1.6)
+    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3, 1] * nrows)
+    every = max(1, math.ceil(len(runs) / 12))  # at most about 12 run labels under a panel
+    marked = {(r, o) for r, o in zip(changes["row"], changes["order"], strict=True)} if changes is not None else set()
+    axes_time = []
+    for n, ((task, experiment, model), part) in enumerate(facets):
+        row, col = divmod(n, ncols)
+        ax = fig.add_subplot(grid[2 * row, col])
+        acc = fig.add_subplot(grid[2 * row + 1, col], sharex=ax)
+        axes_time.append(ax)
+        for name, line in part.groupby("series", sort=True):
+            line = line.sort_values("order")
+            x = [runs.index(r) for r in line["run_label"]]
+            color = colors[str(name)]
+            ax.plot(x, line[time_column].to_numpy(float), marker="o", markersize=4, color=color)
+            acc.plot(x, line["accuracy"].to_numpy(float), marker="o", markersize=3, color=color)
+            hits = line[[(r, o) in marked for r, o in zip(line["row"], line["order"], strict=True)]]
+            if len(hits):
+                ax.scatter([runs.index(r) for r in hits["run_label"]], hits[time_column].to_numpy(float), marker="^",
+                           s=90, facecolors="none", edgecolors=color, linewidths=1.5, zorder=4)  # fmt: skip
+        tag = tags.get(str(experiment), "")
+        ax.set_title(mathtext(f"{task} / {model}" + (f"\n{tag}" if tag else "")), fontsize=TICK_PT + 1)
+        _log_if_wide(ax, part[time_column])
+        ax.tick_params(labelbottom=False, labelsize=TICK_PT)
+        acc.set_ylim(-0.05, 1.05)
+        acc.tick_params(labelsize=TICK_PT)
+        if col == 0:
+            ax.set_ylabel(time_label, fontsize=TICK_PT)
+            acc.set_ylabel("accuracy", fontsize=TICK_PT)
+        shown = range(0, len(runs), every)
+        acc.set_xticks(list(shown), [mathtext(runs[i]) for i in shown], rotation=30, ha="right", fontsize=TICK_PT)
+        acc.set_xlim(-0.5, len(runs) - 0.5)
+    names = sorted(colors)
+    handles: list[Any] = [Line2D([], [], color=colors[s], marker="o") for s in names[:HISTORY_LEGEND_CAP]]
+    labels = [mathtext(s) for s in names[:HISTORY_LEGEND_CAP]]
+    if len(names) > HISTORY_LEGEND_CAP:
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(f"and {len(names) - HISTORY_LEGEND_CAP} more (--backend narrows the history)")
+    if len(marked):
+        handles.append(Line2D([], [], marker="^", linestyle="none", markerfacecolor="none", color="#444"))
+        labels.append("level changed at this run")
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(handles)), fontsize=TICK_PT,
+               frameon=False)  # fmt: skip
+    fig.suptitle("History: steady epoch time (above) and accuracy (below) per run, oldest left")
+    _add_notes(fig, notes)
     return fig
 
 
