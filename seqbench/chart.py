@@ -88,11 +88,20 @@ def decades(values: Iterable[Any]) -> tuple[float, float] | None:
     return (low, high if high > low else low * 10)
 
 
+def experiment_tags(experiments: Iterable[str]) -> dict[str, str]:
+    """Each experiment label (:func:`seqbench.keys.experiment_label`) cut to what tells it from the others
+    (``units=32``); ``""`` when nothing does (a single experiment)."""
+    tokens = {e: e.split() for e in experiments}
+    common = set.intersection(*(set(t) for t in tokens.values())) if tokens else set()
+    return {e: " ".join(t for t in parts if t not in common) for e, parts in tokens.items()}
+
+
 def left_out_note(count: int, what: str) -> str:
     """The note under a figure that could not draw ``count`` values."""
     s = "" if count == 1 else "s"
     return f"left out: {count} {what} value{s} that cannot be drawn (not a number, or beyond 1e300)"
 
 
-__all__ = ["BACKEND_COLORS", "PLOTTABLE", "SPARE_COLORS", "backend_colors", "backend_of", "decades",
+__all__ = [
+    "experiment_tags","BACKEND_COLORS", "PLOTTABLE", "SPARE_COLORS", "backend_colors", "backend_of", "decades",
            "left_out_note", "plottable", "series_colors", "shade"]  # fmt: skip

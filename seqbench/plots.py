@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqbench.chart import decades, left_out_note, plottable, series_colors
+from seqbench.chart import decades, experiment_tags, left_out_note, plottable, series_colors
 from seqbench.errors import SeqbenchError
 from seqbench.escape import mathtext
 from seqbench.keys import COMPLETED, series_name
@@ -338,13 +338,6 @@ def first_vs_steady_figure(table: pd.DataFrame, colors: dict[str, str] | None = 
 
 
 HISTORY_LEGEND_CAP = 12  # legend entries of a history figure; more are counted, not listed
-
-
-def experiment_tags(experiments: Sequence[str]) -> dict[str, str]:
-    """Each experiment label cut to what tells it from the others (``units=32``); ``""`` when it is the only one."""
-    tokens = {e: e.split() for e in experiments}
-    common = set.intersection(*(set(t) for t in tokens.values())) if tokens else set()
-    return {e: " ".join(t for t in parts if t not in common) for e, parts in tokens.items()}
 
 
 def history_figure(long: pd.DataFrame, time_column: str, time_label: str,

@@ -373,7 +373,7 @@ def _render_html(v: _Views, plots: bool) -> str:
         if dropped:
             keys = [c for c in ("env", "backend", "impl", "model", "device") if c in full and c not in dropped]
             more = full[keys + [c for c in full.columns if c in dropped]]
-            parts.append(f"<details><summary>More columns: {html_text(', '.join(dropped))}</summary>"
+            parts.append(f"<details class=\"more\"><summary>More columns: {html_text(', '.join(dropped))}</summary>"
                          f'<div class="fit">{html_table(more, RIGHT, CLIPPED)}</div></details>')  # fmt: skip
         parts += [f"<p>{html_text(line)}</p>" for line in race_lines(part)]
     parts += [f'<p class="warning">{html_text(line)}</p>' for line in _disturbed_lines(v.table)]
