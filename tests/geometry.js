@@ -2,7 +2,7 @@
 // (tests/test_browser.py reads it back from Chromium's --dump-dom).  Run once the page has loaded.
 (function () {
   const width = document.documentElement.clientWidth;
-  const shown = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+  const shown = (el) => el.checkVisibility({visibilityProperty: true});
   const name = (el) => el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined ?
     "." + el.className : "") + (el.id ? "#" + el.id : "");
   const out = {width: width, scrollWidth: document.documentElement.scrollWidth, wide: [], overprinted: [],
@@ -32,6 +32,11 @@
   const charts = document.querySelectorAll(".chart");
   out.charts = charts.length;
   out.visibleCharts = [...charts].filter(shown).length;
+  // window.geometrySteps: functions that change the page (a filter); the charts left visible after each
+  out.steps = (window.geometrySteps || []).map((step) => {
+    step();
+    return [...charts].filter(shown).length;
+  });
   const pre = document.createElement("pre");
   pre.id = "geometry";
   pre.textContent = JSON.stringify(out);
