@@ -132,11 +132,23 @@ def chart_svg(part: pd.DataFrame, runs: pd.DataFrame, colors: dict[str, str], ti
                f"{html_text(unit)} per steady epoch (log; lower is better)</text>")  # fmt: skip
     every = max(1, math.ceil(len(order) * LABEL_W / plot_w))  # one label in `every`, the newest always
     records = runs.to_dict("records")
-    for i in sorted({*range(len(order) - 1, -1, -every)}):
+    free = float(CHART_W)  # labels are placed newest first; this is where the last one placed begins
+    labels: list[str] = []
+    for i in range(len(order) - 1, -1, -every):
+        at, anchor = x(i), "middle"
+        if at + LABEL_W / 2 > CHART_W:  # near an edge the label hangs inwards, never past the chart
+            at, anchor = CHART_W - 1, "end"
+        elif at - LABEL_W / 2 < 0:
+            at, anchor = 1, "start"
+        start = {"middle": at - LABEL_W / 2, "end": at - LABEL_W, "start": at}[anchor]
+        if start + LABEL_W > free:  # it would touch the newer label beside it (one moved in from the edge)
+            continue
+        free = start
         when, commit = (html_text(s) for s in _run_label(records[i]))
         base = CHART_H - MARGIN_B + 15
-        out.append(f'<text x="{x(i):.1f}" y="{base}" text-anchor="middle"><tspan x="{x(i):.1f}">{when}</tspan>'
-                   f'<tspan x="{x(i):.1f}" dy="13" font-family="monospace">{commit}</tspan></text>')  # fmt: skip
+        labels.append(f'<text x="{at:.1f}" y="{base}" text-anchor="{anchor}"><tspan x="{at:.1f}">{when}</tspan>'
+                      f'<tspan x="{at:.1f}" dy="13" font-family="monospace">{commit}</tspan></text>')  # fmt: skip
+    out += reversed(labels)  # oldest first, as the runs read
     marked = {(r["row"], r["order"]): r for r in (changes.to_dict("records") if changes is not None else [])}
     for name, line in part.groupby("series", sort=True):
         color = colors.get(str(name), "#444")

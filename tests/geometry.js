@@ -5,7 +5,7 @@
   const shown = (el) => el.checkVisibility({visibilityProperty: true});
   const name = (el) => el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined ?
     "." + el.className : "") + (el.id ? "#" + el.id : "");
-  const out = {width: width, scrollWidth: document.documentElement.scrollWidth, wide: [], overprinted: [],
+  const out = {width: width, scrollWidth: document.documentElement.scrollWidth, wide: [], overprinted: [], clipped: [],
                rowHeights: [], texts: 0, charts: 0, visibleCharts: 0};
   for (const el of document.body.querySelectorAll("*")) {
     const r = el.getBoundingClientRect();
@@ -20,6 +20,11 @@
     if (!shown(svg)) continue;
     const boxes = [...svg.querySelectorAll("text")].filter(shown).map((t) => [t.textContent, t.getBoundingClientRect()]);
     out.texts += boxes.length;
+    const frame = svg.getBoundingClientRect();  // a text beyond its SVG's edge is cut off
+    for (const [text, r] of boxes) {
+      if (r.left < frame.left - 0.5 || r.right > frame.right + 0.5 || r.top < frame.top - 0.5 ||
+          r.bottom > frame.bottom + 0.5) out.clipped.push(text);
+    }
     for (let i = 0; i < boxes.length; i++) {
       for (let j = i + 1; j < boxes.length; j++) {
         const a = boxes[i][1], b = boxes[j][1];

@@ -87,7 +87,7 @@ def test_the_dashboard_fits_and_no_chart_text_overprints(history, tmp_path):
     geometry = measure(page, tmp_path, 'document.querySelectorAll("details").forEach((d) => d.open = true);')
     _fits(geometry)
     assert geometry["charts"] == geometry["visibleCharts"] == 3 and geometry["texts"] > 20
-    assert geometry["overprinted"] == []
+    assert geometry["overprinted"] == [] and geometry["clipped"] == []
 
 
 def test_the_dashboard_filters_charts(history, tmp_path):
