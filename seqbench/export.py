@@ -31,7 +31,7 @@ from typing import Any
 
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError, UsageError
-from seqbench.formatting import jsonable
+from seqbench.formatting import fmt_num, jsonable
 from seqbench.keys import COMPLETED, CellKey
 from seqbench.results import Run
 
@@ -182,7 +182,7 @@ def github_action_benchmark_json(run: Run, normalize: bool = False) -> list[dict
         accuracy = row["accuracy"]
         extra = f"{row['seeds']} seeds, {len(data)} processes (median over processes); status {row['status']}"
         if accuracy == accuracy:
-            extra += f"; accuracy {accuracy:.2f}"
+            extra += f"; accuracy {fmt_num(accuracy, '.2f')}"
         experiment = f" [{key.experiment}]" if several else ""
         out.append({
             "name": f"{key.task} {key.model} {key.series} steady epoch{experiment}"

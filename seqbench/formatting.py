@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 MISSING = "-"  # what a table shows where there is no number
+# Beyond this a fixed-point number is a wall of digits (1e308 with ".2f" is 311 characters): say it as 1e+15.
+HUGE = 1e15
 
 
 def is_number(v: Any) -> bool:
@@ -20,8 +22,15 @@ def is_number(v: Any) -> bool:
 
 
 def fmt_num(v: Any, spec: str) -> str:
-    """``format(v, spec)``, or :data:`MISSING`."""
-    return format(float(v), spec) if is_number(v) else MISSING
+    """``format(v, spec)``, or :data:`MISSING`; a magnitude from :data:`HUGE` up (or infinite) as ``1.2e+308``."""
+    if not is_number(v):
+        return MISSING
+    v = float(v)
+    if not abs(v) < HUGE:
+        percent = spec.endswith("%")
+        short = format(v * 100 if percent else v, "+.3g" if spec.startswith("+") else ".3g")
+        return short + ("%" if percent else "")
+    return format(v, spec)
 
 
 def fmt_ms(v: Any) -> str:
@@ -29,6 +38,8 @@ def fmt_ms(v: Any) -> str:
     if not is_number(v):
         return MISSING
     v = float(v)
+    if not abs(v) < HUGE:
+        return f"{v:.3g}"
     if v >= 100:
         return f"{v:.0f}"
     if v >= 10:
@@ -43,6 +54,8 @@ def fmt_ratio(v: Any) -> str:
     if not is_number(v):
         return MISSING
     v = float(v)
+    if not abs(v) < HUGE:
+        return f"{v:.3g}x"
     return f"{v:.0f}x" if v >= 100 else f"{v:.1f}x" if v >= 10 else f"{v:.2f}x"
 
 

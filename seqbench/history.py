@@ -10,6 +10,7 @@ writes text, Markdown, CSV, JSON or HTML.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import pandas as pd
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError, UsageError
 from seqbench.escape import html_text, markdown, one_line, terminal
-from seqbench.formatting import fmt_ms
+from seqbench.formatting import fmt_ms, fmt_num
 from seqbench.keys import CellKey
 from seqbench.loader import (
     load_run,
@@ -164,11 +165,80 @@ def trend(h: History, value: str, last: int | None = None, relative: bool = True
     return wide
 
 
+# A change of level smaller than this is not marked: runs on one machine drift by a few per cent.
+LEVEL_THRESHOLD = 0.10
+# ... nor one smaller than this many standard deviations of the run-to-run noise.
+LEVEL_NOISE = 4.0
+
+
+def level_shifts(values: list[float], threshold: float = LEVEL_THRESHOLD) -> list[tuple[int, float]]:
+    """Where a series of positive values (oldest first) changed level: ``(index, new / old)`` pairs.
+
+    Binary segmentation on the logs (times are positive and their noise multiplicative): the split that
+    best explains a stretch as two levels (the least absolute deviation from each side's median) is kept
+    when the change between the medians exceeds ``threshold`` and :data:`LEVEL_NOISE` times the noise,
+    estimated from the other run-to-run differences of the stretch (1.4826 x their median absolute value,
+    over the square root of 2); then each side is split again.  Medians make one odd run inside a series
+    move nothing; the newest run alone can only be a change at the end.  NaN and values no figure can draw
+    are skipped; the indices are those of ``values``.
+    """
+    import numpy as np
+
+    from seqbench.chart import plottable
+
+    kept = [i for i, v in enumerate(values) if plottable(v) and v > 0]
+    logs = np.log([values[i] for i in kept])
+    found: list[tuple[int, float]] = []
+
+    def cost(part: np.ndarray) -> float:
+        return float(np.abs(part - np.median(part)).sum())
+
+    def split(lo: int, hi: int) -> None:
+        if hi - lo < 2:
+            return
+        k = min(range(lo + 1, hi), key=lambda k: cost(logs[lo:k]) + cost(logs[k:hi]))
+        step = float(np.median(logs[k:hi]) - np.median(logs[lo:k]))
+        others = np.delete(np.diff(logs[lo:hi]), k - lo - 1)  # every difference but the one at the split
+        noise = 1.4826 * float(np.median(np.abs(others))) / math.sqrt(2) if len(others) else 0.0
+        if abs(step) <= max(math.log1p(threshold), LEVEL_NOISE * noise):
+            return
+        found.append((kept[k], math.exp(step)))
+        split(lo, k)
+        split(k, hi)
+
+    split(0, len(kept))
+    return sorted(found)
+
+
+def level_changes(h: History, column: str = "steady_epoch_ms", threshold: float = LEVEL_THRESHOLD) -> pd.DataFrame:
+    """Every change of level (:func:`level_shifts`) in each row's ``column`` over the runs, oldest first.
+
+    One line per change: the row's identity, the run it first shows in (``order``, ``run_label``), the
+    levels before and after (medians of the runs on each side up to the next change) and their ratio.
+    """
+    columns = ["row", "task", "experiment", "model", "backend", "implementation", "device", "order", "run_label",
+               "before", "after", "ratio"]  # fmt: skip
+    out = []
+    if h.long.empty:
+        return pd.DataFrame(columns=columns)
+    for _, part in h.long.groupby("row", sort=True):
+        part = part.sort_values("order")
+        values = [float(v) for v in part[column]]
+        shifts = level_shifts(values, threshold)
+        edges = [0, *[i for i, _ in shifts], len(values)]
+        for n, (i, ratio) in enumerate(shifts):
+            r = part.iloc[i]
+            before = pd.Series(values[edges[n]:i]).median()
+            after = pd.Series(values[i:edges[n + 2]]).median()
+            out.append({**{c: r[c] for c in columns[:9]}, "before": before, "after": after, "ratio": ratio})
+    return pd.DataFrame(out, columns=columns)
+
+
 def _display(wide: pd.DataFrame, fmt_value: Any, change_spec: str = "+.1%") -> pd.DataFrame:
     out = pd.DataFrame({"row": wide.index})
     for column in wide.columns:
         if column == "change":
-            out["change"] = [format(v, change_spec) if pd.notna(v) else "-" for v in wide[column]]
+            out["change"] = [fmt_num(v, change_spec) for v in wide[column]]
         else:
             out[column] = [fmt_value(v) for v in wide[column]]
     return out
@@ -192,14 +262,13 @@ class _Views:
 def _views(h: History, normalize: bool, last: int | None) -> _Views:
     time_column = "steady_cal" if normalize else "steady_epoch_ms"
     unit = "calibration units" if normalize else "ms"
-    fmt_time = (lambda v: f"{v:.3g}" if pd.notna(v) else "-") if normalize else fmt_ms
+    fmt_time = (lambda v: fmt_num(v, ".3g")) if normalize else fmt_ms
     times = _display(trend(h, time_column, last), fmt_time)
-    accuracy = _display(trend(h, "accuracy", last, relative=False), lambda v: f"{v:.2f}" if pd.notna(v) else "-",
-                        "+.2f")
+    accuracy = _display(trend(h, "accuracy", last, relative=False), lambda v: fmt_num(v, ".2f"), "+.2f")
     shown = f"the last {last} of {len(h.runs)}" if last and len(h.runs) > last else f"all {len(h.runs)}"
     runs = h.runs.assign(
         started=h.runs["started"].map(lambda t: t.strftime("%Y-%m-%d %H:%M") if pd.notna(t) else "-"),
-        calibration_ms=h.runs["calibration_ms"].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-"),
+        calibration_ms=h.runs["calibration_ms"].map(lambda v: fmt_num(v, ".2f")),
         commit=h.runs["commit"].str[:7] + h.runs["dirty"].map(lambda d: "+" if d else ""),
     )[["run_label", "run_id", "started", "commit", "status", "machines", "calibration_ms"]]
     notes = []
@@ -236,7 +305,8 @@ def _render_html(h: History, v: _Views, plots: bool) -> str:
     if plots:
         from seqbench.plots import history_figure, png
 
-        body.append(png_img(png(history_figure(h.long, v.time_column, f"steady epoch ({v.unit})")), "history"))
+        figure = history_figure(h.long, v.time_column, f"steady epoch ({v.unit})", level_changes(h, v.time_column))
+        body.append(png_img(png(figure), "history"))
     return html_page("seqbench history", "\n".join(body))
 
 
@@ -269,4 +339,4 @@ def save_plot(h: History, path: str | Path, normalize: bool = False) -> Path:
 
     unit = "calibration units" if normalize else "ms"
     column = "steady_cal" if normalize else "steady_epoch_ms"
-    return write_file(path, png(history_figure(h.long, column, f"steady epoch ({unit})")))
+    return write_file(path, png(history_figure(h.long, column, f"steady epoch ({unit})", level_changes(h, column))))

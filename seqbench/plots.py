@@ -13,9 +13,11 @@ a ``$`` in a name would otherwise start mathtext, and a bad expression stops the
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seqbench.chart import decades, experiment_tags, left_out_note, plottable, series_colors
 from seqbench.errors import SeqbenchError
 from seqbench.escape import mathtext
 from seqbench.keys import COMPLETED, series_name
@@ -38,9 +40,8 @@ FORMATS = ("png", "svg")
 
 
 _STYLES = ("-", "--", ":", "-.")
-# Okabe-Ito, a palette that colour-blind readers can tell apart; then matplotlib's tab10 for more series.
-_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
-            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")  # fmt: skip
+TICK_PT = 9  # tick labels: the PNG is shown at 100 dpi, where matplotlib's "x-small" (7 pt) is hard to read
+VALUE_PT = 8  # the value written beside a dot
 
 
 class PlotError(SeqbenchError):
@@ -61,14 +62,6 @@ def _series_label(row: Any) -> str:
     return mathtext(series_name(row))
 
 
-def series_colors(names: Any) -> dict[str, str]:
-    """One colour per series (``backend:implementation/device``), the same in every figure of a run.
-
-    Assigned in sorted order of the names, so a run's figures agree with each other however each is drawn.
-    """
-    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(sorted(set(map(str, names))))}
-
-
 def _colors_for(frame: pd.DataFrame, colors: dict[str, str] | None) -> dict[str, str]:
     return colors if colors is not None else series_colors(frame.apply(series_name, axis=1))
 
@@ -80,6 +73,27 @@ def _tick_label(text: str, width: int = 22) -> str:
     return "\n".join(textwrap.wrap(text, width, break_long_words=False)) or text
 
 
+def _drawable(frame: pd.DataFrame, columns: list[str], what: str, notes: list[str]) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` NaN where :func:`seqbench.chart.plottable` refuses it, noted in ``notes``.
+
+    A record of 1e308 ms is broken, not slow: drawing it would overflow the axis, so it is left out and said.
+    """
+    frame = frame.copy()
+    bad = 0
+    for column in columns:
+        refused = frame[column].notna() & ~frame[column].map(plottable)
+        bad += int(refused.sum())
+        frame[column] = frame[column].where(~refused)
+    if bad:
+        notes.append(left_out_note(bad, what))
+    return frame
+
+
+def _add_notes(fig: Figure, notes: list[str]) -> None:
+    if notes:
+        fig.supxlabel("; ".join(dict.fromkeys(notes)), fontsize="small", color="#a00000")
+
+
 def _log_axis(ax: Any, label: str, values: Any) -> None:
     """A fixed log axis (the same scale whatever the data), with a 'lower is better' label."""
     from matplotlib.ticker import LogLocator
@@ -87,15 +101,13 @@ def _log_axis(ax: Any, label: str, values: Any) -> None:
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.set_ylabel(f"{label} (log scale; lower is better)")
-    finite = [float(v) for v in values if v == v and v > 0]
-    if finite:  # whole decades around the data, so that the axis does not jump with it
-        import math
-
-        ax.set_ylim(10 ** math.floor(math.log10(min(finite))), 10 ** math.ceil(math.log10(max(finite)) + 1e-9))
+    limits = decades(values)
+    if limits:  # whole decades around the data, so that the axis does not jump with it
+        ax.set_ylim(*limits)
 
 
 def _log_if_wide(ax: Any, values: Any) -> None:
-    values = [v for v in values if v == v and v > 0]
+    values = [float(v) for v in values if plottable(v) and v > 0]
     if values and max(values) / min(values) > 30:
         ax.set_yscale("log")
 
@@ -106,37 +118,82 @@ def _value_label(v: float) -> str:
     return fmt_ms(v)
 
 
+def _label_columns(ax: Any, points: Sequence[tuple[Any, float, float, str, str]]) -> None:
+    """Write each value beside its dot, where no two labels can overprint.
+
+    ``points`` are ``(group, x, y, text, colour)``.  The labels of a group stand in one column just right
+    of the group's rightmost dot, in the order of their values, pushed apart to at least a line's height;
+    a thin line in the dot's colour joins a label that had to move to its dot.  Positions are worked out in
+    pixels once the layout is final, which is then frozen, so that saving cannot move the axes under them.
+    """
+    fig = ax.figure
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    px_per_pt = fig.dpi / 72
+    height = VALUE_PT * 1.3 * px_per_pt  # one line of value text, with a little air
+    box = ax.get_window_extent()
+    groups: dict[Any, list[tuple[float, float, str, str]]] = {}
+    for group, x, y, text, color in points:
+        if plottable(y):
+            px, py = ax.transData.transform((x, y))
+            groups.setdefault(group, []).append((px, py, text, color))
+    for items in groups.values():
+        items.sort(key=lambda item: item[1])
+        column = max(px for px, _, _, _ in items) + 5 * px_per_pt  # clear of the dot and its whisker cap
+        ys = [py for _, py, _, _ in items]
+        for i in range(1, len(ys)):  # upwards: each label at least a line above the one below it
+            ys[i] = max(ys[i], ys[i - 1] + height)
+        if ys[-1] > box.y1 - height / 2:  # over the top: push the column back down
+            ys[-1] = box.y1 - height / 2
+            for i in range(len(ys) - 2, -1, -1):
+                ys[i] = min(ys[i], ys[i + 1] - height)
+        for (px, py, text, color), ly in zip(items, ys, strict=True):
+            moved = abs(ly - py) > height / 4 or column - px > 2 * height  # far from its dot: a line to it
+            # the text in figure fractions, the end of its line on the data: both hold at any dpi (SVG is 72)
+            where = (column / fig.bbox.width, ly / fig.bbox.height)
+            ann = ax.annotate(text, ax.transData.inverted().transform((px, py)), xytext=where,
+                              textcoords="figure fraction", fontsize=VALUE_PT, va="center", ha="left",
+                              annotation_clip=False,
+                              arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6, "shrinkA": 0, "shrinkB": 3}
+                              if moved else None)  # fmt: skip
+            ann.set_in_layout(False)
+
+
 def steady_time_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> Figure:
     """Dots: the steady epoch ms per backend (median over processes, labelled), whiskers min-max over processes.
 
     One column of dots per task/model, one colour per backend; a fixed log axis says "lower is better".
     """
+    notes: list[str] = []
+    table = _drawable(table, ["steady_epoch_ms", "steady_min_ms", "steady_max_ms"], "time", notes)
     table = table[table["steady_epoch_ms"].notna()].copy()
     colors = _colors_for(table, colors)
     table["series"] = table.apply(series_name, axis=1)
     table["group"] = table["task"] + " / " + table["model"]
     groups = sorted(table["group"].unique())
     series = sorted(table["series"].unique())
-    fig = _new_figure(max(5.5, 1.6 * len(groups) + 3.0), 4.2)
+    fig = _new_figure(max(5.5, 1.8 * len(groups) + 3.0), 4.2)
     ax = fig.add_subplot()
-    step = 0.7 / max(1, len(series))
+    step = 0.55 / max(1, len(series))  # the dots of a group, leaving room on their right for the value labels
+    labels = []
     for i, name in enumerate(series):
         part = table[table["series"] == name]
         for _, r in part.iterrows():
-            x = groups.index(r["group"]) + (i - (len(series) - 1) / 2) * step
+            x = groups.index(r["group"]) + (i - (len(series) - 1) / 2) * step - 0.1
             med, low, high = r["steady_epoch_ms"], r["steady_min_ms"], r["steady_max_ms"]
             yerr = [[max(0.0, med - low)], [max(0.0, high - med)]] if low == low and high == high else None
             ax.errorbar([x], [med], yerr=yerr, fmt="o", color=colors[name], capsize=4, markersize=6,
                         label=mathtext(name) if r["group"] == part["group"].iloc[0] else None)  # fmt: skip
-            ax.annotate(_value_label(med), (x, med), textcoords="offset points", xytext=(6, 0), fontsize="x-small",
-                        va="center")  # fmt: skip
-    ax.set_xticks(range(len(groups)), [mathtext(_tick_label(g)) for g in groups], fontsize="small")
+            labels.append((r["group"], x, med, _value_label(med), colors[name]))
+    ax.set_xticks(range(len(groups)), [mathtext(_tick_label(g)) for g in groups], fontsize=TICK_PT)
     ax.set_xlim(-0.6, len(groups) - 0.4)
     _log_axis(ax, "ms per steady epoch", list(table["steady_min_ms"]) + list(table["steady_max_ms"])
               + list(table["steady_epoch_ms"]))  # fmt: skip
     ax.legend(fontsize="small", title="dot: median; bar: min-max over processes", title_fontsize="x-small",
               loc="center left", bbox_to_anchor=(1.01, 0.5))  # fmt: skip
     fig.suptitle(TITLES["steady_time"])  # over the legend too: the axes alone may be narrower than the title
+    _add_notes(fig, notes)
+    _label_columns(ax, labels)  # last: it freezes the layout
     return fig
 
 
@@ -168,6 +225,8 @@ def loss_figure(epochs: pd.DataFrame, colors: dict[str, str] | None = None) -> F
 
     Each panel states how closely the backends agree (:func:`loss_agreement`).
     """
+    notes: list[str] = []
+    epochs = _drawable(epochs, ["loss"], "loss", notes)
     panels: list[tuple[str, str]] = sorted(epochs.groupby(["task", "model"]).groups)  # type: ignore[arg-type]
     colors = _colors_for(epochs, colors)
     agreement = loss_agreement(epochs)
@@ -198,6 +257,7 @@ def loss_figure(epochs: pd.DataFrame, colors: dict[str, str] | None = None) -> F
         ax.set_title(mathtext(f"{task} / {model}"))
         ax.legend(fontsize="small", loc="lower left")
     fig.suptitle(TITLES["loss_curves"])
+    _add_notes(fig, notes)
     return fig
 
 
@@ -206,12 +266,13 @@ def accuracy_figure(cells: pd.DataFrame, colors: dict[str, str] | None = None) -
     import numpy as np
 
 
-    done = cells[cells["status"].isin(COMPLETED)].copy()
+    notes: list[str] = []
+    done = _drawable(cells[cells["status"].isin(COMPLETED)], ["accuracy"], "accuracy", notes)
     colors = _colors_for(done, colors)
     done["series"] = done.apply(series_name, axis=1)
     done["label"] = done["task"] + " / " + done["model"] + "\n" + done["series"]
     labels = sorted(done["label"].unique())
-    fig = _new_figure(max(5.5, 1.0 * len(labels) + 3.0), 4.4)
+    fig = _new_figure(max(5.5, 1.3 * len(labels) + 3.0), 5.0)
     ax = fig.add_subplot()
     shown: set[str] = set()
     for i, label in enumerate(labels):
@@ -225,57 +286,126 @@ def accuracy_figure(cells: pd.DataFrame, colors: dict[str, str] | None = None) -
                    label=None if name in shown else mathtext(name))  # fmt: skip
         shown.add(name)
         ax.hlines(np.median(values), i - 0.3, i + 0.3, color=colors[name], linewidth=2)
-    ax.set_xticks(range(len(labels)), [mathtext(lab) for lab in labels], fontsize="x-small",
-                  rotation=30, ha="right")  # fmt: skip
+    ax.set_xticks(range(len(labels)), [mathtext(lab) for lab in labels], fontsize=TICK_PT, rotation=30, ha="right")
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("test accuracy (higher is better)")
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(TITLES["accuracy"])  # over the legend too: the axes alone may be narrower than the title
+    _add_notes(fig, notes)
     return fig
 
 
 def first_vs_steady_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> Figure:
-    """Per row: the first epoch (hollow) and the steady epoch (filled) on a fixed log axis, coloured by backend."""
+    """Per row: the first epoch (hollow) and the steady epoch (filled) on a fixed log axis, coloured by backend.
+
+    One line per row, read across: its name stays horizontal and full-size however many rows there are (the
+    figure grows down, not sideways, so the page never shrinks it).  Of a row's two values the larger is
+    written right of its dot and the smaller left of its own, so the two labels point apart and never meet.
+    """
+    notes: list[str] = []
+    table = _drawable(table, ["first_epoch_ms", "steady_epoch_ms"], "time", notes)
     table = table[table["steady_epoch_ms"].notna()].copy()
     colors = _colors_for(table, colors)
     names = table.apply(series_name, axis=1).tolist()
-    labels = [mathtext(f"{t} / {m}\n{n}") for t, m, n in zip(table["task"], table["model"], names, strict=True)]
-    fig = _new_figure(max(5.5, 1.0 * len(labels) + 3.0), 4.4)
+    labels = [mathtext(f"{t} / {m}   {n}") for t, m, n in zip(table["task"], table["model"], names, strict=True)]
+    fig = _new_figure(10.0, 1.6 + 0.38 * len(labels))
     ax = fig.add_subplot()
-    for x, (name, first, steady) in enumerate(zip(names, table["first_epoch_ms"], table["steady_epoch_ms"],
+    for y, (name, first, steady) in enumerate(zip(names, table["first_epoch_ms"], table["steady_epoch_ms"],
                                                   strict=True)):  # fmt: skip
-        ax.plot([x, x], [first, steady], color=colors[name], linewidth=1, alpha=0.6)
-        ax.scatter([x], [first], s=40, facecolors="none", edgecolors=colors[name], zorder=3,
-                   label="first epoch (hollow)" if x == 0 else None)  # fmt: skip
-        ax.scatter([x], [steady], s=40, color=colors[name], zorder=3, label="steady epoch (filled)" if x == 0 else None)
-        for y in (first, steady):
-            if y == y:
-                ax.annotate(_value_label(y), (x, y), textcoords="offset points", xytext=(6, 0), fontsize="x-small",
-                            va="center")  # fmt: skip
-    ax.set_xticks(range(len(labels)), labels, fontsize="x-small", rotation=30, ha="right")
-    ax.set_xlim(-0.6, len(labels) - 0.4)
-    _log_axis(ax, "ms", list(table["first_epoch_ms"]) + list(table["steady_epoch_ms"]))
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.suptitle(TITLES["first_vs_steady"])  # over the legend too: the axes alone may be narrower than the title
+        ax.plot([first, steady], [y, y], color=colors[name], linewidth=1, alpha=0.6)
+        ax.scatter([first], [y], s=40, facecolors="none", edgecolors=colors[name], zorder=3,
+                   label="first epoch (hollow)" if y == 0 else None)  # fmt: skip
+        ax.scatter([steady], [y], s=40, color=colors[name], zorder=3, label="steady epoch (filled)" if y == 0 else None)
+        shown = sorted((v, i) for i, v in enumerate((first, steady)) if v == v)
+        for rank, (v, _) in enumerate(shown):
+            right = rank == len(shown) - 1
+            ax.annotate(_value_label(v), (v, y), textcoords="offset points", xytext=(7 if right else -7, 0),
+                        ha="left" if right else "right", va="center", fontsize=VALUE_PT)  # fmt: skip
+    ax.set_yticks(range(len(labels)), labels, fontsize=TICK_PT + 1)
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # the first row on top, as in the table
+    values = list(table["first_epoch_ms"]) + list(table["steady_epoch_ms"])
+    ax.set_xscale("log")
+    limits = decades(values)
+    if limits:  # whole decades, and room on each side for the labels that point outwards
+        ax.set_xlim(limits[0] / 2, limits[1] * 2)
+    ax.set_xlabel("ms (log scale; lower is better)")
+    ax.tick_params(axis="x", labelsize=TICK_PT)
+    ax.grid(True, axis="x", which="major", alpha=0.3)
+    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False)
+    fig.suptitle(TITLES["first_vs_steady"])
+    _add_notes(fig, notes)
     return fig
 
 
-def history_figure(long: pd.DataFrame, time_column: str, time_label: str) -> Figure:
-    """Two panels, one line per cell row across runs in time order: steady time, and accuracy."""
+HISTORY_LEGEND_CAP = 12  # legend entries of a history figure; more are counted, not listed
+
+
+def history_figure(long: pd.DataFrame, time_column: str, time_label: str,
+                   changes: pd.DataFrame | None = None) -> Figure:  # fmt: skip
+    """One panel per task, experiment and model: its steady time above, its accuracy below, runs in time order.
+
+    One line per backend series in its colour (:func:`seqbench.chart.series_colors`), one legend for the
+    figure under the panels, at most :data:`HISTORY_LEGEND_CAP` entries.  ``changes``
+    (:func:`seqbench.history.level_changes`) are marked with a triangle at the first run of the new level.
+    """
+    import math
+
+    from matplotlib.lines import Line2D
+
+    notes: list[str] = []
+    long = _drawable(long, [time_column, "accuracy"], "history", notes)
+    long["series"] = [series_name(r) for r in long.to_dict("records")]
     runs = list(dict.fromkeys(long.sort_values("order")["run_label"]))
-    fig = _new_figure(max(7.0, 0.7 * len(runs) + 4), 7.0)
-    axes = fig.subplots(2, 1, sharex=True)
-    for ax, column, label in ((axes[0], time_column, time_label), (axes[1], "accuracy", "median test accuracy")):
-        for name, part in long.groupby("row", sort=True):
-            part = part.sort_values("order")
-            x = [runs.index(r) for r in part["run_label"]]
-            ax.plot(x, part[column].to_numpy(float), marker="o", label=mathtext(name))
-        ax.set_ylabel(label)
-    _log_if_wide(axes[0], long[time_column])
-    axes[1].set_ylim(-0.03, 1.03)
-    axes[1].set_xticks(range(len(runs)), [mathtext(r) for r in runs], rotation=30, ha="right", fontsize="small")
-    axes[0].legend(fontsize="x-small")
-    axes[0].set_title("History: steady epoch time and accuracy per run (oldest left)")
+    colors = series_colors(long["series"])
+    facets = list(long.groupby(["task", "experiment", "model"], sort=True))
+    tags = experiment_tags(sorted({str(e) for e in long["experiment"]}))
+    ncols = min(3, max(1, len(facets)))
+    nrows = math.ceil(len(facets) / ncols) or 1
+    fig = _new_figure(max(7.0, 5.0 * ncols), 3.4 * nrows + 1.6)
+    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3, 1] * nrows)
+    every = max(1, math.ceil(len(runs) / 12))  # at most about 12 run labels under a panel
+    marked = {(r, o) for r, o in zip(changes["row"], changes["order"], strict=True)} if changes is not None else set()
+    axes_time = []
+    for n, ((task, experiment, model), part) in enumerate(facets):
+        row, col = divmod(n, ncols)
+        ax = fig.add_subplot(grid[2 * row, col])
+        acc = fig.add_subplot(grid[2 * row + 1, col], sharex=ax)
+        axes_time.append(ax)
+        for name, line in part.groupby("series", sort=True):
+            line = line.sort_values("order")
+            x = [runs.index(r) for r in line["run_label"]]
+            color = colors[str(name)]
+            ax.plot(x, line[time_column].to_numpy(float), marker="o", markersize=4, color=color)
+            acc.plot(x, line["accuracy"].to_numpy(float), marker="o", markersize=3, color=color)
+            hits = line[[(r, o) in marked for r, o in zip(line["row"], line["order"], strict=True)]]
+            if len(hits):
+                ax.scatter([runs.index(r) for r in hits["run_label"]], hits[time_column].to_numpy(float), marker="^",
+                           s=90, facecolors="none", edgecolors=color, linewidths=1.5, zorder=4)  # fmt: skip
+        tag = tags.get(str(experiment), "")
+        ax.set_title(mathtext(f"{task} / {model}" + (f"\n{tag}" if tag else "")), fontsize=TICK_PT + 1)
+        _log_if_wide(ax, part[time_column])
+        ax.tick_params(labelbottom=False, labelsize=TICK_PT)
+        acc.set_ylim(-0.05, 1.05)
+        acc.tick_params(labelsize=TICK_PT)
+        if col == 0:
+            ax.set_ylabel(time_label, fontsize=TICK_PT)
+            acc.set_ylabel("accuracy", fontsize=TICK_PT)
+        shown = range(0, len(runs), every)
+        acc.set_xticks(list(shown), [mathtext(runs[i]) for i in shown], rotation=30, ha="right", fontsize=TICK_PT)
+        acc.set_xlim(-0.5, len(runs) - 0.5)
+    names = sorted(colors)
+    handles: list[Any] = [Line2D([], [], color=colors[s], marker="o") for s in names[:HISTORY_LEGEND_CAP]]
+    labels = [mathtext(s) for s in names[:HISTORY_LEGEND_CAP]]
+    if len(names) > HISTORY_LEGEND_CAP:
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(f"and {len(names) - HISTORY_LEGEND_CAP} more (--backend narrows the history)")
+    if len(marked):
+        handles.append(Line2D([], [], marker="^", linestyle="none", markerfacecolor="none", color="#444"))
+        labels.append("level changed at this run")
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(handles)), fontsize=TICK_PT,
+               frameon=False)  # fmt: skip
+    fig.suptitle("History: steady epoch time (above) and accuracy (below) per run, oldest left")
+    _add_notes(fig, notes)
     return fig
 
 
@@ -318,7 +448,9 @@ def scaling_figure(cells: pd.DataFrame, varied: dict[str, pd.Series], colors: di
     """
     import numpy as np
 
-    ok = cells[cells["status"].isin(COMPLETED) & cells["steady_epoch_s"].notna()].copy()
+    notes: list[str] = []
+    ok = _drawable(cells[cells["status"].isin(COMPLETED)], ["steady_epoch_s"], "time", notes)
+    ok = ok[ok["steady_epoch_s"].notna()].copy()
     colors = _colors_for(ok, colors)
     fig = _new_figure(5.0 * max(1, len(varied)), 4.0)
     axes = fig.subplots(1, max(1, len(varied)), squeeze=False)[0]
@@ -343,6 +475,7 @@ def scaling_figure(cells: pd.DataFrame, varied: dict[str, pd.Series], colors: di
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize="small")
     fig.suptitle(TITLES["scaling"])
+    _add_notes(fig, notes)
     return fig
 
 
@@ -353,6 +486,8 @@ def metric_vs_length_figure(cells: pd.DataFrame, steps: pd.Series) -> Figure:
 
     ok = cells[cells["status"].isin(COMPLETED)].copy()
     ok["_metric"], ok["_score"] = primary_scores(ok)
+    notes: list[str] = []
+    ok = _drawable(ok, ["_score"], "metric", notes)
     ok["steps"] = steps.reindex(ok.index)
     fig = _new_figure(6.0, 4.0)
     ax = fig.add_subplot()
@@ -370,6 +505,7 @@ def metric_vs_length_figure(cells: pd.DataFrame, steps: pd.Series) -> Figure:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title(TITLES["metric_vs_length"])
+    _add_notes(fig, notes)
     return fig
 
 
@@ -379,14 +515,14 @@ def run_figures(run: Run) -> dict[str, Figure]:
 
     cells = cell_view(run)
     table = summary(cells)
-    colors = series_colors(cells.apply(series_name, axis=1)) if len(cells) else {}
+    epochs = same_seeds(epoch_view(cells, run.epochs))  # the counted attempts, the seeds every backend has
+    names = [series_name(r) for frame in (cells, epochs) for r in frame.to_dict("records")]
+    colors = series_colors(names)  # once for the run: every figure gives a series the same colour
     figures: dict[str, Figure] = {}
     if table["steady_epoch_ms"].notna().any():
         figures["steady_time"] = steady_time_figure(table, colors)
         figures["first_vs_steady"] = first_vs_steady_figure(table, colors)
-    epochs = same_seeds(epoch_view(cells, run.epochs))  # the counted attempts, the seeds every backend has
     if not epochs.empty:
-        colors |= {k: v for k, v in series_colors(epochs.apply(series_name, axis=1)).items() if k not in colors}
         figures["loss_curves"] = loss_figure(epochs, colors)
     if cells["accuracy"].notna().any():
         figures["accuracy"] = accuracy_figure(cells, colors)

@@ -70,7 +70,7 @@ def _ratio_text(ratio: float, faster: np.ndarray, slower: np.ndarray) -> tuple[s
     if len(faster) < MIN_PROCESSES or len(slower) < MIN_PROCESSES:
         return f"{fmt_ratio(ratio)} (too few processes for an interval)", True
     _, low, high, _ = welch_log_ratio(faster, slower, 0.95)
-    return f"{fmt_ratio(ratio)} ({low:.2f}-{high:.2f})", low > 1
+    return f"{fmt_ratio(ratio)} ({fmt_num(low, '.2f')}-{fmt_num(high, '.2f')})", low > 1
 
 
 def race_lines(table: pd.DataFrame, times: dict[CellKey, np.ndarray] | None = None) -> list[str]:
@@ -275,6 +275,14 @@ def fit_columns(frame: pd.DataFrame, width: int | None) -> tuple[pd.DataFrame, l
     return frame, dropped
 
 
+# The width, in characters of the text table (:func:`seqbench.tables.table_width`), of a table that the HTML
+# report shows in full on a 1280 px screen: measured in Chromium, a column costs about 7.5 px a character
+# with its padding and the page leaves about 1,200 px, so 140 leaves room for a wider font.
+HTML_WIDTH = 140
+# Text columns that can be long: cut in the HTML table, whole in the cell's tooltip.
+CLIPPED = ("path", "machine", "status")
+
+
 def _task_heading(task: str, experiment: str) -> str:
     return f"task {task}: {experiment}"
 
@@ -392,9 +400,16 @@ def _render_html(v: _Views, plots: bool) -> str:
             parts.append(f"<li>{html_text(line)}</li>")
     parts.append("</ul>")
     for heading, part in v.experiments():
-        # numbers never wrap ("0.82 (0.47-0.94)" on one line); a table wider than the page scrolls
-        parts += [f"<h2>{html_text(heading)}</h2>",
-                  f'<div class="scroll">{html_table(display_table(part), RIGHT)}</div>']  # fmt: skip
+        # One line a row, never a sideways scroll: the least read columns (DROP_ORDER) go to a second table
+        # that opens on a click, as the terminal leaves them out; numbers never wrap, headers do.
+        full = display_table(part)
+        shown, dropped = fit_columns(full, HTML_WIDTH)
+        parts += [f"<h2>{html_text(heading)}</h2>", f'<div class="fit">{html_table(shown, RIGHT, CLIPPED)}</div>']
+        if dropped:
+            keys = [c for c in ("env", "backend", "impl", "model", "device") if c in full and c not in dropped]
+            more = full[keys + [c for c in full.columns if c in dropped]]
+            parts.append(f"<details class=\"more\"><summary>More columns: {html_text(', '.join(dropped))}</summary>"
+                         f'<div class="fit">{html_table(more, RIGHT, CLIPPED)}</div></details>')  # fmt: skip
         parts += [f"<p>{html_text(line)}</p>" for line in race_lines(part, v.times)]
     parts += [f'<p class="warning">{html_text(line)}</p>' for line in _disturbed_lines(v.table)]
     if v.table.empty:

@@ -66,15 +66,20 @@ def md_table(frame: pd.DataFrame, right: Collection[str] = ()) -> str:
             for row in frame.itertuples(index=False)]  # fmt: skip
     return "\n".join([head, rule, *body])
 
-def html_table(frame: pd.DataFrame, right: Collection[str] = ()) -> str:
+def html_table(frame: pd.DataFrame, right: Collection[str] = (), clip: Collection[str] = ()) -> str:
+    """``right`` columns hold numbers (class ``num``); ``clip`` columns are cut to a width, whole in a tooltip."""
     head = "".join(f"<th>{html_text(c)}</th>" for c in frame.columns)
     body = []
     for row in frame.itertuples(index=False):
-        tds = "".join(
-            f'<td class="num">{html_text(v)}</td>' if c in right else f"<td>{html_text(v)}</td>"
-            for c, v in zip(frame.columns, row, strict=True)
-        )
-        body.append(f"<tr>{tds}</tr>")
+        tds = []
+        for c, v in zip(frame.columns, row, strict=True):
+            if c in right:
+                tds.append(f'<td class="num">{html_text(v)}</td>')
+            elif c in clip:
+                tds.append(f'<td class="clip" title="{html_text(v)}">{html_text(v)}</td>')
+            else:
+                tds.append(f"<td>{html_text(v)}</td>")
+        body.append(f"<tr>{''.join(tds)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 INTEGER_COLUMNS = ("seeds", "ok", "failed", "params", "processes", "disturbed", "n_base", "n_new")
@@ -105,6 +110,9 @@ table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
 th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left}
 th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .scroll{overflow-x:auto}
+.fit{overflow-x:auto} .fit th{vertical-align:bottom} .fit td{white-space:nowrap}
+td.clip{max-width:22em;overflow:hidden;text-overflow:ellipsis}
+details{margin:0.5em 0 1em} summary{cursor:pointer;color:#444}
 .partial{background:#fff3cd;border:1px solid #e0c060;padding:0.6em}
 .warning{background:#fde2e1;border:1px solid #d08080;padding:0.6em}
 img{max-width:100%;border:1px solid #eee;margin:0.5em 0} .legend{color:#666;font-size:0.85em}

@@ -68,10 +68,49 @@ def test_loss_agreement_is_the_largest_relative_gap_between_backends():
     assert "backends agree to 1.0e-04" in _texts(plots.loss_figure(epochs))
 
 
-def test_tick_labels_are_wrapped_or_rotated(run):
-    fig = plots.first_vs_steady_figure(summary(cell_view(run)))
-    ticks = fig.axes[0].get_xticklabels()
-    assert all("\n" in t.get_text() for t in ticks) and all(t.get_rotation() == 30 for t in ticks)
+def _overprinted(fig) -> list[tuple[str, str]]:
+    """The pairs of texts that ``fig`` draws whose boxes intersect (by more than a pixel's rounding)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    # an axis keeps tick labels for ticks outside its view too, visible but never drawn: only the drawn count
+    axes = [axis for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)]
+    every_tick = {id(t.label1) for axis in axes for t in axis.get_major_ticks() + axis.get_minor_ticks()}
+    drawn = {id(t.label1) for axis in axes for t in axis._update_ticks()}
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
+             and (id(t) not in every_tick or id(t) in drawn)]  # fmt: skip
+    # Text's own extent: an annotation's would hold its leader line too
+    boxes = [(t.get_text(), Text.get_window_extent(t, renderer).padded(-1)) for t in texts]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+
+
+@pytest.fixture
+def close_run(tmp_path):
+    """Six backends within 4% of each other on two models: every value label would land on its neighbour's."""
+    names = [("numpy", "reference"), ("torch", "loop"), ("torch", "cudnn"), ("jax", "scan"), ("keras", "graph"),
+             ("keras-jax", "graph")]  # fmt: skip
+    times = [0.00170, 0.00166, 0.00168, 0.00172, 0.00169, 0.00171]
+    rows = [Row(backend=b, implementation=i, model=m, steady_s=t, first_s=t * 1.02)
+            for (b, i), t in zip(names, times, strict=True) for m in ("rnn", "lstm")]  # fmt: skip
+    return seqbench.load_run(make_run(tmp_path, "close", rows, noise=0.0))
+
+
+@pytest.mark.parametrize("figure", ["steady_time", "first_vs_steady"])
+def test_value_labels_never_overprint(close_run, figure):
+    fig = plots.run_figures(close_run)[figure]
+    assert _overprinted(fig) == []
+    text = _texts(fig)
+    assert "1.70" in text and "1.66" in text  # every value is still written
+    assert plots.png(fig) and plots.render_figure(fig, "svg")  # and saving does not move them
+
+
+def test_first_vs_steady_tick_labels_are_readable(close_run):
+    fig = plots.first_vs_steady_figure(summary(cell_view(close_run)))
+    ticks = [t for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert len(ticks) == 12 and all(t.get_fontsize() >= 9 and t.get_rotation() == 0 for t in ticks)
+    assert fig.get_figwidth() <= 12  # never wider than the page shows at full size: the rows grow downwards
 
 
 def test_report_writes_svg_plots(tmp_path, run):
@@ -103,3 +142,14 @@ def test_a_grid_run_plots_time_against_each_varied_parameter_and_the_metric_agai
 
 def test_a_run_without_a_grid_has_no_grid_figures(run):
     assert not {"scaling", "metric_vs_length"} & set(plots.run_figures(run))
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_value_no_axis_can_draw_is_left_out_with_a_note(tmp_path):
+    rows = [Row(steady_s=1e305, first_s=1e305), Row(backend="torch", implementation="loop", steady_s=0.0049)]
+    table = summary(cell_view(seqbench.load_run(make_run(tmp_path, "r", rows))))
+    for figure in (plots.steady_time_figure, plots.first_vs_steady_figure):
+        fig = figure(table)
+        assert "left out: " in _texts(fig) and "beyond 1e300" in _texts(fig)
+        assert fig.axes[0].get_ylim()[1] <= 100  # the axis is the drawable row's (5 ms, first epoch 50), not 1e308's
+        plots.png(fig)

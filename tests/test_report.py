@@ -218,6 +218,60 @@ def test_real_numpy_run_reports_in_every_format(tmp_path):
         assert "rnn" in result.stdout and "lstm" in result.stdout
 
 
-def test_html_numbers_do_not_wrap_and_wide_tables_scroll(run_path):
+def test_html_cells_do_not_wrap_so_rows_are_even(run_path):
     page = render(seqbench.load_run(run_path), "html", plots=False)
-    assert '<div class="scroll"><table>' in page and "white-space:nowrap" in page
+    assert '<div class="fit"><table>' in page and ".fit td{white-space:nowrap}" in page
+
+
+@pytest.mark.parametrize(("value", "spec", "shown"), [(1e308, ".2f", "1e+308"), (-1e308, ",.0f", "-1e+308"),
+                                                      (1e308, "+.1%", "+inf%"), (0.5, "+.1%", "+50.0%"),
+                                                      (float("inf"), ".2f", "inf"), (1234.5, ",.0f", "1,234")])
+def test_a_huge_number_is_written_short(value, spec, shown):
+    from seqbench.formatting import fmt_ms, fmt_num, fmt_ratio
+
+    assert fmt_num(value, spec) == shown
+    assert fmt_ms(1e308) == "1e+308" and fmt_ms(714.2) == "714"
+    assert fmt_ratio(2e20) == "2e+20x"
+
+
+@pytest.fixture
+def extreme(tmp_path):
+    """A run whose records hold 1e308: a time of 1e308 ms and, in another run, an accuracy of 1e308."""
+    make_run(tmp_path / "results", "time", [Row(steady_s=1e305, first_s=1e305), Row(backend="torch",
+             implementation="loop")])  # fmt: skip
+    make_run(tmp_path / "results", "metric", [Row(accuracy=[1e308, 0.5, -1e308]), Row(backend="torch",
+             implementation="loop")], started="2026-01-02T10:00:00+0000")  # fmt: skip
+    return tmp_path / "results"
+
+
+@pytest.mark.filterwarnings("error")  # an overflow warning fails the test
+@pytest.mark.parametrize("run", ["time", "metric"])
+def test_extreme_values_are_reported_without_a_crash_a_warning_or_a_wall_of_digits(extreme, tmp_path, run):
+    pytest.importorskip("matplotlib")
+    for args in (["report", str(extreme / run)], ["report", str(extreme / run), "--format", "html"],
+                 ["report", str(extreme / run), "--plots", str(tmp_path / run)],
+                 ["history", str(extreme)], ["dashboard", str(extreme), "-o", "-"]):  # fmt: skip
+        result = invoke(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert not re.search(r"\d{20}", result.stdout), args
+    assert "1e+308" in invoke("report", str(extreme / run)).stdout
+
+
+def test_the_html_table_fits_a_laptop_screen_and_keeps_every_column_a_click_away(tmp_path):
+    rows = [Row(backend=b, implementation=i, model=m, gpu_s=0.001, failed_seeds=(2,) if b == "torch" else (),
+                disturbed_seeds=(1,)) for b, i in (("numpy", "reference"), ("torch", "loop"), ("jax", "scan"))
+            for m in ("rnn", "lstm", "gru")]  # fmt: skip
+    run = seqbench.load_run(make_run(tmp_path, "wide", rows))
+    from seqbench.report import HTML_WIDTH, display_table
+    from seqbench.tables import table_width
+
+    full = display_table(summary(cell_view(run)))
+    assert table_width(full) > HTML_WIDTH and len(full.columns) >= 17  # the table the issue saw scroll sideways
+    page = render(run, "html", plots=False)
+    tables = re.findall(r"<table>.*?</table>", page)
+    main, more = ([re.findall(r"<th>([^<]*)</th>", t) for t in tables])
+    assert not page.count('class="scroll"') and page.count('class="fit"') == 2
+    assert {"backend", "model", "status", "accuracy", "steady ms", "x vs fastest"} <= set(main)
+    assert table_width(full[main]) <= HTML_WIDTH
+    assert set(main) | set(more) == set(full.columns)  # nothing is lost: the rest opens under the table
+    assert "<summary>More columns: path" in page and '<td class="clip" title="numpy-path">' in page
