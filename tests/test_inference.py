@@ -106,3 +106,65 @@ def test_a_cell_records_the_inference_columns_after_training_and_none_when_off()
     assert all(getattr(off, c) is None for c in COLUMNS) and "latency_calls" not in (off.details or {})
     with pytest.raises(ValueError, match="valid: off, quick, full"):
         run_cell(NumpyBackend(), _cell(inference="forever"), ArithmeticTask())
+
+
+# ------------------------------------------------------------------ reports: latency takes the steady epoch's path
+
+
+def test_compare_judges_latency_over_processes_as_it_judges_epochs(tmp_path):
+    from seqbench.compare import compare_runs
+    from seqbench.compare_report import render
+    from seqbench.loader import load_run
+    from seqbench.stats import SAME, SLOWER
+    from tests.runfactory import Row, make_run
+
+    # epochs equal, latency 40% slower in NEW: only the latency comparison finds it
+    base = make_run(tmp_path, "base", [Row(latency_s=1e-4)], process_noise=0.02)
+    new = make_run(tmp_path, "new", [Row(latency_s=1.4e-4)], process_noise=0.02, seed=1)
+    epoch = compare_runs(load_run(base), load_run(new))
+    latency = compare_runs(load_run(base), load_run(new), measure="latency")
+    assert epoch.table["verdict"].tolist() == [SAME] and epoch.exit_code == 0
+    row = latency.table.iloc[0]
+    assert row["verdict"] == SLOWER and latency.exit_code == 1 and row["n_base"] == row["n_new"] == 3
+    assert row["base_median"] == pytest.approx(0.1, rel=0.1) and row["ratio"] == pytest.approx(1.4, rel=0.1)
+    assert "median latency p50 at batch 1, ms" in render(latency, "text")
+    assert '"measure": "latency"' in render(latency, "json")
+
+
+def test_report_summary_history_and_exports_carry_the_latency(tmp_path):
+    import json
+
+    import seqbench
+    from seqbench.export import github_action_benchmark_json, pytest_benchmark_json
+    from seqbench.history import gather
+    from seqbench.history import render as history_render
+    from seqbench.loader import load_run
+    from seqbench.report import render
+    from tests.runfactory import Row, invoke, make_run
+
+    path = make_run(tmp_path, "r1", [Row(latency_s=2e-4), Row(backend="torch", implementation="cudnn")])
+    run = load_run(path)
+    table = seqbench.summary(run).set_index("backend")
+    assert table.loc["numpy", "latency_p50_ms"] == pytest.approx(0.2, rel=0.1)
+    assert table.loc["numpy", "latency_p99_ms"] == pytest.approx(0.4, rel=0.1)
+    assert table.loc["numpy", "throughput_per_s"] == pytest.approx(50 / 2e-4, rel=0.1)
+    assert np.isnan(table.loc["torch", "latency_p50_ms"])  # its phase was off: no number, not a zero
+    text = render(run, "text")
+    assert "latency ms" in text and "p99 ms" in text and "pred/s" in text and "1st call ms" in text
+    assert "latency_p50_ms" in render(run, "csv").splitlines()[0]
+    for fmt in ("md", "html"):
+        assert "latency ms" in render(run, fmt, plots=False)
+    assert json.loads(render(run, "json"))["summary"][0]["latency_p50_ms"] == pytest.approx(0.2, rel=0.1)
+    h = gather([tmp_path])
+    assert "latency p50 at batch 1, ms" in history_render(h, "text", measure="latency")
+    bench = pytest_benchmark_json(run, measure="latency")["benchmarks"]
+    assert [b["name"] for b in bench] == ["latency_p50[arithmetic-rnn-numpy-reference-cpu]"]
+    assert bench[0]["stats"]["rounds"] == 3 and bench[0]["stats"]["median"] == pytest.approx(2e-4, rel=0.1)
+    action = github_action_benchmark_json(run, measure="latency")
+    assert [a["name"] for a in action] == ["arithmetic rnn numpy:reference/cpu latency p50 at batch 1"]
+    assert action[0]["unit"] == "ms" and action[0]["value"] == pytest.approx(0.2, rel=0.1)
+    # the epoch exports are what they were
+    assert len(pytest_benchmark_json(run)["benchmarks"]) == 2
+    done = invoke("export", str(path), "--format", "github-action-benchmark", "--measure", "latency")
+    assert done.returncode == 0 and "latency p50" in done.stdout
+    assert invoke("compare", str(path), str(path), "--measure", "latency").returncode == 0
