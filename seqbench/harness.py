@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from seqbench.contract import Backend, Model, ModelSpec, Weights
+from seqbench.contract import Backend, Model, ModelSpec, Weights, backend_trains
 from seqbench.efficiency import epoch_flops, gflops_per_s
 from seqbench.interference import Meter, epoch_disturbed, interference, lost_seconds, others, steadiness, waited
 from seqbench.keys import Status, experiment_label
@@ -137,11 +137,12 @@ class InferencePlan:
     rounds: int
 
 
-# quick, the default, costs a cell at most about 2 x 0.5 s beyond its calls' own warm-up (docs/experiments/
-# inference.md has the measured cost); full gives p99 from at least 1000 calls where the time allows.
+# quick, the default, adds about 0.2 s + 0.2 s a cell where calls are fast and 5 + 2 calls where they are slow
+# (Keras on jax: 0.12 s a call at batch 1), about 10% of the default run's wall time (docs/experiments/
+# inference.md); full gives p99 from at least 200 calls and up to 5000 where the time allows.
 INFERENCE: dict[str, InferencePlan | None] = {
     "off": None,
-    "quick": InferencePlan(warmup=3, min_calls=20, max_calls=300, seconds=0.5, batch=1024, rounds=5),
+    "quick": InferencePlan(warmup=1, min_calls=3, max_calls=300, seconds=0.2, batch=1024, rounds=3),
     "full": InferencePlan(warmup=20, min_calls=200, max_calls=5000, seconds=5.0, batch=1024, rounds=20),
 }
 
@@ -243,6 +244,8 @@ def run_cell(
     spec = model_spec(cell, data)
     t0 = time.perf_counter()
     model = backend.build(cell.implementation, spec, initial_weights(spec, cell.seed), cell.device)
+    if not backend_trains(backend):
+        return _inference_only(model, cell, data, time.perf_counter() - t0, cold)
     model.set_train_data(data.x_train, data.y_train)
     build_s = time.perf_counter() - t0
 
@@ -318,5 +321,24 @@ def run_cell(
         baseline=scores.baseline,
         flops=flops,
         gflops_per_s=gflops_per_s(flops, steady_s),
+        **inference_fields(inference),
+    )
+
+
+def _inference_only(model: Model, cell: CellConfig, data: TaskData, build_s: float, cold: bool) -> CellRecord:
+    """The cell of a backend that does not train (:func:`~seqbench.contract.backend_trains`): its model holds
+    the canonical initial weights; no epoch, loss, score or training time, only the inference phase."""
+    plan = inference_plan(cell.inference)
+    inference = measure_inference(model, data.x_test, plan) if plan is not None else None
+    return CellRecord(
+        **cell_fields(cell),
+        status=Status.OK,
+        implementation_path=model.implementation_path(),
+        params=int(model.trainable_params()),
+        peak_rss_mb=_peak_rss_mb(),
+        build_s=build_s,
+        details={**{str(k): str(v) for k, v in model.describe().items()}, **inference_details(inference)},
+        cold=cold,
+        inference_only=True,
         **inference_fields(inference),
     )
