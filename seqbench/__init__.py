@@ -61,7 +61,9 @@ def summary(run: Any) -> pd.DataFrame:
 
     ``run`` is a :class:`~seqbench.results.Run` or anything :func:`load_run` takes.  The columns are
     those of ``seqbench report --format csv`` (docs/reports.md): ``steady_epoch_ms`` with
-    ``steady_min_ms``/``steady_max_ms`` over processes, ``vs_fastest``, the primary metric's ``score``...
+    ``steady_min_ms``/``steady_max_ms`` over processes, ``vs_fastest``, the primary metric's ``score``...;
+    from the inference phase ``latency_p50_ms`` with ``latency_min_ms``/``latency_max_ms``, ``latency_p90_ms``,
+    ``latency_p99_ms``, ``latency_first_ms`` and ``throughput_per_s``.
     """
     from seqbench.results import Run
     from seqbench.views import cell_view

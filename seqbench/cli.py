@@ -25,7 +25,7 @@ from seqbench.cli_reports import (  # light: pandas only inside its handlers
     add_commands,
     terminal_width,
 )
-from seqbench.config import RunConfig
+from seqbench.config import INFERENCE_SETTINGS, RunConfig
 from seqbench.errors import SeqbenchError, UsageError
 from seqbench.escape import one_line
 from seqbench.keys import RunStatus
@@ -197,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "combine the parts with 'seqbench merge')")
     run.add_argument("--no-calibration", action="store_true",
                      help="skip the short calibration workload measured before the cells")
+    run.add_argument("--inference", choices=INFERENCE_SETTINGS, default=DEFAULTS.inference,
+                     help="after training, time the trained model's predictions in the same worker: latency at "
+                     "batch 1 (the first call apart, then p50/p90/p99) and throughput at batch 1024. quick "
+                     "(default): up to 300 calls or 0.2 s (at least 3), about 10%% of a default run's time; full: "
+                     "at least 200 and up to 5000 calls or 5 s; off: skip it (see docs/experiments/inference.md)")
 
     sub.add_parser("list", help="list backends (with availability), implementations, devices and tasks",
                    description="List every registered backend and task. Imports no framework.")
@@ -231,7 +236,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         startup_timeout=args.startup_timeout, retries=args.retries, results_dir=args.results_dir,
         shard=args.shard, calibrate=not args.no_calibration, envs=dict(args.env), adaptive=adaptive,
-        max_seeds=args.max_seeds, threshold=args.threshold,
+        max_seeds=args.max_seeds, threshold=args.threshold, inference=args.inference,
     )  # fmt: skip
     from seqbench.console import ConsoleProgress
 

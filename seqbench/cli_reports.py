@@ -15,12 +15,15 @@ import math
 import sys
 from collections.abc import Callable
 
+from seqbench.measures import MEASURE_NAMES
 from seqbench.output import write_file, write_stdout, writing
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
 REPORT_FORMATS = ("text", "md", "csv", "json", "html")
 COMPARE_FORMATS = ("text", "md", "json")
 EXPORT_FORMATS = ("pytest-benchmark", "github-action-benchmark")
+MEASURE_HELP = ("what is timed, one value per worker process: epoch (the steady epoch, default) or latency (the "
+                "median one-sample predict call of the inference phase, seqbench run --inference)")
 MAX_THRESHOLD = 100.0  # a row 101 times slower and still "no regression": surely a typo
 
 
@@ -100,7 +103,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from seqbench.errors import UsageError
 
     options = dict(threshold=args.threshold, accuracy_tolerance=args.accuracy_tolerance, normalize=args.normalize,
-                   strict=args.strict)  # fmt: skip
+                   strict=args.strict, measure=args.measure)  # fmt: skip
     if args.new is None:  # one A/B run: its environments, paired
         run = seqbench.load_run(args.base)
         names = env_names(run)
@@ -130,8 +133,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
     for message in h.skipped:
         _warn(f"skipped {message}")
     if args.plot and not h.long.empty:
-        print(f"wrote {save_plot(h, args.plot, args.normalize)}", file=sys.stderr)
-    _emit(render(h, args.format, normalize=args.normalize, last=args.last or None), args.output)
+        print(f"wrote {save_plot(h, args.plot, args.normalize, measure=args.measure)}", file=sys.stderr)
+    _emit(render(h, args.format, normalize=args.normalize, last=args.last or None, measure=args.measure),
+          args.output)  # fmt: skip
     return EXIT_OK
 
 
@@ -164,7 +168,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     import seqbench
     from seqbench.export import export
 
-    _emit(export(seqbench.load_run(args.run_dir), args.format, normalize=args.normalize), args.output)
+    _emit(export(seqbench.load_run(args.run_dir), args.format, normalize=args.normalize, measure=args.measure),
+          args.output)  # fmt: skip
     return EXIT_OK
 
 
@@ -216,6 +221,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
                          help="drop in median accuracy that counts as a regression (default: 0.05)")
     compare.add_argument("--normalize", action="store_true",
                          help="compare times in calibration units (for runs on different machines)")
+    compare.add_argument("--measure", choices=MEASURE_NAMES, default="epoch", help=MEASURE_HELP)
     compare.add_argument("--strict", action="store_true",
                          help="also exit 1 when a row cannot be judged (undecided, disturbed, too few processes)")
     compare.add_argument("--format", choices=COMPARE_FORMATS, default="text", help="text (default), md or json")
@@ -233,6 +239,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     history.add_argument("--model", type=_csv, metavar="LIST", help="only these models (comma list)")
     history.add_argument("--task", type=_csv, metavar="LIST", help="only these tasks (comma list)")
     history.add_argument("--normalize", action="store_true", help="times in calibration units")
+    history.add_argument("--measure", choices=MEASURE_NAMES, default="epoch", help=MEASURE_HELP)
     history.add_argument("--last", type=int, default=8, metavar="N",
                          help="runs shown as columns in text/md/html (default: 8; 0: all)")
     history.add_argument("--format", choices=REPORT_FORMATS, default="text",
@@ -270,6 +277,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     export.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="the target tool's format")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     export.add_argument("--normalize", action="store_true", help="values in calibration units")
+    export.add_argument("--measure", choices=MEASURE_NAMES, default="epoch", help=MEASURE_HELP)
 
     return {"report": _cmd_report, "compare": _cmd_compare, "history": _cmd_history, "merge": _cmd_merge,
             "export": _cmd_export, "dashboard": _cmd_dashboard}  # fmt: skip

@@ -7,7 +7,8 @@ rows were measured in different experiments are not compared at all
 (:class:`ResultsError`, exit 2, naming what differs).
 
 Each matched row's time verdict is computed over *processes*: one value per
-completed repeat (its median steady epoch, from the attempt that counts:
+completed repeat (its median steady epoch, or with ``measure="latency"`` its
+median batch-1 predict call: :mod:`seqbench.measures`; from the attempt that counts:
 :mod:`seqbench.attempts`), NEW/BASE as a ratio of geometric means with a
 Welch t interval (:mod:`seqbench.stats`).  A row is ``slower`` only when the
 whole interval lies above 1 + threshold.  Disturbed repeats (their threads
@@ -46,6 +47,7 @@ import pandas as pd
 from seqbench.calibration import machines, score
 from seqbench.errors import ResultsError
 from seqbench.keys import CODE_FIELDS, COMPLETED, KEY_FIELDS, RunStatus, experiment_differences
+from seqbench.measures import DEFAULT, Measure, measure
 from seqbench.results import Run
 from seqbench.stats import DISTURBED, FEW, MIN_PROCESSES, NA, SLOWER, UNDECIDED, Judgement, judge, judge_paired
 from seqbench.views import by_key, cell_view, status_text
@@ -69,6 +71,7 @@ class Comparison:
     normalized: bool = False
     strict: bool = False
     envs: tuple[str, str] | None = None  # (base, new) environments of one A/B run: a paired comparison
+    measure: Measure = DEFAULT  # what is timed: the steady epoch, or the latency (seqbench.measures)
 
     @property
     def paired(self) -> bool:
@@ -154,14 +157,15 @@ def check_same_experiments(cells_b: pd.DataFrame, cells_n: pd.DataFrame) -> None
             )
 
 
-def _process_values(cells: pd.DataFrame, normalize: bool, name: str, run: Run) -> pd.Series:
-    """One time per completed repeat (process): ms, or calibration units with ``normalize``."""
+def _process_values(cells: pd.DataFrame, normalize: bool, name: str, run: Run, what: Measure = DEFAULT) -> pd.Series:
+    """One time per completed repeat (process) of ``what``: ms, or calibration units with ``normalize``."""
+    values = cells[what.cell] if what.cell in cells else pd.Series(math.nan, index=cells.index, dtype="float64")
     if not normalize:
-        return cells["steady_epoch_s"] * 1e3
+        return values * 1e3
     if cells["calibration_s"].isna().any():
         raise ResultsError(f"--normalize: {name} ({run.path}) has no calibration for some cells; "
                            "compare without --normalize")  # fmt: skip
-    return cells["steady_epoch_s"] / cells["calibration_s"]
+    return values / cells["calibration_s"]
 
 
 def _median(values: pd.Series) -> float:
@@ -169,11 +173,12 @@ def _median(values: pd.Series) -> float:
 
 
 def compare_runs(base: Run, new: Run, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
-                 normalize: bool = False, confidence: float = 0.95, strict: bool = False) -> Comparison:  # fmt: skip
-    """Match the two runs' rows and judge each (see the module doc)."""
+                 normalize: bool = False, confidence: float = 0.95, strict: bool = False,
+                 measure: str | Measure = "epoch") -> Comparison:  # fmt: skip
+    """Match the two runs' rows and judge each on ``measure`` (see the module doc)."""
     _check_limits(threshold, accuracy_tolerance)
     c = Comparison(base, new, pd.DataFrame(), run_warnings(base, new), threshold, accuracy_tolerance, normalize,
-                   strict)  # fmt: skip
+                   strict, measure=_measure(measure))  # fmt: skip
     cells_b, cells_n = cell_view(base), cell_view(new)
     check_same_experiments(cells_b, cells_n)
     return _judge_rows(c, cells_b, cells_n, confidence)
@@ -186,7 +191,8 @@ def env_names(run: Run) -> list[str]:
 
 
 def compare_envs(run: Run, base_env: str, new_env: str, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
-                 normalize: bool = False, confidence: float = 0.95, strict: bool = False) -> Comparison:  # fmt: skip
+                 normalize: bool = False, confidence: float = 0.95, strict: bool = False,
+                 measure: str | Measure = "epoch") -> Comparison:  # fmt: skip
     """Judge environment ``new_env`` against ``base_env`` of one A/B run, pair by pair (see the module doc)."""
     _check_limits(threshold, accuracy_tolerance)
     names = env_names(run)
@@ -197,7 +203,7 @@ def compare_envs(run: Run, base_env: str, new_env: str, threshold: float = 0.10,
     if base_env == new_env:
         raise ResultsError(f"--base and --new are the same environment {base_env!r}: nothing to compare")
     c = Comparison(run, run, pd.DataFrame(), env_warnings(run, base_env, new_env), threshold, accuracy_tolerance,
-                   normalize, strict, envs=(base_env, new_env))  # fmt: skip
+                   normalize, strict, envs=(base_env, new_env), measure=_measure(measure))  # fmt: skip
     cells = cell_view(run)
     cells_b = cells[cells["env"] == base_env].assign(env="")
     cells_n = cells[cells["env"] == new_env].assign(env="")
@@ -214,6 +220,13 @@ def env_warnings(run: Run, base_env: str, new_env: str) -> list[str]:
     if run.status != RunStatus.COMPLETE:
         out.append(f"the run is partial (status {run.status}): only its finished pairs are compared")
     return out
+
+
+def _measure(name: str | Measure) -> Measure:
+    try:
+        return measure(name)
+    except ValueError as e:
+        raise ResultsError(str(e)) from None
 
 
 def _check_limits(threshold: float, accuracy_tolerance: float) -> None:
@@ -251,8 +264,8 @@ def _judge_rows(c: Comparison, cells_b: pd.DataFrame, cells_n: pd.DataFrame, con
 def _judge_row(c: Comparison, cb: pd.DataFrame, cn: pd.DataFrame, confidence: float) -> dict[str, Any]:
     """The columns of one matched row: its time verdict over processes, accuracy, parameters, and why it fails."""
     ok_b, ok_n = cb[cb["status"].isin(COMPLETED)], cn[cn["status"].isin(COMPLETED)]
-    values_b = _process_values(ok_b, c.normalized, "BASE", c.base).dropna()
-    values_n = _process_values(ok_n, c.normalized, "NEW", c.new).dropna()
+    values_b = _process_values(ok_b, c.normalized, "BASE", c.base, c.measure).dropna()
+    values_n = _process_values(ok_n, c.normalized, "NEW", c.new, c.measure).dropna()
     disturbed_b, disturbed_n = int(ok_b["disturbed"].sum()), int(ok_n["disturbed"].sum())
     t = (_paired_time if c.paired else _unpaired_time)(c, ok_b, ok_n, values_b, values_n, confidence)
     common = set(ok_b["seed"]) & set(ok_n["seed"])  # same seeds: same data and weights
@@ -321,7 +334,7 @@ def geometric_mean_ratio(c: Comparison) -> tuple[float, int]:
 
 
 def compare_public(base: Any, new: Any, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
-                   normalize: bool = False, strict: bool = False) -> Comparison:  # fmt: skip
+                   normalize: bool = False, strict: bool = False, measure: str = "epoch") -> Comparison:  # fmt: skip
     """:func:`compare_runs` on runs or anything :func:`seqbench.load_run` takes (``seqbench.compare``)."""
     from seqbench.loader import load_run
 
@@ -329,7 +342,7 @@ def compare_public(base: Any, new: Any, threshold: float = 0.10, accuracy_tolera
         return value if isinstance(value, Run) else load_run(value)
 
     return compare_runs(run(base), run(new), threshold=threshold, accuracy_tolerance=accuracy_tolerance,
-                        normalize=normalize, strict=strict)  # fmt: skip
+                        normalize=normalize, strict=strict, measure=measure)  # fmt: skip
 
 
 class _CallableModule(types.ModuleType):

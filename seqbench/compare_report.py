@@ -86,7 +86,7 @@ def _settings_line(c: Comparison) -> str:
             f"lies above {1 + c.threshold:.2f}; processes whose threads waited for a CPU in most epochs are left "
             f"out while two clean ones remain, else the row is 'disturbed' and not judged"
             f"{' (--strict: it fails)' if c.strict else ''}; accuracy tolerance {c.accuracy_tolerance:.3f}; "
-            f"times: median steady epoch, {unit}")  # fmt: skip
+            f"times: median {c.measure.title}, {unit}")  # fmt: skip
 
 
 def geomean_line(c: Comparison) -> str:
@@ -200,6 +200,7 @@ def render(c: Comparison, fmt: str = "text") -> str:
             "base": str(c.base.path), "new": str(c.new.path), "paired": c.paired,
             "envs": list(c.envs) if c.envs else None, "threshold": c.threshold,
             "accuracy_tolerance": c.accuracy_tolerance, "normalized": c.normalized, "strict": c.strict,
+            "measure": c.measure.name,
             "warnings": c.warnings, "summary": _verdict_line(c),
             "regression": bool(c.exit_code), "rows": records(c.table),
         }  # fmt: skip

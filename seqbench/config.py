@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The settings of ``--inference``; seqbench.harness.INFERENCE says what each measures (a test keeps them equal).
+INFERENCE_SETTINGS = ("off", "quick", "full")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -36,3 +39,4 @@ class RunConfig:
     max_seeds: int = 10
     threshold: float = 0.10  # the change that --seeds auto must be able to decide
     retry_budget: float = 0.5  # re-measurements: at most this share of the planned processes
+    inference: str = "quick"  # the inference phase after training: off, quick or full (seqbench.harness.INFERENCE)

@@ -429,7 +429,8 @@ class BackendBase:
       ``super()``);
     * :meth:`no_gpu_reason`: :func:`no_nvidia_driver` (a framework adds what it knows of its own build);
     * :meth:`check_supported`: what ``build`` calls first, raising one error type for every backend;
-    * :meth:`configure`: nothing (import the framework and set its thread pools here).
+    * :meth:`configure`: nothing (import the framework and set its thread pools here);
+    * :attr:`trains`: True; an inference-only backend sets it False (:func:`backend_trains`).
 
     .. versionadded:: 0.3
     """
@@ -437,6 +438,8 @@ class BackendBase:
     name = ""
     implementations: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
+    # False for an inference-only backend (a deployment runtime): see backend_trains().  .. versionadded:: 0.3
+    trains = True
     requires: tuple[str, ...] = ()  # top-level modules that must be importable
     distributions: tuple[str, ...] = ()  # packages whose versions a run records
     install_hint = ""
@@ -476,6 +479,19 @@ class BackendBase:
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
         """What every backend writes itself: a model of ``spec`` holding exactly ``weights``."""
         raise NotImplementedError(f"backend {self.name!r} does not define build()")
+
+
+def backend_trains(backend: Backend) -> bool:
+    """Whether ``backend`` trains: the optional attribute ``trains`` (:class:`BackendBase` says True).
+
+    An inference-only backend (``trains = False``, e.g. a deployment runtime) builds a model holding the
+    canonical initial weights it is given and only predicts: the harness runs no epoch for it and times its
+    inference alone (no training figures, never a failure for want of them); its model's ``set_train_data``
+    and ``train_epoch`` are never called, and the conformance kit checks its forward pass but not training.
+
+    .. versionadded:: 0.3
+    """
+    return bool(getattr(backend, "trains", True))
 
 
 def default_order(backend: Backend, spec: ModelSpec, device: str) -> list[str]:

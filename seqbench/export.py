@@ -19,6 +19,11 @@
 
 With several experiments in one run (a grid), every name carries the
 experiment too: otherwise two experiments' rows would share one series.
+
+``measure="latency"`` (``seqbench export --measure latency``) writes the
+inference phase's batch-1 latency instead, one value per process (its median
+call), named ``latency_p50[...]`` and ``... latency p50 at batch 1``: a series
+of its own (:mod:`seqbench.measures`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from seqbench.calibration import machines
 from seqbench.errors import ResultsError, UsageError
 from seqbench.formatting import fmt_num, jsonable
 from seqbench.keys import COMPLETED, CellKey
+from seqbench.measures import DEFAULT, Measure, measure
 from seqbench.results import Run
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark")
@@ -87,8 +93,9 @@ def benchmark_stats(samples: list[float]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _rows(run: Run, normalize: bool) -> tuple[list[tuple[CellKey, list[float], dict[str, Any]]], bool]:
-    """(row key, one steady time per process in seconds or calibration units, summary row) per row with
+def _rows(run: Run, normalize: bool,
+          what: Measure = DEFAULT) -> tuple[list[tuple[CellKey, list[float], dict[str, Any]]], bool]:  # fmt: skip
+    """(row key, one time of ``what`` per process in seconds or calibration units, summary row) per row with
     times, and whether the run holds several experiments (then every name carries its experiment).
 
     A sample is a process (a repeat: the attempt that counts), never an epoch: epochs inside one process are
@@ -109,14 +116,15 @@ def _rows(run: Run, normalize: bool) -> tuple[list[tuple[CellKey, list[float], d
         if normalize:
             if part["calibration_s"].isna().any():
                 raise ResultsError(f"{run.path}: --normalize needs a calibration, and this run has none")
-            values = (part["steady_epoch_s"] / part["calibration_s"]).tolist()
+            values = (part[what.cell] / part["calibration_s"]).tolist()
         else:
-            values = part["steady_epoch_s"].tolist()
+            values = part[what.cell].tolist()
         values = [float(v) for v in values if math.isfinite(v)]
         if values:
             out.append((key, values, row))
     if not out:
-        raise ResultsError(f"{run.path}: no completed cell with timed epochs to export")
+        timed = "timed epochs" if what is DEFAULT else f"a {what.title} (seqbench run --inference)"
+        raise ResultsError(f"{run.path}: no completed cell with {timed} to export")
     return out, table["experiment"].nunique() > 1
 
 
@@ -128,7 +136,7 @@ def _commit_info(git: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
+def pytest_benchmark_json(run: Run, normalize: bool = False, measure: str | Measure = "epoch") -> dict[str, Any]:
     if normalize:
         raise UsageError("pytest-benchmark shows every value as seconds, so it cannot show calibration units: "
                            "export --normalize as github-action-benchmark, or without --normalize")  # fmt: skip
@@ -138,13 +146,14 @@ def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
     m = first.get("machine") or {}
     git: dict[str, Any] = meta.get("git") or {}
     benchmarks = []
-    rows, several = _rows(run, normalize)
+    what = _measure(measure)
+    rows, several = _rows(run, normalize, what)
     for key, values, row in rows:
         param = key.slug(with_experiment=several)
         benchmarks.append({
             "group": f"{key.task}-{key.model}",
-            "name": f"steady_epoch[{param}]",
-            "fullname": f"seqbench::steady_epoch[{param}]",
+            "name": f"{what.slug}[{param}]",
+            "fullname": f"seqbench::{what.slug}[{param}]",
             "params": {"case": param},
             "param": param,
             "extra_info": {
@@ -172,10 +181,12 @@ def pytest_benchmark_json(run: Run, normalize: bool = False) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def github_action_benchmark_json(run: Run, normalize: bool = False) -> list[dict[str, Any]]:
+def github_action_benchmark_json(run: Run, normalize: bool = False,
+                                 measure: str | Measure = "epoch") -> list[dict[str, Any]]:  # fmt: skip
     scale, unit = (1.0, "cal") if normalize else (1e3, "ms")
     out = []
-    rows, several = _rows(run, normalize)
+    what = _measure(measure)
+    rows, several = _rows(run, normalize, what)
     for key, values, row in rows:
         data = sorted(v * scale for v in values)
         q1, q3 = _quartiles(data)
@@ -185,7 +196,7 @@ def github_action_benchmark_json(run: Run, normalize: bool = False) -> list[dict
             extra += f"; accuracy {fmt_num(accuracy, '.2f')}"
         experiment = f" [{key.experiment}]" if several else ""
         out.append({
-            "name": f"{key.task} {key.model} {key.series} steady epoch{experiment}"
+            "name": f"{key.task} {key.model} {key.series} {what.title}{experiment}"
                     + (NORMALIZED_SUFFIX if normalize else ""),
             "unit": unit,
             "value": round(statistics.median(data), 6),
@@ -195,11 +206,18 @@ def github_action_benchmark_json(run: Run, normalize: bool = False) -> list[dict
     return out
 
 
-def export(run: Run, fmt: str, normalize: bool = False) -> str:
+def _measure(name: str | Measure) -> Measure:
+    try:
+        return measure(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def export(run: Run, fmt: str, normalize: bool = False, measure: str | Measure = "epoch") -> str:
     if fmt == "pytest-benchmark":
-        doc: Any = pytest_benchmark_json(run, normalize)
+        doc: Any = pytest_benchmark_json(run, normalize, measure)
     elif fmt == "github-action-benchmark":
-        doc = github_action_benchmark_json(run, normalize)
+        doc = github_action_benchmark_json(run, normalize, measure)
     else:
         raise ValueError(f"unknown export format {fmt!r}")
     return json.dumps(jsonable(doc), indent=2, allow_nan=False, default=str) + "\n"

@@ -5,6 +5,12 @@ all of them: an epoch's wall clock runs from just before ``train_epoch`` to
 just after ``synchronize`` (device work included); CPU time is this
 process's; GPU time is whatever the model measured on its device.  Epoch 1
 carries the warm-up (tracing, compilation, allocation) and is reported apart.
+
+After training, the inference phase (:func:`measure_inference`) times the
+trained model's ``predict`` the same way: each call runs to ``synchronize``,
+latency one sample per call (the first call apart, as the first epoch is),
+throughput at a large batch.  Backends only predict; the clock, the calls
+and the percentiles are here.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from seqbench.contract import Backend, ModelSpec, Weights
+from seqbench.contract import Backend, Model, ModelSpec, Weights, backend_trains
 from seqbench.efficiency import epoch_flops, gflops_per_s
 from seqbench.interference import Meter, epoch_disturbed, interference, lost_seconds, others, steadiness, waited
 from seqbench.keys import Status, experiment_label
@@ -110,6 +118,108 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+@dataclass(frozen=True)
+class InferencePlan:
+    """How much the inference phase measures (``seqbench run --inference``).
+
+    Latency: ``warmup`` untimed calls after the first (cold) one, then timed calls of one sample each until
+    ``max_calls``, or until ``seconds`` have passed once ``min_calls`` are done (a slow path, Keras's
+    ``model.predict`` at tens of ms a call, stops on time; a fast one on the count).  Throughput: one untimed
+    call at ``batch`` samples (a new shape retraces in jax and TensorFlow), then up to ``rounds`` timed calls,
+    fewer once ``seconds`` have passed; samples per second over their median.
+    """
+
+    warmup: int
+    min_calls: int
+    max_calls: int
+    seconds: float
+    batch: int
+    rounds: int
+
+
+# quick, the default, adds about 0.2 s + 0.2 s a cell where calls are fast and 5 + 2 calls where they are slow
+# (Keras on jax: 0.12 s a call at batch 1), about 10% of the default run's wall time (docs/experiments/
+# inference.md); full gives p99 from at least 200 calls and up to 5000 where the time allows.
+INFERENCE: dict[str, InferencePlan | None] = {
+    "off": None,
+    "quick": InferencePlan(warmup=1, min_calls=3, max_calls=300, seconds=0.2, batch=1024, rounds=3),
+    "full": InferencePlan(warmup=20, min_calls=200, max_calls=5000, seconds=5.0, batch=1024, rounds=20),
+}
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What :func:`measure_inference` measured: seconds per batch-1 call and samples per second."""
+
+    first_s: float  # the first batch-1 call after training: shape-specialisation and caches not yet warm
+    p50_s: float
+    p90_s: float
+    p99_s: float
+    calls: int  # timed batch-1 calls the percentiles come from
+    throughput_per_s: float
+    batch: int
+
+
+def measure_inference(model: Model, x: np.ndarray, plan: InferencePlan,
+                      clock: Callable[[], float] = time.perf_counter) -> Inference:  # fmt: skip
+    """Time ``model.predict`` on samples of ``x`` (cycled): one per call, then ``plan.batch`` per call.
+
+    Every timed call runs from just before ``predict`` to just after ``synchronize``, as an epoch does.
+    ``clock`` is injectable so that a test can give each call a known duration.
+    """
+
+    def timed(batch: np.ndarray) -> float:
+        t0 = clock()
+        model.predict(batch)
+        model.synchronize()
+        return clock() - t0
+
+    n = len(x)
+    first = timed(x[0:1])
+    for i in range(plan.warmup):
+        timed(x[(i + 1) % n : (i + 1) % n + 1])
+    samples: list[float] = []
+    start = clock()
+    while len(samples) < plan.max_calls and (len(samples) < plan.min_calls or clock() - start < plan.seconds):
+        i = (plan.warmup + 1 + len(samples)) % n
+        samples.append(timed(x[i : i + 1]))
+    p50, p90, p99 = (float(v) for v in np.percentile(samples, [50, 90, 99]))
+    big = x[np.arange(plan.batch) % n]
+    timed(big)  # untimed: the first call at this shape
+    rounds: list[float] = []
+    start = clock()
+    while len(rounds) < plan.rounds and (not rounds or clock() - start < plan.seconds):
+        rounds.append(timed(big))
+    per_call = statistics.median(rounds)
+    return Inference(first, p50, p90, p99, len(samples), plan.batch / per_call if per_call > 0 else math.inf,
+                     plan.batch)  # fmt: skip
+
+
+def inference_fields(inference: Inference | None) -> dict[str, Any]:
+    """The CellRecord columns of an inference phase (all None when it was off)."""
+    if inference is None:
+        return {}
+    return {
+        "latency_first_s": inference.first_s, "latency_p50_s": inference.p50_s, "latency_p90_s": inference.p90_s,
+        "latency_p99_s": inference.p99_s, "throughput_per_s": inference.throughput_per_s,
+    }  # fmt: skip
+
+
+def inference_details(inference: Inference | None) -> dict[str, str]:
+    """How much the phase measured, kept with the model's facts (how far to trust a p99)."""
+    if inference is None:
+        return {}
+    return {"latency_calls": str(inference.calls), "throughput_batch": str(inference.batch)}
+
+
+def inference_plan(name: str) -> InferencePlan | None:
+    """The plan called ``name`` (``--inference``); ``ValueError`` naming the valid ones for another."""
+    try:
+        return INFERENCE[name]
+    except KeyError:
+        raise ValueError(f"unknown inference setting {name!r}; valid: {', '.join(INFERENCE)}") from None
+
+
 def run_cell(
     backend: Backend,
     cell: CellConfig,
@@ -134,6 +244,8 @@ def run_cell(
     spec = model_spec(cell, data)
     t0 = time.perf_counter()
     model = backend.build(cell.implementation, spec, initial_weights(spec, cell.seed), cell.device)
+    if not backend_trains(backend):
+        return _inference_only(model, cell, data, time.perf_counter() - t0, cold)
     model.set_train_data(data.x_train, data.y_train)
     build_s = time.perf_counter() - t0
 
@@ -164,6 +276,8 @@ def run_cell(
             break
 
     scores = score(task, data, model.predict)
+    plan = inference_plan(cell.inference)
+    inference = measure_inference(model, data.x_test, plan) if plan is not None else None
     # Interference over the epochs the steady time comes from (epoch 1 alone when there is no other);
     # with the run-queue meter, from the clean ones among them when there are enough.
     start, end = window[1 if len(epochs) > 1 else 0], after
@@ -194,7 +308,7 @@ def run_cell(
         samples_per_s=n / steady_s if steady_s else None,
         peak_rss_mb=_peak_rss_mb(),
         build_s=build_s,
-        details={str(k): str(v) for k, v in model.describe().items()},
+        details={**{str(k): str(v) for k, v in model.describe().items()}, **inference_details(inference)},
         cold=cold,
         interference=interference(start, end),
         disturbed=verdict.disturbed,
@@ -207,4 +321,24 @@ def run_cell(
         baseline=scores.baseline,
         flops=flops,
         gflops_per_s=gflops_per_s(flops, steady_s),
+        **inference_fields(inference),
+    )
+
+
+def _inference_only(model: Model, cell: CellConfig, data: TaskData, build_s: float, cold: bool) -> CellRecord:
+    """The cell of a backend that does not train (:func:`~seqbench.contract.backend_trains`): its model holds
+    the canonical initial weights; no epoch, loss, score or training time, only the inference phase."""
+    plan = inference_plan(cell.inference)
+    inference = measure_inference(model, data.x_test, plan) if plan is not None else None
+    return CellRecord(
+        **cell_fields(cell),
+        status=Status.OK,
+        implementation_path=model.implementation_path(),
+        params=int(model.trainable_params()),
+        peak_rss_mb=_peak_rss_mb(),
+        build_s=build_s,
+        details={**{str(k): str(v) for k, v in model.describe().items()}, **inference_details(inference)},
+        cold=cold,
+        inference_only=True,
+        **inference_fields(inference),
     )

@@ -28,6 +28,7 @@ from seqbench.loader import (
     load_run,
     newest_run,  # noqa: F401 - its old home; callers may import it from here
 )
+from seqbench.measures import DEFAULT, Measure, measure
 from seqbench.output import write_file
 from seqbench.results import RUN_FILE
 from seqbench.tables import csv_text, html_page, html_table, md_table, png_img, records, text_table
@@ -257,10 +258,11 @@ class _Views:
     right: set[str]
     unit: str
     time_column: str
+    title: str = DEFAULT.title
 
 
-def _views(h: History, normalize: bool, last: int | None) -> _Views:
-    time_column = "steady_cal" if normalize else "steady_epoch_ms"
+def _views(h: History, normalize: bool, last: int | None, what: Measure = DEFAULT) -> _Views:
+    time_column = what.cal if normalize else what.median
     unit = "calibration units" if normalize else "ms"
     fmt_time = (lambda v: fmt_num(v, ".3g")) if normalize else fmt_ms
     times = _display(trend(h, time_column, last), fmt_time)
@@ -278,9 +280,9 @@ def _views(h: History, normalize: bool, last: int | None) -> _Views:
     if normalize and h.long[time_column].isna().any():
         notes.append("some runs have no calibration: their normalised times show as '-'")
     notes += [f"skipped: {s}" for s in h.skipped]
-    time_title = f"steady epoch, {unit} (median; one column per run, {shown} runs, oldest first)"
+    time_title = f"{what.title}, {unit} (median; one column per run, {shown} runs, oldest first)"
     return _Views(times, accuracy, runs, notes, time_title, "accuracy (median over seeds)",
-                  set(times.columns) - {"row"}, unit, time_column)  # fmt: skip
+                  set(times.columns) - {"row"}, unit, time_column, what.title)  # fmt: skip
 
 
 def _render_text(h: History, v: _Views) -> str:
@@ -305,15 +307,15 @@ def _render_html(h: History, v: _Views, plots: bool) -> str:
     if plots:
         from seqbench.plots import history_figure, png
 
-        figure = history_figure(h.long, v.time_column, f"steady epoch ({v.unit})", level_changes(h, v.time_column))
+        figure = history_figure(h.long, v.time_column, f"{v.title} ({v.unit})", level_changes(h, v.time_column))
         body.append(png_img(png(figure), "history"))
     return html_page("seqbench history", "\n".join(body))
 
 
 def render(h: History, fmt: str = "text", normalize: bool = False, last: int | None = 8,
-           plots: bool = True) -> str:  # fmt: skip
+           plots: bool = True, measure: str | Measure = "epoch") -> str:  # fmt: skip
     """The history in ``fmt`` (one of :data:`FORMATS`): the data as they are (csv, json), or tables of the last
-    ``last`` runs for people (text, md, html)."""
+    ``last`` runs for people (text, md, html), of ``measure``'s time (:mod:`seqbench.measures`)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     if fmt == "csv":
@@ -326,7 +328,7 @@ def render(h: History, fmt: str = "text", normalize: bool = False, last: int | N
         lines = ["no runs found" + (" that match" if h.skipped == [] else "")]
         lines += [f"skipped: {one_line(s)}" for s in h.skipped]
         return "\n".join(lines)
-    v = _views(h, normalize, last)
+    v = _views(h, normalize, last, _measure(measure))
     if fmt == "text":
         return _render_text(h, v)
     if fmt == "md":
@@ -334,9 +336,17 @@ def render(h: History, fmt: str = "text", normalize: bool = False, last: int | N
     return _render_html(h, v, plots)
 
 
-def save_plot(h: History, path: str | Path, normalize: bool = False) -> Path:
+def save_plot(h: History, path: str | Path, normalize: bool = False, measure: str | Measure = "epoch") -> Path:
     from seqbench.plots import history_figure, png
 
+    what = _measure(measure)
     unit = "calibration units" if normalize else "ms"
-    column = "steady_cal" if normalize else "steady_epoch_ms"
-    return write_file(path, png(history_figure(h.long, column, f"steady epoch ({unit})", level_changes(h, column))))
+    column = what.cal if normalize else what.median
+    return write_file(path, png(history_figure(h.long, column, f"{what.title} ({unit})", level_changes(h, column))))
+
+
+def _measure(name: str | Measure) -> Measure:
+    try:
+        return measure(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None

@@ -52,10 +52,21 @@ LEGEND = (
 DISTURBED_NOTE = ("DISTURBED: {n} of the measurements behind this table waited for a CPU in most of their epochs "
                   "(marked * in the steady column); their times say more about the neighbours than the code")
 LEGEND_CAL = "; steady/cal: steady epoch in calibration units (see docs/reports.md)"
+LEGEND_INFERENCE = ("; latency: one sample per predict call after training, each process's median call, then the "
+                    "median (min-max) over processes; p99: the same for the 99th percentile; 1st call: the first "
+                    "one-sample call, in cold processes; pred/s: samples per second at a batch of 1024")
+LEGEND_ONLY = ("; inference only: a backend that does not train ran the initial weights: no epochs, loss or "
+               "score, and that is not a failure")
 
 
 def legend(table: pd.DataFrame) -> str:
-    return LEGEND + (LEGEND_CAL if table["steady_cal"].notna().any() else "")
+    return (LEGEND + (LEGEND_CAL if table["steady_cal"].notna().any() else "")
+            + (LEGEND_INFERENCE if _has_inference(table) else "")
+            + (LEGEND_ONLY if table["inference_only"].eq(True).any() else ""))  # fmt: skip
+
+
+def _has_inference(table: pd.DataFrame) -> bool:
+    return bool(table["latency_p50_ms"].notna().any())
 
 
 def process_times(cells: pd.DataFrame) -> dict[CellKey, np.ndarray]:
@@ -173,6 +184,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     show_share = table["peak_share"].notna().any()
     show_race = bool(race_lines(table))  # some model was timed on more than one row
     show_env = "env" in table and table["env"].astype(str).ne("").any()
+    show_inference = _has_inference(table)
     metrics = set(table["metric"].dropna())
     # The primary metric's own name heads the column when the table has one metric (today's "accuracy").
     score_title = next(iter(metrics)) if len(metrics) == 1 else "score"
@@ -207,6 +219,12 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         if show_gpu:
             row["gpu ms"] = fmt_ms(r["gpu_ms"])
         row.update({"samples/s": fmt_num(r["samples_per_s"], ",.0f"), "peak MB": fmt_num(r["peak_rss_mb"], ".0f")})
+        if show_inference:
+            row.update({
+                "latency ms": fmt_range(fmt_ms(r["latency_p50_ms"]), r["latency_min_ms"], r["latency_max_ms"], fmt_ms),
+                "p99 ms": fmt_ms(r["latency_p99_ms"]), "1st call ms": fmt_ms(r["latency_first_ms"]),
+                "pred/s": fmt_num(r["throughput_per_s"], ",.0f"),
+            })  # fmt: skip
         if show_cal:
             row["steady/cal"] = fmt_num(r["steady_cal"], ".3g")
         row["path"] = r["path"] or "-"
@@ -217,6 +235,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 COMPACT_COLUMNS = ("backend", "model", "status", "steady ms", "x vs fastest")
+INFERENCE_COLUMNS = ("latency ms", "p99 ms", "1st call ms", "pred/s")
 
 
 def compact(shown: pd.DataFrame) -> pd.DataFrame:
@@ -230,10 +249,10 @@ def compact(shown: pd.DataFrame) -> pd.DataFrame:
     out["model"] = list(shown["model"])
     fixed = {"env", "backend", "impl", "model", "device", "status", "params", "baseline", "final loss", "first ms",
              "steady ms", "x vs fastest", "cpu ms", "GFLOP/s", "% peak", "gpu ms", "samples/s", "peak MB",
-             "steady/cal", "path", "machine"}  # fmt: skip
+             "steady/cal", "path", "machine", *INFERENCE_COLUMNS}  # fmt: skip
     score = next(c for c in shown.columns if c not in fixed)  # the primary metric's column (or "score")
     out[score] = list(shown[score])
-    for column in ("steady ms", "x vs fastest"):
+    for column in ("steady ms", "x vs fastest", "latency ms"):
         if column in shown:
             out[column] = list(shown[column])
     if not shown["status"].eq(Status.OK).all():
@@ -245,13 +264,14 @@ def compact(shown: pd.DataFrame) -> pd.DataFrame:
 # The columns that hold numbers: aligned right, and never wrapped.
 RIGHT = {"x vs fastest", "params", "accuracy", "final loss", "first ms", "steady ms", "cpu ms", "gpu ms",
          "samples/s", "peak MB", "steady/cal", "score", "baseline", "mse", "mae", "cross_entropy", "GFLOP/s",
-         "% peak"}  # fmt: skip
+         "% peak", *INFERENCE_COLUMNS}  # fmt: skip
 
 
 # Columns left out, in this order, when a table must fit a terminal: the least read first.  What is left
 # answers "who is fastest, how sure, and did it learn": backend, model, the primary metric and the times.
-DROP_ORDER = ("path", "peak MB", "samples/s", "steady/cal", "cpu ms", "% peak", "params", "final loss", "baseline",
-              "GFLOP/s", "gpu ms", "device", "first ms", "status")  # fmt: skip
+DROP_ORDER = ("path", "peak MB", "samples/s", "steady/cal", "cpu ms", "% peak", "1st call ms", "params", "p99 ms",
+              "final loss", "baseline", "GFLOP/s", "gpu ms", "pred/s", "device", "first ms", "latency ms",
+              "status")  # fmt: skip
 
 
 def fit_columns(frame: pd.DataFrame, width: int | None) -> tuple[pd.DataFrame, list[str]]:

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 #      seqbench 0.3: cells.env, epochs.env (the environment of an A/B run; "" when there is one),
 #      epochs.wait_s and disturbed, cells.wait_share, clean_epochs and meter (the run-queue meter,
 #      seqbench.interference); run.json envs.
+#      seqbench 0.3 (inference): cells.latency_first_s, latency_p50_s, latency_p90_s, latency_p99_s,
+#      throughput_per_s (the harness's inference phase) and inference_only (a backend that does not train).
 #      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
@@ -83,6 +85,7 @@ class CellConfig(Repeat):
     task_params: dict[str, int] = field(default_factory=dict)  # every parameter, defaults filled in
     dtype: str = "float32"
     attempt: int = 1  # 2, 3, ... when a disturbed repeat is measured again
+    inference: str = "quick"  # how long the inference phase measures: a key of seqbench.harness.INFERENCE
 
     @property
     def label(self) -> str:
@@ -155,6 +158,14 @@ class CellRecord(Repeat):
     wait_share: float | None = None
     clean_epochs: int | None = None
     meter: str | None = None
+    # The inference phase (seqbench.harness.measure_inference), after training: seconds per call at batch 1
+    # (the first call apart, then percentiles over the timed calls) and samples per second at a large batch.
+    latency_first_s: float | None = None
+    latency_p50_s: float | None = None
+    latency_p90_s: float | None = None
+    latency_p99_s: float | None = None
+    throughput_per_s: float | None = None
+    inference_only: bool | None = None  # the backend does not train: no epochs, no training figures
 
 
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
@@ -163,7 +174,8 @@ EPOCH_COLUMNS = [f.name for f in fields(EpochRecord)]
 ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold", "interference", "disturbed",
                            "other_cpu_s", "experiment", "metrics", "primary_metric", "higher_is_better", "baseline",
                            "flops", "gflops_per_s", "peak_share", "env", "wait_s", "wait_share",
-                           "clean_epochs", "meter"})  # fmt: skip
+                           "clean_epochs", "meter", "latency_first_s", "latency_p50_s", "latency_p90_s",
+                           "latency_p99_s", "throughput_per_s", "inference_only"})  # fmt: skip
 
 # The most a cell's error holds, in UTF-8 bytes: its first line and the end of what went wrong.  A plugin
 # that writes megabytes to stderr before it dies would otherwise put them in every reader's table (the

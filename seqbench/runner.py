@@ -46,7 +46,7 @@ from seqbench.config import RunConfig
 from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
-from seqbench.harness import model_spec
+from seqbench.harness import INFERENCE, model_spec
 from seqbench.keys import COMPLETED, CellKey, RunStatus, series_name
 from seqbench.machine import git_commit, machine_id, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
@@ -125,6 +125,7 @@ def validate(config: RunConfig) -> None:
     _check_choices("model", config.models, MODEL_KINDS)
     _check_choices("activation", grid.values(config.activation), ACTIVATIONS)
     _check_choices("device", (config.device,), DEVICE_CHOICES)
+    _check_choices("inference setting", (config.inference,), tuple(INFERENCE))
     if config.shard is not None:
         index, count = config.shard
         if not 1 <= index <= count:
@@ -256,7 +257,7 @@ def _plan_point(
             probe = CellConfig(task=config.task, model=model, backend=backend.name, implementation="", device="",
                                seed=0, units=units, activation=activation, epochs=config.epochs,
                                batch_size=batch_size, threads=config.threads or available,
-                               task_params=task_params)  # fmt: skip
+                               task_params=task_params, inference=config.inference)  # fmt: skip
             spec = model_spec(probe, data)
             if config.threads is None:
                 probe = replace(probe, threads=thread_policy.choose(spec, batch_size, available))

@@ -35,6 +35,10 @@ For each case:
 * the same seed twice gives the same loss curve, another seed another one;
 * the model names the implementation path it actually ran.
 
+An inference-only backend (``trains = False``: :func:`seqbench.contract.backend_trains`) skips the training
+checks (three epochs, the seed's loss curve) and passes every other one: its parameter count, weights and
+predictions, with random weights, against the reference.
+
 The training reference is the NumPy model in float64, so the bound
 measures the backend's own float32 error.  Relative error is
 ``max|got - want| / max|want|`` over an array, so entries near zero do not
@@ -70,7 +74,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seqbench.contract import MODEL_KINDS, Backend, Model, ModelSpec, Weights
+from seqbench.contract import MODEL_KINDS, Backend, Model, ModelSpec, Weights, backend_trains
 from seqbench.harness import initial_weights, run_cell
 from seqbench.plugins import load_registry
 from seqbench.results import CellConfig
@@ -455,6 +459,11 @@ def _build(name: str, implementation: str, case: Case, weights: Weights) -> Any:
     return backend_for(name, case.device).build(implementation, case.spec, weights, case.device)
 
 
+def _skip_unless_it_trains(case: Case) -> None:
+    if not backend_trains(backend_for(case.backend, case.device)):
+        pytest.skip(f"{case.backend} is inference only (trains = False): no training to check")
+
+
 class BackendConformance:
     """Subclass in a test module; set ``backends`` to the names to check."""
 
@@ -488,9 +497,11 @@ class BackendConformance:
         )
 
     def test_three_epochs_match_reference(self, case: Case) -> None:
+        _skip_unless_it_trains(case)
         compare_training(lambda weights: _build(case.backend, case.implementation, case, weights), case)
 
     def test_seed_determines_the_loss_curve(self, case: Case) -> None:
+        _skip_unless_it_trains(case)
         if case.shape != "seed" or case.spec.kind != "lstm":
             pytest.skip("checked on the seed shape's LSTM: the epoch loop is the harness's, whatever the kind")
         backend = backend_for(case.backend, case.device)

@@ -44,7 +44,8 @@ SEED_KEYS = list(REPEAT_FIELDS)
 _NUMERIC_CELL = ["seed", "epochs_run", "params", "final_loss", "accuracy", "mse", "mae", "probe_prediction",
                  "probe_target", "first_epoch_s", "steady_epoch_s", "cpu_s", "gpu_s", "samples_per_s",
                  "peak_rss_mb", "build_s", "attempt", "interference", "baseline", "flops", "gflops_per_s",
-                 "peak_share", "wait_share", "clean_epochs"]  # fmt: skip
+                 "peak_share", "wait_share", "clean_epochs", "latency_first_s", "latency_p50_s", "latency_p90_s",
+                 "latency_p99_s", "throughput_per_s"]  # fmt: skip
 _NUMERIC_EPOCH = ["seed", "epoch", "loss", "wall_s", "cpu_s", "gpu_s", "attempt", "other_cpu_s", "wait_s"]
 
 SUMMARY_COLUMNS = [
@@ -54,6 +55,10 @@ SUMMARY_COLUMNS = [
     "first_epoch_ms", "first_epoch_min_ms", "first_epoch_max_ms",
     "steady_epoch_ms", "steady_min_ms", "steady_max_ms", "vs_fastest", "processes", "disturbed",
     "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "path", "machine",
+    # the inference phase (seqbench.harness.measure_inference): p50 median (min-max) over processes, the first
+    # call over cold processes, p90/p99 and throughput medians over processes
+    "latency_first_ms", "latency_p50_ms", "latency_min_ms", "latency_max_ms", "latency_p90_ms", "latency_p99_ms",
+    "latency_cal", "throughput_per_s", "inference_only",
 ]  # fmt: skip
 
 # A wall time is a measurement only when it is positive: a 0.0 or -0.0 (a clock too coarse to see the
@@ -265,7 +270,8 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=KEYS + SUMMARY_COLUMNS)
     cells = _numeric(cells, _NUMERIC_CELL)
     cells["_metric"], cells["_score"] = primary_scores(cells)
-    for column in ("baseline", "gflops_per_s", "peak_share"):
+    for column in ("baseline", "gflops_per_s", "peak_share", "latency_first_s", "latency_p50_s", "latency_p90_s",
+                   "latency_p99_s", "throughput_per_s"):  # fmt: skip
         if column not in cells:
             cells[column] = math.nan
     rows = []
@@ -311,11 +317,35 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
             steady_cal=_median(normalised),
             path=",".join(sorted({str(p) for p in ok["implementation_path"].dropna()})),
             machine=",".join(machine_ids),
+            **_inference_columns(ok, cold),
         )
+        if row["inference_only"] and row["status"] == Status.OK:  # why its training columns are empty
+            row["status"] = INFERENCE_ONLY
         rows.append(row)
     table = pd.DataFrame(rows, columns=KEYS + SUMMARY_COLUMNS)
     table["vs_fastest"] = vs_fastest(table)
     return table
+
+
+INFERENCE_ONLY = "ok (inference only)"  # a row's status when its backend does not train: not a failure
+
+
+def _inference_columns(ok: pd.DataFrame, cold: pd.DataFrame) -> dict[str, Any]:
+    """A row's inference phase over its processes: each process gave one p50, p90, p99 and throughput."""
+    latency = ok["latency_p50_s"].dropna()
+    normalised = ok["latency_p50_s"] / ok["calibration_s"] if "calibration_s" in ok else pd.Series(dtype=float)
+    only = ok["inference_only"].eq(True) if "inference_only" in ok else pd.Series(False, index=ok.index)
+    return dict(
+        latency_first_ms=_median(cold["latency_first_s"]) * 1e3,
+        latency_p50_ms=_median(latency) * 1e3,
+        latency_min_ms=_agg(latency, "min") * 1e3,
+        latency_max_ms=_agg(latency, "max") * 1e3,
+        latency_p90_ms=_median(ok["latency_p90_s"]) * 1e3,
+        latency_p99_ms=_median(ok["latency_p99_s"]) * 1e3,
+        latency_cal=_median(normalised),
+        throughput_per_s=_median(ok["throughput_per_s"]),
+        inference_only=bool(len(ok)) and bool(only.all()),
+    )
 
 
 RACE_KEYS = list(RACE_FIELDS)  # rows that race each other: the same model in the same experiment

@@ -58,7 +58,8 @@ from seqbench.threads import thread_env
 #   1  (seqbench 0.1-0.2, unnamed) request {backend, plugins, threads, cell}
 #   2  (0.3) request {protocol, plugins, cell}: the backend and threads come from the cell alone;
 #      epochs carry wait_s and disturbed, cells wait_share, clean_epochs and meter; ``--hello``.
-PROTOCOL = 2
+#   3  (0.3, inference) cells carry inference (the request) and latency_*, throughput_per_s, inference_only.
+PROTOCOL = 3
 HELLO_TIMEOUT_S = 120.0  # an interpreter and seqbench's light imports, on a busy machine
 
 

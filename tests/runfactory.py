@@ -43,6 +43,7 @@ class Row:
     task: str = "arithmetic"
     disturbed_seeds: tuple[int, ...] = ()  # these repeats ran while other processes took CPU
     units: int = 10
+    latency_s: float | None = None  # the inference phase's median batch-1 call; None: the phase was off
 
 
 def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: int = 10, noise: float = 0.01,
@@ -87,6 +88,11 @@ def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: 
                 writer.add_epoch(EpochRecord(**ident, epoch=e, loss=1000.0 / e**2, wall_s=wall, cpu_s=wall * 0.98,
                                              gpu_s=row.gpu_s, experiment=experiment))  # fmt: skip
             steady = float(np.median(walls[1:]))
+            latency = {}
+            if row.latency_s is not None:
+                p50 = row.latency_s * (1 + process_noise * gen.standard_normal()) * (1 + noise * gen.standard_normal())
+                latency = dict(latency_first_s=p50 * 20, latency_p50_s=p50, latency_p90_s=p50 * 1.2,
+                               latency_p99_s=p50 * 2, throughput_per_s=50 / p50)  # fmt: skip
             writer.add_cell(CellRecord(
                 **ident, status="ok", implementation_path=f"{row.backend}-path", units=row.units, activation="relu",
                 epochs=epochs, epochs_run=epochs, batch_size=32, threads=2, params=row.params,
@@ -95,6 +101,7 @@ def make_run(root: Path, name: str, rows: list[Row], *, seeds: int = 3, epochs: 
                 cpu_s=steady * 0.98, gpu_s=row.gpu_s, samples_per_s=1000 / steady if steady else None, peak_rss_mb=40.0,
                 build_s=0.001, details={"dtype": "float32"}, machine=meta["machine_id"], cold=True,
                 disturbed=s in row.disturbed_seeds, interference=0.9 if s in row.disturbed_seeds else 0.01,
+                **latency,
             ))  # fmt: skip
             done += 1
     meta["cells_done"] = done
