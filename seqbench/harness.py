@@ -133,16 +133,16 @@ class InferencePlan:
     min_calls: int
     max_calls: int
     seconds: float
-    batch: int
+    batch: int | None  # None: the test set's size, whose shape the evaluation has already traced or compiled
     rounds: int
 
 
-# quick, the default, adds about 0.2 s + 0.2 s a cell where calls are fast and 5 + 2 calls where they are slow
-# (Keras on jax: 0.12 s a call at batch 1), about 10% of the default run's wall time (docs/experiments/
-# inference.md); full gives p99 from at least 200 calls and up to 5000 where the time allows.
+# quick, the default, adds at most about 0.1 s + 0.1 s a cell, and throughput at the test set's size, which
+# needs no new trace or compile (docs/experiments/inference.md); full gives p99 from at least 200 calls and
+# up to 5000 where the time allows, and throughput at 1024 samples a call.
 INFERENCE: dict[str, InferencePlan | None] = {
     "off": None,
-    "quick": InferencePlan(warmup=1, min_calls=3, max_calls=300, seconds=0.2, batch=1024, rounds=3),
+    "quick": InferencePlan(warmup=1, min_calls=3, max_calls=300, seconds=0.1, batch=None, rounds=3),
     "full": InferencePlan(warmup=20, min_calls=200, max_calls=5000, seconds=5.0, batch=1024, rounds=20),
 }
 
@@ -184,15 +184,16 @@ def measure_inference(model: Model, x: np.ndarray, plan: InferencePlan,
         i = (plan.warmup + 1 + len(samples)) % n
         samples.append(timed(x[i : i + 1]))
     p50, p90, p99 = (float(v) for v in np.percentile(samples, [50, 90, 99]))
-    big = x[np.arange(plan.batch) % n]
-    timed(big)  # untimed: the first call at this shape
+    batch = plan.batch or n
+    big = x[np.arange(batch) % n]
+    timed(big)  # untimed: the first call at this shape (the test set's was the evaluation's)
     rounds: list[float] = []
     start = clock()
     while len(rounds) < plan.rounds and (not rounds or clock() - start < plan.seconds):
         rounds.append(timed(big))
     per_call = statistics.median(rounds)
-    return Inference(first, p50, p90, p99, len(samples), plan.batch / per_call if per_call > 0 else math.inf,
-                     plan.batch)  # fmt: skip
+    return Inference(first, p50, p90, p99, len(samples), batch / per_call if per_call > 0 else math.inf,
+                     batch)  # fmt: skip
 
 
 def inference_fields(inference: Inference | None) -> dict[str, Any]:

@@ -57,6 +57,10 @@ INSTALL_HINT = "pip install -e '.[keras]' -c constraints.txt  (in the seqbench c
 # before, a short last batch counted as much as a full one.
 FIT_MIN_KERAS = (3, 2)
 _TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
+# What Keras imports at start-up only to offer integrations a cell never uses (see KerasBackend._import_keras),
+# and what each engine needs of the frameworks it could import.
+KERAS_OPTIONAL = ("sklearn", "pandas", "matplotlib", "PIL")
+ENGINE_MODULES = {"tensorflow": ("tensorflow",), "jax": ("jax", "scipy"), "torch": ("torch",)}
 # The Keras layer of each model kind (seqbench_keras.models.LAYERS builds them).
 KERAS_LAYERS = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU(reset_after=True)"}
 
@@ -127,9 +131,24 @@ class KerasBackend(BackendBase):
         return no_gpu_reason()  # cheap facts; TensorFlow says for real in configure()
 
     def _import_keras(self) -> object:
-        """Select this backend's engine, then import keras; refuse a process already on another engine."""
+        """Select this backend's engine, then import keras; refuse a process already on another engine.
+
+        Keras probes its optional integrations at import (scikit-learn wrappers, pandas inputs, orbax
+        checkpoints through jax, plots, image loading, and the other engines' frameworks): about 1.4 s of a
+        keras-torch worker's 3.6 s start-up, and as much for TensorFlow, none of it used by a cell.  They are
+        hidden for the import alone (Python's own convention: a ``None`` in ``sys.modules`` is a module that
+        is absent, which Keras checks for) and visible again after it, so a task that needs one still has it.
+        """
         os.environ["KERAS_BACKEND"] = self.engine
-        import keras
+        every = [*KERAS_OPTIONAL, *(m for modules in ENGINE_MODULES.values() for m in modules)]
+        hidden = [m for m in dict.fromkeys(every) if m not in ENGINE_MODULES[self.engine] and m not in sys.modules]
+        sys.modules.update(dict.fromkeys(hidden))  # type: ignore[arg-type]  # None: "absent", by convention
+        try:
+            import keras
+        finally:
+            for name in hidden:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
 
         if keras.backend.backend() != self.engine:
             raise seqbench.SeqbenchError(

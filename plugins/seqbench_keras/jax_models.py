@@ -37,6 +37,7 @@ class JaxEpochModel(EngineModel):
         self.programs: dict[tuple, Any] = {}
         self.trace_lower_s = self.compile_s = 0.0
         self._stale = False  # the Keras variables lag behind self.state
+        self._forward: Any = None  # the jitted prediction, made on first use
 
     def _read_state(self) -> tuple:
         put = lambda v: jax.device_put(v.value, self.device_)  # noqa: E731
@@ -66,8 +67,19 @@ class JaxEpochModel(EngineModel):
         return super().get_weights()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        self._sync()
-        return super().predict(x)
+        """The network's stateless call on the trained state, jitted as Keras's jax trainer jits its
+        ``predict_step`` (calling the Keras model directly would run it op by op: 50-120 ms a sample)."""
+        if self._forward is None:
+            network = self.network
+
+            def forward(trainable: list, non_trainable: list, xb: jax.Array) -> jax.Array:
+                return network.stateless_call(trainable, non_trainable, xb, training=False)[0]
+
+            self._forward = jax.jit(forward)
+        trainable, non_trainable, _ = self.state
+        out = np.asarray(self._forward(trainable, non_trainable, jax.device_put(np.asarray(x, np.float32),
+                                                                                self.device_)), np.float32)  # fmt: skip
+        return out if self.spec.classification else out.reshape(-1)
 
     def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
         self.x = jax.device_put(np.asarray(x, np.float32), self.device_)
