@@ -24,6 +24,7 @@ exit code is 128 + the signal's number.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import signal
@@ -53,7 +54,7 @@ from seqbench.plugins import Registry, filter_hint
 from seqbench.results import CellConfig, CellRecord, EpochRecord, RunMeta, RunWriter, run_meta
 from seqbench.stats import FASTER, SAME, SLOWER, judge_paired, precise_enough
 from seqbench.tasks import Task, data_shape
-from seqbench.worker import Callbacks, probe_env, run_in_worker
+from seqbench.worker import Ahead, Callbacks, probe_env, run_in_worker, start_worker
 
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -86,6 +87,9 @@ class RunResult:
         if self.status == RunStatus.INTERRUPTED:
             return 128 + (self.signal or signal.SIGINT)
         return 0 if all(c.status in COMPLETED for c in self.cells) else 1
+
+
+START_AHEAD = 2  # workers started ahead of their turn (seqbench.worker.Ahead)
 
 
 def _check_choices(kind: str, values: tuple[str, ...], valid: tuple[str, ...]) -> None:
@@ -436,6 +440,16 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     def started(cell: CellConfig) -> None:
         progress.cell_started(cell, len(cells), total)
 
+    def log_of(cell: CellConfig) -> Path:
+        return writer.log_path("-".join(filter(None, (cell.backend, cell.implementation, cell.device, cell.env))))
+
+    def spawn(cell: CellConfig) -> Any:
+        return start_worker(cell, planned.plugins[cell.backend, cell.task], log_of(cell), config.envs.get(cell.env))
+
+    # Start-ups (interpreter, imports) of the next workers run two at a time, beside each other and never beside
+    # a measurement: a fresh process per repeat, at about half the waiting (benchmarks/bench_startup.py).
+    ahead = Ahead(START_AHEAD if thread_policy.cores() >= 2 else 0)
+
     status, stopped_by = RunStatus.FAILED, None
     try:
         with _stop_signals():
@@ -448,11 +462,12 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
             peaks = meta.get("matmul_peak_gflops") or {}
             while queue:
                 cell = queue.popleft()
-                log = writer.log_path("-".join(filter(None, (cell.backend, cell.implementation, cell.device,
-                                                             cell.env))))  # fmt: skip
+                child = ahead.take(cell) or spawn(cell)
+                ahead.start(list(itertools.islice(queue, ahead.depth)), spawn)
+                ahead.wait_ready(config.startup_timeout)  # no start-up runs beside the measurement
                 record = run_in_worker(cell, planned.plugins[cell.backend, cell.task], config.timeout,
-                                       config.startup_timeout, log, Callbacks(started, epoch),
-                                       config.envs.get(cell.env))  # fmt: skip
+                                       config.startup_timeout, log_of(cell), Callbacks(started, epoch),
+                                       config.envs.get(cell.env), child)  # fmt: skip
                 peak = peaks.get(str(cell.threads))
                 record = replace(record, machine=meta["machine_id"],
                                  peak_share=share_of_peak(record.gflops_per_s, peak))  # fmt: skip
@@ -502,6 +517,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
         status, stopped_by = RunStatus.INTERRUPTED, signal.SIGINT
     finally:  # whatever happened, the record says how far the run got
         with _signals_blocked():
+            ahead.close()
             meta.update({"status": status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells_done": len(cells)})
             meta["remeasured"] = {
                 "repeats": again_groups, "processes": meta["retries_run"], "budget_processes": budget,

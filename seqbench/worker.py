@@ -38,6 +38,7 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,7 +60,8 @@ from seqbench.threads import thread_env
 #   2  (0.3) request {protocol, plugins, cell}: the backend and threads come from the cell alone;
 #      epochs carry wait_s and disturbed, cells wait_share, clean_epochs and meter; ``--hello``.
 #   3  (0.3, inference) cells carry inference (the request) and latency_*, throughput_per_s, inference_only.
-PROTOCOL = 3
+#   4  (0.3) after ``ready`` the worker waits for a ``{"event": "go"}`` line on stdin (started ahead: Ahead).
+PROTOCOL = 4
 HELLO_TIMEOUT_S = 120.0  # an interpreter and seqbench's light imports, on a busy machine
 
 
@@ -160,61 +162,92 @@ def hello(packages: list[str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _open_log(log: Path, title: str) -> tuple[BinaryIO, int]:
-    """The log opened for appending, under a line naming the worker (the workers of one backend share a log),
-    and where this worker's own output will begin."""
-    try:  # the results folder may have gone, or turned read-only, since the run began
-        log_file = open(log, "ab")  # noqa: SIM115 - the caller closes it once the child holds it
-    except OSError as e:
-        raise ResultsError(f"cannot write {log}: {e.strerror or e}") from e
-    try:
-        log_file.write(f"==== {title} ====\n".encode())
-        log_file.flush()
-        return log_file, log_file.tell()
-    except OSError as e:
-        log_file.close()
-        raise ResultsError(f"cannot write {log}: {e.strerror or e}") from e
+def _open_part(log: Path) -> tuple[BinaryIO, Path]:
+    """A file of this worker's own beside the backend's log (``logs/.NAME.log.N.part``): workers started
+    ahead of their turn run beside another worker of the same backend, and their output must not interleave.
+    The parent appends it to the log, under a line naming the worker, when the worker is done."""
+    for n in range(1000):
+        part = log.parent / f".{log.name}.{n}.part"
+        try:  # the results folder may have gone, or turned read-only, since the run began
+            return open(part, "xb"), part  # noqa: SIM115 - the caller closes it once the child holds it
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ResultsError(f"cannot write {log}: {e.strerror or e}") from e
+    raise ResultsError(f"cannot write {log}: 1000 worker outputs beside it already")
 
 
 class _Child:
-    """A running worker and the line-buffered pipe it reports on."""
+    """A running worker and the line-buffered pipe it reports on.
+
+    The child loads its plugins and configures its backend (start-up), says ``ready`` and waits for
+    :meth:`go` before it runs the cell, so that it can be started ahead of its turn (:class:`Ahead`).
+    """
 
     def __init__(self, request: dict[str, Any], threads: int, log: Path, executable: str, title: str) -> None:
-        log_file, self.log_start = _open_log(log, title)
+        self.log, self.title = log, title
+        part_file, self.part = _open_part(log)
         self.read_fd, write_fd = os.pipe()
-        with log_file:
+        self.spawned_at = time.monotonic()
+        with part_file:
             self.proc = subprocess.Popen(
                 [executable, "-m", "seqbench.worker", "--fd", str(write_fd), "--parent", str(os.getpid())],
                 stdin=subprocess.PIPE,
-                stdout=log_file,
+                stdout=part_file,
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
                 env=_child_env(threads, other_python=executable != sys.executable),
                 start_new_session=True,
             )
         os.close(write_fd)
+        self._buffer = b""
+        self.backlog: list[dict[str, Any]] = []  # messages read while waiting for ready, not yet handed out
+        self.eof = False
+        self.ready = False
+        self._send(request)
+
+    def _send(self, message: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
         try:  # stdin stays open: its end of file tells the child that the parent is gone
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
             self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass  # the child died at once; its exit is handled by the reader
-        self._buffer = b""
+        except (BrokenPipeError, ValueError):
+            pass  # the child died (or was stopped); its exit is handled by the reader
+
+    def go(self) -> None:
+        """Let the child, ready, run its cell."""
+        self._send({"event": "go"})
 
     def read(self, timeout: float) -> list[dict[str, Any]] | None:
         """Messages that arrived within ``timeout`` s ([] if none), None at EOF."""
+        if self.backlog:
+            out, self.backlog = self.backlog, []
+            return out
+        if self.eof:
+            return None
         ready, _, _ = select.select([self.read_fd], [], [], max(timeout, 0))
         if not ready:
             return []
         chunk = os.read(self.read_fd, 1 << 16)
         if not chunk:
+            self.eof = True
             return None
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
         return [json.loads(line) for line in lines if line.strip()]
 
+    def wait_ready(self, until: float) -> None:
+        """Read until the child is ready, has ended its start-up in failure (``start`` comes at once then), has
+        exited, or the time ``until`` (monotonic) has come; keep what was read for :meth:`read`."""
+        while not (self.ready or self.eof) and time.monotonic() < until:
+            messages = self.read(until - time.monotonic())
+            if messages is None:
+                return
+            self.backlog += messages
+            self.ready = any(m["event"] in ("ready", "start", "cell") for m in self.backlog)
+
     def stop(self, grace: float = 0.0) -> int | None:
-        """End the child (at once, or after ``grace`` s to exit by itself) and reap it."""
+        """End the child (at once, or after ``grace`` s to exit by itself), reap it and file its output."""
         if grace:
             try:
                 self.proc.wait(grace)
@@ -233,20 +266,87 @@ class _Child:
                 pass
         return code
 
+    def file_log(self) -> None:
+        """Append the worker's output to the backend's log, under a line naming it, and remove its own file."""
+        try:
+            with open(self.log, "ab") as log, open(self.part, "rb") as part:
+                log.write(f"==== {self.title} ====\n".encode())
+                shutil.copyfileobj(part, log)
+            self.part.unlink()
+        except OSError as e:  # the results folder may have gone, or turned read-only: say so, keep the rest
+            raise ResultsError(f"cannot write {self.log}: {e.strerror or e}") from e
+
+
+def start_worker(cell: CellConfig, plugins: tuple[str, ...], log: Path, executable: str | None = None) -> _Child:
+    """A fresh worker for ``cell``, started: it loads its plugins and configures its backend, then waits for
+    its turn (:func:`run_in_worker`)."""
+    request = {"protocol": PROTOCOL, "plugins": list(plugins), "cell": asdict(cell)}
+    return _Child(request, cell.threads, log, executable or sys.executable, cell.label)
+
+
+class Ahead:
+    """Workers started ahead of their turn, so that start-ups (interpreter, imports, tracing set-up) run
+    beside each other, never beside a measurement.
+
+    Before a cell runs, the next ``depth`` CPU cells' workers are started, and every started worker is waited
+    for until it is ready: then the measured worker has the machine to itself but for workers that sit
+    blocked on a read.  GPU cells are never started ahead: an idle framework may hold device memory that
+    the measured one needs.
+    """
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.started: list[tuple[CellConfig, _Child]] = []
+
+    def take(self, cell: CellConfig) -> _Child | None:
+        """The worker started ahead for ``cell`` (the queue's next cell), or None."""
+        if self.started and self.started[0][0] is cell:
+            return self.started.pop(0)[1]
+        return None
+
+    def start(self, upcoming: list[CellConfig], spawn: Callable[[CellConfig], _Child]) -> None:
+        """Start the next cells' workers when none is started: ``upcoming`` is the queue, next first."""
+        if self.started or self.depth <= 0:
+            return
+        for cell in upcoming[: self.depth]:
+            if cell.device != "cpu":
+                break
+            self.started.append((cell, spawn(cell)))
+
+    def wait_ready(self, startup_timeout: float) -> None:
+        for _, child in self.started:
+            if child is not None:  # None: a test's stand-in for a worker
+                child.wait_ready(child.spawned_at + startup_timeout)
+
+    def close(self) -> None:
+        """Stop the workers that will not get their turn (a stopped run), filing their output."""
+        for _, child in self.started:
+            if child is None:
+                continue
+            child.stop()
+            try:
+                child.file_log()
+            except ResultsError:
+                pass
+        self.started = []
+
 
 def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, startup_timeout: float, log: Path,
-                  callbacks: Callbacks, executable: str | None = None) -> CellRecord:  # fmt: skip
+                  callbacks: Callbacks, executable: str | None = None,
+                  child: _Child | None = None) -> CellRecord:  # fmt: skip
     """Run one cell in a fresh child process and return its record, whatever happens to the child.
 
     ``plugins`` are the entry-point plugins the child loads (its backend's and
     its task's: :meth:`seqbench.plugins.Registry.plugins_for`); ``executable``
-    starts its Python (this one by default; an A/B run's environment).
+    starts its Python (this one by default; an A/B run's environment).  ``child``: the cell's worker, if it
+    was started ahead (:class:`Ahead`); else one is started now.
     """
-    request = {"protocol": PROTOCOL, "plugins": list(plugins), "cell": asdict(cell)}
-    child = _Child(request, cell.threads, log, executable or sys.executable, cell.label)
+    child = child or start_worker(cell, plugins, log, executable)
     record: CellRecord | None = None
     started = False
-    deadline = time.monotonic() + startup_timeout
+    deadline = child.spawned_at + startup_timeout
+    child.wait_ready(deadline)
+    child.go()
     messages: list[dict[str, Any]] | None = []
     try:
         while record is None:
@@ -270,10 +370,11 @@ def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, st
     finally:
         code = child.stop(grace=2.0 if record is not None and record.status != Status.TIMEOUT else 0.0)
     if record is None:  # the child died, in start-up or with the cell in flight: how first, then its last words
-        tail = _log_tail(log, child.log_start)
+        tail = _log_tail(child.part, 0)
         record = failed_cell(cell, Status.ERROR, f"{exit_text(code)}\n{tail}".rstrip())
     elif record.error:  # from the child, maybe another seqbench's (an A/B run): bounded here too
         record = replace(record, error=bounded_error(record.error))
+    child.file_log()
     return record
 
 
@@ -295,13 +396,27 @@ def _die_with_parent(parent: int) -> None:
 
     def watch_stdin() -> None:  # everywhere: the parent holds our stdin open until it is done with us
         try:
-            while sys.stdin.buffer.read(1 << 12):
-                pass
+            for line in sys.stdin.buffer:
+                if line.strip() == GO_LINE:
+                    _GO.set()
         except (OSError, ValueError):
             pass
         os._exit(70)
 
     threading.Thread(target=watch_stdin, name="seqbench-parent-watch", daemon=True).start()
+
+
+GO_LINE = json.dumps({"event": "go"}).encode()
+_GO = threading.Event()  # set by the parent's go: the worker, ready, may run its cell
+
+
+def _wait_for_go(watched: bool) -> None:
+    """Block until the parent says go: on the stdin watcher's word, or reading stdin here when none runs."""
+    if watched:
+        _GO.wait()
+        return
+    while (line := sys.stdin.buffer.readline()) and line.strip() != GO_LINE:
+        pass
 
 
 def _worker_main(fd: int, parent: int | None) -> int:
@@ -335,6 +450,7 @@ def _worker_main(fd: int, parent: int | None) -> int:
         send("cell", record=as_row(failed_cell(cell, Status.ERROR, traceback.format_exc())))
         return 0
     send("ready")
+    _wait_for_go(watched=parent is not None)  # started ahead of its turn: idle until the measured one is done
     send("start")
     try:
         record = run_cell(backend, cell, task, lambda r: send("epoch", record=as_row(r)), cold=True)

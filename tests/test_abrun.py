@@ -170,7 +170,7 @@ def _fake(monkeypatch, steady):
 
     calls = []
 
-    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks, executable=None):
+    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks, executable=None, child=None):
         calls.append(cell)
         value = steady(cell)
         value, disturbed = value if isinstance(value, tuple) else (value, False)
@@ -181,6 +181,7 @@ def _fake(monkeypatch, steady):
                           disturbed=disturbed, wait_share=0.4 if disturbed else 0.0)  # fmt: skip
 
     monkeypatch.setattr(runner, "run_in_worker", fake_worker)
+    monkeypatch.setattr(runner, "start_worker", lambda *args: None)  # no process
     monkeypatch.setattr(runner, "probe_env", lambda name, exe, packages: {"executable": exe, "protocol": PROTOCOL})
     monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
     return calls

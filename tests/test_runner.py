@@ -107,7 +107,7 @@ def test_a_disturbed_repeat_is_measured_again_and_kept_apart(tmp_path, monkeypat
 
     calls = []
 
-    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks, executable=None):
+    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks, executable=None, child=None):
         calls.append(cell)
         disturbed = cell.attempt == 1 and cell.seed == 0
         return CellRecord(task=cell.task, model=cell.model, backend=cell.backend, implementation=cell.implementation,
@@ -115,6 +115,7 @@ def test_a_disturbed_repeat_is_measured_again_and_kept_apart(tmp_path, monkeypat
                           disturbed=disturbed, interference=0.9 if disturbed else 0.0)  # fmt: skip
 
     monkeypatch.setattr(runner, "run_in_worker", fake_worker)
+    monkeypatch.setattr(runner, "start_worker", lambda *args: None)  # no process
     monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
     result = invoke("run", "--backends", "numpy", "--models", "rnn", "--seeds", "2", "--no-calibration",
                     "--results-dir", str(tmp_path))  # fmt: skip
@@ -377,12 +378,13 @@ def test_absurd_timeouts_are_refused(tmp_path, value):
 def test_the_matmul_peak_is_measured_per_thread_count_and_each_cell_gets_its_share(tmp_path, monkeypatch):
     import seqbench.runner as runner
 
-    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks, executable=None):
+    def fake_worker(cell, plugins, timeout, startup_timeout, log, callbacks, executable=None, child=None):
         return CellRecord(task=cell.task, model=cell.model, backend=cell.backend, implementation="reference",
                           device="cpu", seed=cell.seed, status="ok", steady_epoch_s=0.01, gflops_per_s=25.0)
 
     measured = []
     monkeypatch.setattr(runner, "run_in_worker", fake_worker)
+    monkeypatch.setattr(runner, "start_worker", lambda *args: None)  # no process
     monkeypatch.setattr(runner, "run_calibration", lambda: {"version": 1, "score_s": 0.01})
     monkeypatch.setattr(runner, "measure_matmul_peak", lambda threads: measured.append(threads) or 100.0 * threads)
     monkeypatch.setenv("SEQBENCH_PLUGINS", "numpy")
