@@ -280,8 +280,9 @@ def primary_scores(cells: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     names = cells["primary_metric"] if "primary_metric" in cells else pd.Series(None, index=cells.index)
     names = names.where(names.notna(), "accuracy").astype(object)
     metrics = cells["metrics"] if "metrics" in cells else pd.Series(None, index=cells.index)
-    own = {name: cells[name].tolist() if name in cells else None for name in set(names)}  # a cell's own column
-    values = [found.get(name) if isinstance(found, dict) else own[name][i] if own[name] is not None else None
+    nothing = [None] * len(cells)
+    own = {name: cells[name].tolist() if name in cells else nothing for name in set(names)}  # a cell's own column
+    values = [found.get(name) if isinstance(found, dict) else own[name][i]
               for i, (name, found) in enumerate(zip(names, metrics, strict=True))]  # fmt: skip
     return names, pd.to_numeric(pd.Series(values, index=cells.index, dtype=object), errors="coerce").astype("float64")
 
