@@ -385,6 +385,9 @@ def _check(check: Check, value: Any, where: str) -> Any:
         raise ResultsError(f"{where}: {e}") from None
 
 
+BLOCK_BYTES = 1 << 22  # a table is read this much at a time, never whole
+
+
 def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
     """The non-blank lines of a table, streamed: ``(line number, bytes, whether it is the last)``."""
     if not path.is_file():
@@ -392,11 +395,19 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
     try:
         with path.open("rb") as f:
             held: tuple[int, bytes] | None = None  # one line held back, to know whether it is the last
-            for lineno, raw in enumerate(f, 1):  # binary: split on b"\n" only, as the writer writes
-                if raw.strip():
-                    if held is not None:
-                        yield (*held, False)
-                    held = (lineno, raw)
+            lineno, rest = 0, b""
+            while True:
+                block = f.read(BLOCK_BYTES)
+                lines = (rest + block).split(b"\n") if block else [rest]  # b"\n" only, as the writer writes
+                rest = lines.pop() if block else b""  # a line the next block finishes
+                for raw in lines:
+                    lineno += 1
+                    if raw.strip():
+                        if held is not None:
+                            yield (*held, False)
+                        held = (lineno, raw)
+                if not block:
+                    break
             if held is not None:
                 yield (*held, True)
     except OSError as e:
@@ -444,7 +455,7 @@ def read_rows(path: Path, check: Check, unfinished: bool, notes: list[str] | Non
 # row-by-row check above for that chunk, so both paths accept the same files, give the same values and
 # fail with the same message.
 
-CHUNK_ROWS = 20_000  # rows whose dicts are alive at once
+CHUNK_ROWS = 5_000  # rows whose dicts are alive at once
 INTERNED = 4_096  # distinct strings or dicts per column remembered, to be shared as one object
 _NONE = type(None)
 _DECODE = json.JSONDecoder(parse_constant=_nonfinite).decode  # json.loads, without a new decoder per line
@@ -498,14 +509,13 @@ class TableFormat:
 
 
 def _in_range(values: list[Any]) -> bool:
-    return all(INT_MIN <= v <= INT_MAX for v in values if v is not None)
+    """Whether integers (and nulls) fit in 64 bits."""
+    numbers = [v for v in values if v is not None] if None in values else values
+    return not numbers or (INT_MIN <= min(numbers) and max(numbers) <= INT_MAX)
 
 
 def _valid(col: _Column, values: list[Any], rows: list[dict[str, Any]]) -> bool:
-    """Whether the row-by-row check would take ``values`` (one field of ``rows``) as they are.
-
-    Integer ranges are checked by :func:`_store` (NumPy refuses what does not fit in 64 bits).
-    """
+    """Whether the row-by-row check would take ``values`` (one field of ``rows``) as they are."""
     name, kinds = col.field.name, set(map(type, values))
     if _NONE in kinds:  # a null value, or a missing field
         missing = [name not in r for r, v in zip(rows, values, strict=True) if v is None]
@@ -519,7 +529,7 @@ def _valid(col: _Column, values: list[Any], rows: list[dict[str, Any]]) -> bool:
         return False
     if col.allowed is not None and not {v for v in values if v is not None} <= col.allowed:
         return False
-    if col.kind == "int" and _NONE in kinds:
+    if col.kind == "int":
         return _in_range(values)
     if col.kind == "dict":
         items = [v for d in values if d is not None for v in d.values()]
@@ -530,10 +540,7 @@ def _valid(col: _Column, values: list[Any], rows: list[dict[str, Any]]) -> bool:
 
 
 def _store(col: _Column, values: list[Any], memo: dict[Any, Any]) -> Any:
-    """Checked values as they are kept until the table is read: numbers in arrays, repeated objects shared.
-
-    Raises OverflowError for an integer that does not fit in 64 bits.
-    """
+    """Checked values as they are kept until the table is read: numbers in arrays, repeated objects shared."""
     import numpy as np
 
     if col.kind == "float":
@@ -578,12 +585,14 @@ def _decoded(batch: list[tuple[int, bytes, bool]]) -> list[Any] | None:
     return rows
 
 
-def read_table(path: Path, table: TableFormat, unfinished: bool, notes: list[str] | None = None) -> dict[str, Any]:
+def read_table(path: Path, table: TableFormat, unfinished: bool, notes: list[str] | None = None,
+               keep: bool = True) -> dict[str, Any]:  # fmt: skip
     """A JSON Lines table as columns, checked as :func:`read_rows` checks it: ``{field: array or list}``.
 
     Every field of the table's record is a column (missing ones null); unknown keys are left out.  Float
     fields are float64 arrays, NaN where null; integer fields without nulls are int64 arrays; the rest are
     lists, for pandas to type as it types rows.  A table without rows is ``{}``: no column has a type yet.
+    ``keep`` False: check the table, keep nothing (``{}``).
     """
     columns = table.columns
     parts: dict[str, list[Any]] = {c.field.name: [] for c in columns}
@@ -594,7 +603,7 @@ def read_table(path: Path, table: TableFormat, unfinished: bool, notes: list[str
     for line in _lines(path):
         batch.append(line)
         if len(batch) == CHUNK_ROWS or line[2]:
-            _read_batch(path, table, batch, unfinished, notes, parts, memos)
+            _read_batch(path, table, batch, unfinished, notes, parts if keep else None, memos)
             batch = []
     if not any(len(p) for part in parts.values() for p in part):
         return {}
@@ -602,27 +611,25 @@ def read_table(path: Path, table: TableFormat, unfinished: bool, notes: list[str
 
 
 def _read_batch(path: Path, table: TableFormat, batch: list[tuple[int, bytes, bool]], unfinished: bool,
-                notes: list[str] | None, parts: dict[str, list[Any]],
+                notes: list[str] | None, parts: dict[str, list[Any]] | None,
                 memos: dict[str, dict[Any, Any]]) -> None:  # fmt: skip
-    """Check one batch of lines and add its columns to ``parts``."""
+    """Check one batch of lines and add its columns to ``parts`` (None: check only)."""
     rows = _decoded(batch)
     if rows is not None:
         values = {c.field.name: [r.get(c.field.name) for r in rows] for c in table.columns}
         if all(_valid(c, values[c.field.name], rows) for c in table.columns):
-            try:
-                stored = {c.field.name: _store(c, values[c.field.name], memos[c.field.name]) for c in table.columns}
-            except OverflowError:
-                stored = {}
-            if stored:
-                for name, part in stored.items():
-                    parts[name].append(part)
+            if parts is not None:
+                for c in table.columns:
+                    parts[c.field.name].append(_store(c, values[c.field.name], memos[c.field.name]))
                 _forget(memos)
-                return
+            return
     checked = []  # the row path: it raises the error that names the line and the field, or converts
     for lineno, raw, last in batch:
         row = _parse_line(path, lineno, raw, last, unfinished, notes)
         if row is not None:
             checked.append(_check(table.check, row, f"{path}: line {lineno}"))
+    if parts is None:
+        return
     for c in table.columns:
         parts[c.field.name].append(_store(c, [r[c.field.name] for r in checked], memos[c.field.name]))
     _forget(memos)
@@ -684,7 +691,7 @@ def read_cells(path: str | os.PathLike[str]) -> tuple[RunMeta, dict[str, Any]]:
     loader = LOADERS[meta["format_version"]]
     unfinished = meta.get("status") in UNFINISHED
     cells = read_table(path / CELLS_FILE, loader.cells, unfinished)
-    read_table(path / EPOCHS_FILE, loader.epochs, unfinished)
+    read_table(path / EPOCHS_FILE, loader.epochs, unfinished, keep=False)
     return meta, cells
 
 

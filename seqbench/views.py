@@ -57,8 +57,21 @@ SUMMARY_COLUMNS = [
     "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "path", "machine",
 ]  # fmt: skip
 
+def _copy_on_write() -> bool:
+    return int(pd.__version__.split(".")[0]) >= 3 or pd.get_option("mode.copy_on_write") is True
+
+
+# Under copy-on-write (always, from pandas 3) a shallow copy is as safe as a deep one and shares every column it
+# does not change: a deep copy of a million-cell run's frame was 600 MB more, several times over.
+COPY_DEEP = not _copy_on_write()
+
+
+def _copy(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.copy(deep=COPY_DEEP)
+
+
 def _numeric(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = _copy(frame)
     for column in columns:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -149,11 +162,18 @@ def _counted(cells: pd.DataFrame, by: Sequence[str] = ()) -> np.ndarray:
     return np.sort(np.concatenate([everything[~several], chosen]))
 
 
+def _rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` at ``positions`` (sorted), numbered from 0: a copy, shallow when that is all of them."""
+    if len(positions) == len(frame):
+        return _copy(frame).reset_index(drop=True)
+    return frame.iloc[positions].reset_index(drop=True)
+
+
 def counted_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per repeat, the attempt that counts (:mod:`seqbench.attempts`); ``cells`` has its experiment."""
     if cells.empty:
         return cells
-    return cells.iloc[_counted(cells)].reset_index(drop=True)
+    return _rows(cells, _counted(cells))
 
 
 _EPOCH_MATCH = ["task", "model", "backend", "implementation", "device", "seed", "env", "attempt"]
@@ -172,7 +192,7 @@ def count_attempts(cells: pd.DataFrame, epochs: pd.DataFrame,
     chosen = _counted(labelled)
     kept = labelled.iloc[chosen]
     if epochs.empty:
-        return cells.iloc[chosen].reset_index(drop=True), epochs
+        return _rows(cells, chosen), epochs
     e = _numeric(epochs, ["seed", "attempt"])
     e["attempt"] = e["attempt"].fillna(1.0) if "attempt" in e else 1.0
     e["env"] = e["env"].where(e["env"].notna(), "").astype(object) if "env" in e else ""
@@ -181,7 +201,7 @@ def count_attempts(cells: pd.DataFrame, epochs: pd.DataFrame,
         match.append("experiment")
     wanted = set(kept[match].itertuples(index=False, name=None))
     keep = [row in wanted for row in e[match].itertuples(index=False, name=None)]
-    return cells.iloc[chosen].reset_index(drop=True), epochs[keep].reset_index(drop=True)
+    return _rows(cells, chosen), epochs[keep].reset_index(drop=True)
 
 
 def cell_view(run: Run) -> pd.DataFrame:
@@ -198,7 +218,7 @@ def cell_views(cells: pd.DataFrame, metas: Sequence[dict[str, Any]], run: np.nda
     with that index as a ``_run`` column: one pass over every run's rows (``seqbench history``)."""
     cells = _with_experiment(cells, metas, run)
     cells["_run"] = run
-    cells = cells.iloc[_counted(cells, ["_run"])].reset_index(drop=True) if len(cells) else cells
+    cells = _rows(cells, _counted(cells, ["_run"])) if len(cells) else cells
     known = [machines(meta) for meta in metas]
     runs = cells["_run"].tolist()
     if "machine" not in cells:
