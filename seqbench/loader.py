@@ -1,11 +1,13 @@
 """The one reader of run directories: typed, versioned, validated once.
 
 Every command that reads results (``report``, ``compare``, ``history``,
-``merge``, ``export``) and :func:`seqbench.load_run` go through
-:func:`read_run`.  It checks each file once, against types taken from the
-records themselves, and raises :class:`~seqbench.errors.ResultsError` (exit 2)
-with one line naming the file, the line and the field when anything is
-wrong; code downstream can then trust the types it gets.
+``merge``, ``export``) and :func:`seqbench.load_run` go through this module:
+:func:`read_run` gives checked rows (``merge``), :func:`read_table` checked
+columns (:func:`load_run`, and :func:`read_cells` for ``history``).  Each
+file is checked once, against types taken from the records themselves, and
+any damage raises :class:`~seqbench.errors.ResultsError` (exit 2) with one
+line naming the file, the line and the field; code downstream can then trust
+the types it gets.
 
 * ``run.json`` is checked against :class:`~seqbench.results.RunMeta`; the format version picks
   the loader (:data:`LOADERS`, as pyperf's ``_json_load(version, ...)``).
@@ -23,7 +25,8 @@ wrong; code downstream can then trust the types it gets.
   ``complete`` it is dropped with a note, and the run is read as far as it
   got.  A bad line anywhere else is an error.
 
-Nothing here imports pandas: :func:`load_run` builds the DataFrames.
+Nothing here imports pandas at the top: :func:`load_run` builds the DataFrames, and :func:`read_table`
+keeps numbers in NumPy arrays.
 """
 
 from __future__ import annotations
@@ -468,7 +471,7 @@ class _Column:
     """One field of a table row, checked a whole column at a time."""
 
     field: _Field
-    kind: str  # "float", "int", "str", "bool", "dict" (of item values), or "other": each value through its check
+    kind: str  # "float", "int", "str", "bool", "dict" (of item values), or "other": its chunks checked row by row
     types: frozenset[type] = frozenset()  # the types its values may have
     allowed: frozenset[Any] | None = None  # an enum's values
     item: str = ""  # a dict's values: "float", "int" or "str"
@@ -486,7 +489,7 @@ def _column(f: _Field, tp: Any) -> _Column:
         return _Column(f, tp.__name__, frozenset({tp} | none))
     if isinstance(tp, type) and issubclass(tp, enum.Enum) and all(isinstance(m.value, str) for m in tp):
         return _Column(f, "str", frozenset({str} | none), frozenset(m.value for m in tp))
-    args = typing.get_args(tp)
+    args = typing.get_args(tp)  # of the type without its None
     if typing.get_origin(tp) is dict and len(args) == 2 and args[0] is str and args[1] in _ITEM_KINDS:
         return _Column(f, "dict", frozenset({dict} | none), item=_ITEM_KINDS[args[1]])
     return _Column(f, "other")

@@ -69,6 +69,9 @@ def _row_frames(path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
 @pytest.mark.parametrize("chunk", [2, loader.CHUNK_ROWS])
 def test_load_run_reads_columns_as_the_row_reader_reads_rows(runs, monkeypatch, chunk):
     monkeypatch.setattr(loader, "CHUNK_ROWS", chunk)  # 2: batches that the column check takes and refuses
+    whole = {path: list(loader._lines(path / "cells.jsonl")) for path in runs.values()}
+    monkeypatch.setattr(loader, "BLOCK_BYTES", 7 if chunk == 2 else loader.BLOCK_BYTES)  # lines across blocks
+    assert {path: list(loader._lines(path / "cells.jsonl")) for path in runs.values()} == whole
     for path in runs.values():
         cells, epochs, notes = _row_frames(path)
         run = load_run(path)
