@@ -41,6 +41,11 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def attempt_number(value: Any) -> int:
+    """The attempt a row's ``attempt`` value stands for: 1 where it has none."""
+    return int(_number(value) or 1)
+
+
 def badness(row: Mapping[str, Any]) -> tuple[bool, bool, float]:
     """How unclean one measurement is: lower is cleaner (see the module doc)."""
     wait = _number(row.get("wait_share"))
@@ -58,7 +63,7 @@ def counted(rows: Sequence[Mapping[str, Any]], pair_of: Callable[[Mapping[str, A
     """
     groups: dict[Hashable, dict[int, list[int]]] = {}
     for index, row in enumerate(rows):
-        attempt = int(_number(row.get("attempt")) or 1)
+        attempt = attempt_number(row.get("attempt"))
         groups.setdefault(pair_of(row), {}).setdefault(attempt, []).append(index)
     chosen: list[int] = []
     for by_attempt in groups.values():
@@ -75,7 +80,7 @@ def counted_rows(rows: Iterable[Mapping[str, Any]], pair_of: Callable[[Mapping[s
     return [rows[i] for i in counted(rows, pair_of)]
 
 
-__all__ = ["badness", "counted", "counted_rows"]
+__all__ = ["attempt_number", "badness", "counted", "counted_rows", "remeasurements"]
 
 
 def remeasurements(attempts: Iterable[Any]) -> int:

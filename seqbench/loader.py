@@ -1,11 +1,13 @@
 """The one reader of run directories: typed, versioned, validated once.
 
 Every command that reads results (``report``, ``compare``, ``history``,
-``merge``, ``export``) and :func:`seqbench.load_run` go through
-:func:`read_run`.  It checks each file once, against types taken from the
-records themselves, and raises :class:`~seqbench.errors.ResultsError` (exit 2)
-with one line naming the file, the line and the field when anything is
-wrong; code downstream can then trust the types it gets.
+``merge``, ``export``) and :func:`seqbench.load_run` go through this module:
+:func:`read_run` gives checked rows (``merge``), :func:`read_table` checked
+columns (:func:`load_run`, and :func:`read_cells` for ``history``).  Each
+file is checked once, against types taken from the records themselves, and
+any damage raises :class:`~seqbench.errors.ResultsError` (exit 2) with one
+line naming the file, the line and the field; code downstream can then trust
+the types it gets.
 
 * ``run.json`` is checked against :class:`~seqbench.results.RunMeta`; the format version picks
   the loader (:data:`LOADERS`, as pyperf's ``_json_load(version, ...)``).
@@ -23,7 +25,8 @@ wrong; code downstream can then trust the types it gets.
   ``complete`` it is dropped with a note, and the run is read as far as it
   got.  A bad line anywhere else is an error.
 
-Nothing here imports pandas: :func:`load_run` builds the DataFrames.
+Nothing here imports pandas at the top: :func:`load_run` builds the DataFrames, and :func:`read_table`
+keeps numbers in NumPy arrays.
 """
 
 from __future__ import annotations
@@ -348,8 +351,6 @@ def _read_bytes(path: Path, what: str) -> bytes:
 
 
 CHECK_META = _record(RunMeta)
-CHECK_CELL = _record(CellRecord, ADDED_COLUMNS, row=True)
-CHECK_EPOCH = _record(EpochRecord, ADDED_COLUMNS, row=True)
 
 
 def read_meta(path: str | os.PathLike[str]) -> RunMeta:
@@ -387,6 +388,52 @@ def _check(check: Check, value: Any, where: str) -> Any:
         raise ResultsError(f"{where}: {e}") from None
 
 
+BLOCK_BYTES = 1 << 22  # a table is read this much at a time, never whole
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """The non-blank lines of a table, streamed: ``(line number, bytes, whether it is the last)``."""
+    if not path.is_file():
+        raise ResultsError(f"{path}: {path.name} is not a regular file")
+    try:
+        with path.open("rb") as f:
+            held: tuple[int, bytes] | None = None  # one line held back, to know whether it is the last
+            lineno, rest = 0, b""
+            while True:
+                block = f.read(BLOCK_BYTES)
+                lines = (rest + block).split(b"\n") if block else [rest]  # b"\n" only, as the writer writes
+                rest = lines.pop() if block else b""  # a line the next block finishes
+                for raw in lines:
+                    lineno += 1
+                    if raw.strip():
+                        if held is not None:
+                            yield (*held, False)
+                        held = (lineno, raw)
+                if not block:
+                    break
+            if held is not None:
+                yield (*held, True)
+    except OSError as e:
+        raise ResultsError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _parse_line(path: Path, lineno: int, raw: bytes, last: bool, unfinished: bool,
+                notes: list[str] | None) -> dict[str, Any] | None:  # fmt: skip
+    """One line as a JSON object; None for the cut-short last line of an unfinished run (noted)."""
+    try:
+        row = parse_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        if unfinished and last:
+            if notes is not None:
+                notes.append(f"{path.name}: the last line ({lineno}) was cut short and is left out")
+            return None
+        why = "not valid UTF-8" if isinstance(e, UnicodeDecodeError) else f"not valid JSON ({e})"
+        raise ResultsError(f"{path}: line {lineno} is {why}") from None
+    if not isinstance(row, dict):
+        raise ResultsError(f"{path}: line {lineno} is not a JSON object")
+    return row
+
+
 def read_rows(path: Path, check: Check, unfinished: bool, notes: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """The checked rows of a JSON Lines table (none if the file is absent).
 
@@ -395,25 +442,208 @@ def read_rows(path: Path, check: Check, unfinished: bool, notes: list[str] | Non
     """
     if not path.exists() and not path.is_symlink():
         return
-    data = _read_bytes(path, path.name)
-    lines = data.split(b"\n")
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    for index, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        lineno = index + 1
-        try:
-            row = parse_json(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            if unfinished and index == last:
-                if notes is not None:
-                    notes.append(f"{path.name}: the last line ({lineno}) was cut short and is left out")
-                return
-            why = "not valid UTF-8" if isinstance(e, UnicodeDecodeError) else f"not valid JSON ({e})"
-            raise ResultsError(f"{path}: line {lineno} is {why}") from None
-        if not isinstance(row, dict):
-            raise ResultsError(f"{path}: line {lineno} is not a JSON object")
-        yield _check(check, row, f"{path}: line {lineno}")
+    for lineno, raw, last in _lines(path):
+        row = _parse_line(path, lineno, raw, last, unfinished, notes)
+        if row is not None:
+            yield _check(check, row, f"{path}: line {lineno}")
+
+
+# ------------------------------------------------------------------ tables as columns (load_run)
+#
+# Checking a row as a dict, field by field, costs about 40 Python calls a row, and a list of a million
+# checked dicts took 7.7 times the file's size in memory (issue 18).  load_run instead reads a table in
+# chunks of CHUNK_ROWS lines and checks each field a whole column at a time (the set of the types of its
+# values, then NumPy for numbers), keeping numbers as arrays and one object per distinct string.  Whatever
+# the column check is unsure of (an integer written as 3.0, a bad value, a damaged line) is handed to the
+# row-by-row check above for that chunk, so both paths accept the same files, give the same values and
+# fail with the same message.
+
+CHUNK_ROWS = 5_000  # rows whose dicts are alive at once
+INTERNED = 4_096  # distinct strings or dicts per column remembered, to be shared as one object
+_NONE = type(None)
+_DECODE = json.JSONDecoder(parse_constant=_nonfinite).decode  # json.loads, without a new decoder per line
+_ITEM_KINDS = {float: "float", int: "int", str: "str"}
+_ITEM_TYPES = {name: tp for tp, name in _ITEM_KINDS.items()}
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One field of a table row, checked a whole column at a time."""
+
+    field: _Field
+    kind: str  # "float", "int", "str", "bool", "dict" (of item values), or "other": its chunks checked row by row
+    types: frozenset[type] = frozenset()  # the types its values may have
+    allowed: frozenset[Any] | None = None  # an enum's values
+    item: str = ""  # a dict's values: "float", "int" or "str"
+
+
+def _column(f: _Field, tp: Any) -> _Column:
+    args = typing.get_args(tp)
+    nullable = typing.get_origin(tp) in (Union, types.UnionType) and len(args) == 2 and type(None) in args
+    if nullable:
+        tp = next(a for a in args if a is not type(None))
+    none = {_NONE} if nullable else set()
+    if tp is float:  # a float column always takes null: how non-finite numbers are written
+        return _Column(f, "float", frozenset({float, int, _NONE}))
+    if tp in (int, str, bool):
+        return _Column(f, tp.__name__, frozenset({tp} | none))
+    if isinstance(tp, type) and issubclass(tp, enum.Enum) and all(isinstance(m.value, str) for m in tp):
+        return _Column(f, "str", frozenset({str} | none), frozenset(m.value for m in tp))
+    args = typing.get_args(tp)  # of the type without its None
+    if typing.get_origin(tp) is dict and len(args) == 2 and args[0] is str and args[1] in _ITEM_KINDS:
+        return _Column(f, "dict", frozenset({dict} | none), item=_ITEM_KINDS[args[1]])
+    return _Column(f, "other")
+
+
+class TableFormat:
+    """The rows of one table (``cells.jsonl``, ``epochs.jsonl``): checked one by one, or a column at a time."""
+
+    def __init__(self, record: type, optional: frozenset[str] = frozenset()) -> None:
+        self.record, self.optional = record, optional
+        self.check = _record(record, optional, row=True)
+        self._columns: list[_Column] | None = None
+
+    @property
+    def columns(self) -> list[_Column]:
+        if self._columns is None:  # resolved on first use, as _record does
+            hints = typing.get_type_hints(self.record, include_extras=True)
+            self._columns = [_column(f, hints[f.name]) for f in record_fields(self.record, self.optional)]
+        return self._columns
+
+
+def _in_range(values: list[Any]) -> bool:
+    """Whether integers (and nulls) fit in 64 bits."""
+    numbers = [v for v in values if v is not None] if None in values else values
+    return not numbers or (INT_MIN <= min(numbers) and max(numbers) <= INT_MAX)
+
+
+def _valid(col: _Column, values: list[Any], rows: list[dict[str, Any]]) -> bool:
+    """Whether the row-by-row check would take ``values`` (one field of ``rows``) as they are."""
+    name, kinds = col.field.name, set(map(type, values))
+    if _NONE in kinds:  # a null value, or a missing field
+        missing = [name not in r for r, v in zip(rows, values, strict=True) if v is None]
+        if any(missing) and col.field.required:
+            return False
+        if _NONE not in col.types:  # only a missing field reads as null
+            if not all(missing):
+                return False
+            kinds.discard(_NONE)
+    if col.kind == "other" or not kinds <= col.types:
+        return False
+    if col.allowed is not None and not {v for v in values if v is not None} <= col.allowed:
+        return False
+    if col.kind == "int":
+        return _in_range(values)
+    if col.kind == "dict":
+        items = [v for d in values if d is not None for v in d.values()]
+        if col.item == "float":  # an integer or a non-finite number is converted by the row check
+            return set(map(type, items)) <= {float, _NONE} and all(math.isfinite(v) for v in items if v is not None)
+        return set(map(type, items)) <= {_ITEM_TYPES[col.item]} and (col.item != "int" or _in_range(items))
+    return True
+
+
+def _store(col: _Column, values: list[Any], memo: dict[Any, Any]) -> Any:
+    """Checked values as they are kept until the table is read: numbers in arrays, repeated objects shared."""
+    import numpy as np
+
+    if col.kind == "float":
+        array = np.array(values, dtype=np.float64)  # null -> NaN
+        array[~np.isfinite(array)] = np.nan
+        return array
+    if col.kind == "int" and None not in values:
+        return np.array(values, dtype=np.int64)
+    if col.kind == "str":
+        return [memo.setdefault(v, v) for v in values]
+    if col.kind == "dict":  # equal dicts become one object (details, task_params): read them, never change them
+        return [None if d is None else memo.setdefault(tuple(d.items()), d) for d in values]
+    return values
+
+
+def concat_tables(tables: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tables of :func:`read_table` (of one record type; ``{}`` for none) as one, in order."""
+    tables = [t for t in tables if t]
+    return {name: _join([t[name] for t in tables]) for name in tables[0]} if tables else {}
+
+
+def _join(parts: list[Any]) -> Any:
+    """A column's stored chunks as one: an array when every chunk is one, else a list for pandas to type."""
+    import numpy as np
+
+    if parts and all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return [v for p in parts for v in (p.tolist() if isinstance(p, np.ndarray) else p)]
+
+
+def _decoded(batch: list[tuple[int, bytes, bool]]) -> list[Any] | None:
+    """The batch's lines as JSON objects, or None when one is not a sane JSON object (the row path says why)."""
+    try:
+        rows = [_DECODE(raw.decode("utf-8")) for _, raw, _ in batch]
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    for (_, raw, _), row in zip(batch, rows, strict=True):
+        if type(row) is not dict:
+            return None
+        if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _too_deep(row):  # the count is cheap, the walk is not
+            return None
+    return rows
+
+
+def read_table(path: Path, table: TableFormat, unfinished: bool, notes: list[str] | None = None,
+               keep: bool = True) -> dict[str, Any]:  # fmt: skip
+    """A JSON Lines table as columns, checked as :func:`read_rows` checks it: ``{field: array or list}``.
+
+    Every field of the table's record is a column (missing ones null); unknown keys are left out.  Float
+    fields are float64 arrays, NaN where null; integer fields without nulls are int64 arrays; the rest are
+    lists, for pandas to type as it types rows.  A table without rows is ``{}``: no column has a type yet.
+    ``keep`` False: check the table, keep nothing (``{}``).
+    """
+    columns = table.columns
+    parts: dict[str, list[Any]] = {c.field.name: [] for c in columns}
+    memos: dict[str, dict[Any, Any]] = {c.field.name: {} for c in columns}
+    if not path.exists() and not path.is_symlink():
+        return {}
+    batch: list[tuple[int, bytes, bool]] = []
+    for line in _lines(path):
+        batch.append(line)
+        if len(batch) == CHUNK_ROWS or line[2]:
+            _read_batch(path, table, batch, unfinished, notes, parts if keep else None, memos)
+            batch = []
+    if not any(len(p) for part in parts.values() for p in part):
+        return {}
+    return {name: _join(p) for name, p in parts.items()}
+
+
+def _read_batch(path: Path, table: TableFormat, batch: list[tuple[int, bytes, bool]], unfinished: bool,
+                notes: list[str] | None, parts: dict[str, list[Any]] | None,
+                memos: dict[str, dict[Any, Any]]) -> None:  # fmt: skip
+    """Check one batch of lines and add its columns to ``parts`` (None: check only)."""
+    rows = _decoded(batch)
+    if rows is not None:
+        values = {c.field.name: [r.get(c.field.name) for r in rows] for c in table.columns}
+        if all(_valid(c, values[c.field.name], rows) for c in table.columns):
+            if parts is not None:
+                for c in table.columns:
+                    parts[c.field.name].append(_store(c, values[c.field.name], memos[c.field.name]))
+                _forget(memos)
+            return
+    checked = []  # the row path: it raises the error that names the line and the field, or converts
+    for lineno, raw, last in batch:
+        row = _parse_line(path, lineno, raw, last, unfinished, notes)
+        if row is not None:
+            checked.append(_check(table.check, row, f"{path}: line {lineno}"))
+    if parts is None:
+        return
+    for c in table.columns:
+        parts[c.field.name].append(_store(c, [r[c.field.name] for r in checked], memos[c.field.name]))
+    _forget(memos)
+
+
+def _forget(memos: dict[str, dict[Any, Any]]) -> None:
+    """Stop sharing a column's values once it has more distinct ones than INTERNED: its memo would grow as the
+    table does, for values that are not repeated."""
+    for memo in memos.values():
+        if len(memo) > INTERNED:
+            memo.clear()
 
 
 @dataclass
@@ -432,15 +662,16 @@ class FormatLoader:
     """How one format version is read: ``run.json``, then the rows."""
 
     check_meta: Check
-    check_cell: Check
-    check_epoch: Check
+    cells: TableFormat
+    epochs: TableFormat
 
     def meta(self, where: Path, meta: dict[str, Any]) -> RunMeta:
         return typing.cast(RunMeta, _check(self.check_meta, meta, str(where)))
 
 
 # A new format version gets its own entry here (and may convert older rows to the current shape).
-LOADERS: dict[int, FormatLoader] = {1: FormatLoader(CHECK_META, CHECK_CELL, CHECK_EPOCH)}
+LOADERS: dict[int, FormatLoader] = {
+    1: FormatLoader(CHECK_META, TableFormat(CellRecord, ADDED_COLUMNS), TableFormat(EpochRecord, ADDED_COLUMNS))}
 
 
 def read_run(path: str | os.PathLike[str]) -> RunData:
@@ -450,9 +681,21 @@ def read_run(path: str | os.PathLike[str]) -> RunData:
     loader = LOADERS[meta["format_version"]]
     unfinished = meta.get("status") in UNFINISHED
     notes: list[str] = []
-    cells = list(read_rows(path / CELLS_FILE, loader.check_cell, unfinished, notes))
-    epochs = list(read_rows(path / EPOCHS_FILE, loader.check_epoch, unfinished, notes))
+    cells = list(read_rows(path / CELLS_FILE, loader.cells.check, unfinished, notes))
+    epochs = list(read_rows(path / EPOCHS_FILE, loader.epochs.check, unfinished, notes))
     return RunData(path, meta, cells, epochs, notes)
+
+
+def read_cells(path: str | os.PathLike[str]) -> tuple[RunMeta, dict[str, Any]]:
+    """``run.json`` and ``cells.jsonl`` as columns (:func:`read_table`), with ``epochs.jsonl`` checked but not
+    kept: a run that :func:`load_run` refuses is refused here too, for what ``seqbench history`` reads."""
+    path = Path(path)
+    meta = read_meta(path)
+    loader = LOADERS[meta["format_version"]]
+    unfinished = meta.get("status") in UNFINISHED
+    cells = read_table(path / CELLS_FILE, loader.cells, unfinished)
+    read_table(path / EPOCHS_FILE, loader.epochs, unfinished, keep=False)
+    return meta, cells
 
 
 LATEST = "latest"
@@ -515,17 +758,21 @@ def load_run(run: str | os.PathLike[str] | None = None, results_dir: str | os.Pa
 
     from seqbench.results import CELL_COLUMNS, EPOCH_COLUMNS, CellRecord, EpochRecord
 
-    data = read_run(resolve_run(run, results_dir))
-    cells = pd.DataFrame(data.cells, columns=CELL_COLUMNS)
-    epochs = pd.DataFrame(data.epochs, columns=EPOCH_COLUMNS)
+    path = resolve_run(run, results_dir)
+    meta = read_meta(path)
+    loader = LOADERS[meta["format_version"]]
+    unfinished = meta.get("status") in UNFINISHED
+    notes: list[str] = []
+    cells = pd.DataFrame(read_table(path / CELLS_FILE, loader.cells, unfinished, notes), columns=CELL_COLUMNS)
+    epochs = pd.DataFrame(read_table(path / EPOCHS_FILE, loader.epochs, unfinished, notes), columns=EPOCH_COLUMNS)
     for frame, record in ((cells, CellRecord), (epochs, EpochRecord)):
         for column in _float_columns(record):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     from seqbench.views import count_attempts  # the one attempt rule (seqbench.attempts)
 
-    counted_cells, counted_epochs = count_attempts(cells, epochs, dict(data.meta))
-    return Run(data.path, dict(data.meta), counted_cells, counted_epochs, data.notes, cells, epochs)
+    counted_cells, counted_epochs = count_attempts(cells, epochs, dict(meta))
+    return Run(path, dict(meta), counted_cells, counted_epochs, notes, cells, epochs)
 
 
-__all__ = ["LOADERS", "RunData", "checker", "load_run", "newest_run", "parse_json", "read_meta",
-           "read_run", "read_rows", "resolve_run"]  # fmt: skip
+__all__ = ["LOADERS", "RunData", "TableFormat", "checker", "concat_tables", "load_run", "newest_run", "parse_json",
+           "read_cells", "read_meta", "read_rows", "read_run", "read_table", "resolve_run"]  # fmt: skip

@@ -17,12 +17,13 @@ only inside the commands that need it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from seqbench.attempts import counted, remeasurements
+from seqbench.attempts import attempt_number, counted, remeasurements
 from seqbench.calibration import machines, score
 from seqbench.keys import (
     COMPLETED,
@@ -67,8 +68,21 @@ SUMMARY_COLUMNS = [
 _WALL_TIMES = ("first_epoch_s", "steady_epoch_s", "wall_s")
 
 
+def _copy_on_write() -> bool:
+    return int(pd.__version__.split(".")[0]) >= 3 or pd.get_option("mode.copy_on_write") is True
+
+
+# Under copy-on-write (always, from pandas 3) a shallow copy is as safe as a deep one and shares every column it
+# does not change: a deep copy of a million-cell run's frame was 600 MB more, several times over.
+COPY_DEEP = not _copy_on_write()
+
+
+def _copy(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.copy(deep=COPY_DEEP)
+
+
 def _numeric(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = _copy(frame)
     for column in columns:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -80,19 +94,48 @@ def _numeric(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
 def with_experiment(cells: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
     """``cells`` with numeric columns as floats, the experiment fields filled in (from run.json's config
     for a failed cell, or a run older than the column), ``env`` and an ``experiment`` column."""
+    return _with_experiment(cells, [meta], np.zeros(len(cells), dtype=np.int64))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _with_experiment(cells: pd.DataFrame, metas: Sequence[dict[str, Any]], run: np.ndarray) -> pd.DataFrame:
+    """:func:`with_experiment` of the cells of several runs at once: row ``i`` is of the run ``metas[run[i]]``."""
     cells = _numeric(cells, _NUMERIC_CELL)
-    config: dict[str, Any] = dict(meta.get("config") or {})
+    configs: list[dict[str, Any]] = [dict(meta.get("config") or {}) for meta in metas]
     cells["attempt"] = cells["attempt"].fillna(1.0) if "attempt" in cells else 1.0
     cells["disturbed"] = cells["disturbed"].eq(True) if "disturbed" in cells else False
     cells["env"] = cells["env"].where(cells["env"].notna(), "").astype(object) if "env" in cells else ""
-    defaults = {name: config.get(name) for name in EXPERIMENT_FIELDS} | {
-        "task_params": config.get("task_params") or {}, "dtype": "float32"}
-    for column, default in defaults.items():
-        values = cells[column] if column in cells else pd.Series([None] * len(cells), index=cells.index)
-        cells[column] = [v if v is not None and not (isinstance(v, float) and math.isnan(v)) else default
-                         for v in values]  # fmt: skip
-    cells["experiment"] = [experiment_label(r) for r in cells.to_dict("records")] if len(cells) else []
+    runs = run.tolist()
+    for column in EXPERIMENT_FIELDS:
+        defaults = [c.get(column) for c in configs]
+        if column == "task_params":
+            defaults = [c.get("task_params") or {} for c in configs]
+        elif column == "dtype":
+            defaults = ["float32"] * len(configs)
+        if column not in cells:
+            cells[column] = [defaults[r] for r in runs]
+        elif cells[column].isna().any():  # where nothing is missing, the column stays as it is
+            run_defaults = (defaults[r] for r in runs)
+            cells[column] = [d if _missing(v) else v for v, d in zip(cells[column], run_defaults, strict=True)]
+    cells["experiment"] = _experiment_labels(cells)
     return cells
+
+
+def _experiment_labels(cells: pd.DataFrame) -> list[str]:
+    """:func:`~seqbench.keys.experiment_label` of each row, each distinct experiment labelled once."""
+    labels: dict[tuple[Any, ...], str] = {}
+    out = []
+    for values in zip(*(cells[name] for name in EXPERIMENT_FIELDS), strict=True):
+        # the dict of task parameters by identity (the loader shares equal ones), the rest by type and value
+        key = (id(values[0]), *((type(v), v) for v in values[1:]))
+        label = labels.get(key)
+        if label is None:
+            label = labels[key] = experiment_label(dict(zip(EXPERIMENT_FIELDS, values, strict=True)))
+        out.append(label)
+    return out
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -107,12 +150,43 @@ def _pair_of(row: Any) -> tuple[Any, ...]:
 PAIR_FIELDS = [name for name in SEED_KEYS if name != "env"]
 
 
+def _counted(cells: pd.DataFrame, by: Sequence[str] = ()) -> np.ndarray:
+    """The positions of the rows of ``cells`` (with their experiment) that count, in order (seqbench.attempts).
+
+    ``by``: more columns that tell repeats apart (the run, when ``cells`` holds several).  The rule runs on
+    the repeats measured more than once; where every measurement is a first attempt, all of them count.
+    """
+    everything = np.arange(len(cells))
+    attempts = cells["attempt"]
+    if attempts.dtype == np.float64 and bool(attempts.eq(1.0).all()):
+        return everything
+    pairs = [*PAIR_FIELDS, *by]
+    number = [attempt_number(a) for a in attempts]
+    group = cells.groupby(pairs, sort=False, dropna=False).ngroup().to_numpy()
+    several = pd.Series(number).groupby(group).transform("nunique").to_numpy() > 1
+    if not several.any():
+        return everything
+    again = np.flatnonzero(several)
+
+    def pair_of(row: Any) -> tuple[Any, ...]:
+        return tuple(row.get(name) for name in pairs)
+
+    chosen = again[counted(_records(cells.iloc[again]), pair_of)]
+    return np.sort(np.concatenate([everything[~several], chosen]))
+
+
+def _rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` at ``positions`` (sorted), numbered from 0: a copy, shallow when that is all of them."""
+    if len(positions) == len(frame):
+        return _copy(frame).reset_index(drop=True)
+    return frame.iloc[positions].reset_index(drop=True)
+
+
 def counted_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per repeat, the attempt that counts (:mod:`seqbench.attempts`); ``cells`` has its experiment."""
     if cells.empty:
         return cells
-    chosen = counted(_records(cells), _pair_of)
-    return cells.iloc[chosen].reset_index(drop=True)
+    return _rows(cells, _counted(cells))
 
 
 _EPOCH_MATCH = ["task", "model", "backend", "implementation", "device", "seed", "env", "attempt"]
@@ -128,10 +202,10 @@ def count_attempts(cells: pd.DataFrame, epochs: pd.DataFrame,
     if cells.empty:
         return cells, epochs.iloc[0:0] if not epochs.empty else epochs
     labelled = with_experiment(cells, meta)
-    chosen = counted(_records(labelled), _pair_of)
+    chosen = _counted(labelled)
     kept = labelled.iloc[chosen]
     if epochs.empty:
-        return cells.iloc[chosen].reset_index(drop=True), epochs
+        return _rows(cells, chosen), epochs
     e = _numeric(epochs, ["seed", "attempt"])
     e["attempt"] = e["attempt"].fillna(1.0) if "attempt" in e else 1.0
     e["env"] = e["env"].where(e["env"].notna(), "").astype(object) if "env" in e else ""
@@ -140,7 +214,7 @@ def count_attempts(cells: pd.DataFrame, epochs: pd.DataFrame,
         match.append("experiment")
     wanted = set(kept[match].itertuples(index=False, name=None))
     keep = [row in wanted for row in e[match].itertuples(index=False, name=None)]
-    return cells.iloc[chosen].reset_index(drop=True), epochs[keep].reset_index(drop=True)
+    return _rows(cells, chosen), epochs[keep].reset_index(drop=True)
 
 
 def cell_view(run: Run) -> pd.DataFrame:
@@ -149,14 +223,26 @@ def cell_view(run: Run) -> pd.DataFrame:
     One row per repeat: the attempt that counts (:mod:`seqbench.attempts`).  Runs written before these
     columns existed get them from run.json's config.
     """
-    cells = counted_cells(with_experiment(run.cells, run.meta))
-    known = machines(run.meta)
-    default = next(iter(known))
+    return cell_views(run.cells, [run.meta], np.zeros(len(run.cells), dtype=np.int64)).drop(columns=["_run"])
+
+
+def cell_views(cells: pd.DataFrame, metas: Sequence[dict[str, Any]], run: np.ndarray) -> pd.DataFrame:
+    """:func:`cell_view` of the cells of several runs at once (row ``i`` is of the run ``metas[run[i]]``),
+    with that index as a ``_run`` column: one pass over every run's rows (``seqbench history``)."""
+    cells = _with_experiment(cells, metas, run)
+    cells["_run"] = run
+    cells = _rows(cells, _counted(cells, ["_run"])) if len(cells) else cells
+    known = [machines(meta) for meta in metas]
+    runs = cells["_run"].tolist()
     if "machine" not in cells:
         cells["machine"] = None
-    cells["machine"] = cells["machine"].where(cells["machine"].notna(), default).astype(object)
-    scores = {mid: score(m.get("calibration")) for mid, m in known.items()}
-    cells["calibration_s"] = cells["machine"].map(lambda m: scores.get(m)).astype("float64")
+    present = cells["machine"].notna()
+    defaults = [next(iter(k)) for k in known]
+    cells["machine"] = [m if ok else defaults[r] for m, ok, r in zip(cells["machine"], present, runs, strict=True)]
+    cells["machine"] = cells["machine"].astype(object)
+    scores = [{mid: score(m.get("calibration")) for mid, m in k.items()} for k in known]
+    cells["calibration_s"] = pd.Series([scores[r].get(m) for m, r in zip(cells["machine"], runs, strict=True)],
+                                       index=cells.index, dtype=object).astype("float64")  # fmt: skip
     return cells
 
 
@@ -227,35 +313,28 @@ def primary_scores(cells: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     names = cells["primary_metric"] if "primary_metric" in cells else pd.Series(None, index=cells.index)
     names = names.where(names.notna(), "accuracy").astype(object)
     metrics = cells["metrics"] if "metrics" in cells else pd.Series(None, index=cells.index)
-    values = []
-    for name, found, (_, row) in zip(names, metrics, cells.iterrows(), strict=True):
-        value = found.get(name) if isinstance(found, dict) else row.get(name)
-        values.append(value)
+    nothing = [None] * len(cells)
+    own = {name: cells[name].tolist() if name in cells else nothing for name in set(names)}  # a cell's own column
+    values = [found.get(name) if isinstance(found, dict) else own[name][i]
+              for i, (name, found) in enumerate(zip(names, metrics, strict=True))]  # fmt: skip
     return names, pd.to_numeric(pd.Series(values, index=cells.index, dtype=object), errors="coerce").astype("float64")
 
 
 def status_text(statuses: pd.Series) -> str:
     """How a row's repeats ended: ``ok`` when all did, else counts, ok first (``2 ok, 1 timeout``); ``-``: none."""
-    counts = statuses.value_counts()
-    if counts.empty:
+    return _status_text(statuses.value_counts().to_dict())
+
+
+def _status_text(counts: dict[Any, int]) -> str:
+    if not counts:
         return "-"
-    if len(counts) == 1 and counts.index[0] == Status.OK:
+    if len(counts) == 1 and next(iter(counts)) == Status.OK:
         return Status.OK.value
-    order = sorted(counts.index, key=lambda s: (s != Status.OK, str(s)))
+    order = sorted(counts, key=lambda s: (s != Status.OK, str(s)))
     return ", ".join(f"{counts[s]} {s}" for s in order)
 
 
-def _median(values: pd.Series) -> float:
-    values = values.dropna()
-    return float(values.median()) if len(values) else math.nan
-
-
-def _agg(values: pd.Series, how: str) -> float:
-    values = values.dropna()
-    return float(getattr(values, how)()) if len(values) else math.nan
-
-
-def summary(cells: pd.DataFrame) -> pd.DataFrame:
+def summary(cells: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     """One row per task x experiment x backend x implementation x model x device, over processes.
 
     ``cells`` is a :func:`cell_view`.  Each completed repeat ran in its own
@@ -265,97 +344,129 @@ def summary(cells: pd.DataFrame) -> pd.DataFrame:
     times come from cold processes only.  Failed seeds are counted in
     ``failed`` and named by :func:`failures`; ``disturbed`` counts the repeats
     that ran while other processes took CPU.
+
+    ``by``: more columns that split the rows, added after the others (the run of :func:`cell_views`): one
+    pass over many runs, each row's ``vs_fastest`` within its own.  Every statistic is a pandas group
+    reduction over all rows at once, never a loop over the groups (a run of 4 cells took 25 ms that way).
     """
+    keys = [*KEYS, *by]
     if cells.empty:
-        return pd.DataFrame(columns=KEYS + SUMMARY_COLUMNS)
+        return pd.DataFrame(columns=keys + SUMMARY_COLUMNS)
     cells = _numeric(cells, _NUMERIC_CELL)
     cells["_metric"], cells["_score"] = primary_scores(cells)
     for column in ("baseline", "gflops_per_s", "peak_share", "latency_first_s", "latency_p50_s", "latency_p90_s",
                    "latency_p99_s", "throughput_per_s"):  # fmt: skip
         if column not in cells:
             cells[column] = math.nan
-    rows = []
-    for key, group in cells.groupby(KEYS, sort=True, dropna=False):
-        ok = group[group["status"].isin(COMPLETED)]
-        cold = ok[ok["cold"].ne(False)] if "cold" in ok else ok
-        row: dict[str, Any] = dict(zip(KEYS, key, strict=True))
-        steady = ok["steady_epoch_s"].dropna()
-        # throughput from the same median as the steady time, so that the two columns agree:
-        # each cell recorded samples/s = samples per epoch / its own steady median
-        samples = (ok["samples_per_s"] * ok["steady_epoch_s"]).dropna()
-        normalised = ok["steady_epoch_s"] / ok["calibration_s"] if "calibration_s" in ok else pd.Series(dtype=float)
-        machine_ids = sorted({str(m) for m in group.get("machine", pd.Series()).dropna()})
-        row.update(
-            seeds=len(group),
-            ok=len(ok),
-            failed=len(group) - len(ok),
-            status=status_text(group["status"]),
-            params=_agg(ok["params"] if not ok.empty else group["params"], "max"),
-            accuracy=_median(ok["accuracy"]),
-            accuracy_min=_agg(ok["accuracy"], "min"),
-            accuracy_max=_agg(ok["accuracy"], "max"),
-            final_loss=_median(ok["final_loss"]),
-            metric=",".join(sorted({str(m) for m in group["_metric"]})),
-            score=_median(ok["_score"]),
-            score_min=_agg(ok["_score"], "min"),
-            score_max=_agg(ok["_score"], "max"),
-            baseline=_median(ok["baseline"]),
-            gflops_per_s=_median(ok["gflops_per_s"]),
-            peak_share=_median(ok["peak_share"]),
-            first_epoch_ms=_median(cold["first_epoch_s"]) * 1e3,
-            first_epoch_min_ms=_agg(cold["first_epoch_s"], "min") * 1e3,
-            first_epoch_max_ms=_agg(cold["first_epoch_s"], "max") * 1e3,
-            steady_epoch_ms=_median(steady) * 1e3,
-            steady_min_ms=_agg(steady, "min") * 1e3,
-            steady_max_ms=_agg(steady, "max") * 1e3,
-            processes=len(steady),
-            disturbed=int(ok["disturbed"].sum()) if "disturbed" in ok else 0,
-            cpu_ms=_median(ok["cpu_s"]) * 1e3,
-            gpu_ms=_median(ok["gpu_s"]) * 1e3,
-            samples_per_s=_median(samples) / _median(steady) if len(samples) and len(steady) else math.nan,
-            peak_rss_mb=_agg(ok["peak_rss_mb"], "max"),
-            steady_cal=_median(normalised),
-            path=",".join(sorted({str(p) for p in ok["implementation_path"].dropna()})),
-            machine=",".join(machine_ids),
-            **_inference_columns(ok, cold),
-        )
-        if row["inference_only"] and row["status"] == Status.OK:  # why its training columns are empty
-            row["status"] = INFERENCE_ONLY
-        rows.append(row)
-    table = pd.DataFrame(rows, columns=KEYS + SUMMARY_COLUMNS)
-    table["vs_fastest"] = vs_fastest(table)
-    return table
+    grouped = cells.groupby(keys, sort=True, dropna=False)
+    group = grouped.ngroup().to_numpy()
+    firsts = np.unique(group, return_index=True)[1]  # each group's first row, in group order
+    ok = cells["status"].isin(COMPLETED).to_numpy()
+    cold = ok & cells["cold"].ne(False).to_numpy() if "cold" in cells else ok
+
+    def over(column: str | pd.Series, rows: np.ndarray, how: str) -> np.ndarray:
+        """``how`` (median, min, max, count, sum) of a column over the chosen rows of each group, NaN skipped."""
+        values = cells[column] if isinstance(column, str) else column
+        return values.where(rows).groupby(group).agg(how).reindex(range(len(firsts))).to_numpy()
+
+    def joined(values: pd.Series, rows: np.ndarray) -> list[str]:
+        """The distinct values of each group's chosen rows (nulls left out), sorted, with commas."""
+        seen: list[set[str]] = [set() for _ in firsts]
+        for g, v in zip(group[rows], values[rows], strict=True):
+            if not _missing(v):
+                seen[g].add(str(v))
+        return [",".join(sorted(found)) for found in seen]
+
+    everyone = np.ones(len(cells), dtype=bool)
+    steady = cells["steady_epoch_s"]
+    samples = cells["samples_per_s"] * steady  # throughput from the steady median, so that the columns agree
+    normalised = steady / cells["calibration_s"] if "calibration_s" in cells else pd.Series(math.nan, cells.index)
+    statuses: list[dict[Any, int]] = [{} for _ in firsts]
+    for g, status in zip(group, cells["status"], strict=True):
+        if not _missing(status):
+            statuses[g][status] = statuses[g].get(status, 0) + 1
+    seeds = np.bincount(group, minlength=len(firsts))
+    n_ok = np.bincount(group, weights=ok, minlength=len(firsts)).astype(int)
+    processes = over(steady, ok, "count")
+    table: dict[str, Any] = {key: cells[key].to_numpy()[firsts].tolist() for key in keys}
+    table.update(
+        seeds=seeds.tolist(),
+        ok=n_ok.tolist(),
+        failed=(seeds - n_ok).tolist(),
+        status=[_status_text(counts) for counts in statuses],
+        params=np.where(n_ok > 0, over("params", ok, "max"), over("params", everyone, "max")).tolist(),
+        accuracy=over("accuracy", ok, "median").tolist(),
+        accuracy_min=over("accuracy", ok, "min").tolist(),
+        accuracy_max=over("accuracy", ok, "max").tolist(),
+        final_loss=over("final_loss", ok, "median").tolist(),
+        metric=joined(cells["_metric"], everyone),
+        score=over("_score", ok, "median").tolist(),
+        score_min=over("_score", ok, "min").tolist(),
+        score_max=over("_score", ok, "max").tolist(),
+        baseline=over("baseline", ok, "median").tolist(),
+        gflops_per_s=over("gflops_per_s", ok, "median").tolist(),
+        peak_share=over("peak_share", ok, "median").tolist(),
+        first_epoch_ms=(over("first_epoch_s", cold, "median") * 1e3).tolist(),
+        first_epoch_min_ms=(over("first_epoch_s", cold, "min") * 1e3).tolist(),
+        first_epoch_max_ms=(over("first_epoch_s", cold, "max") * 1e3).tolist(),
+        steady_epoch_ms=(over(steady, ok, "median") * 1e3).tolist(),
+        steady_min_ms=(over(steady, ok, "min") * 1e3).tolist(),
+        steady_max_ms=(over(steady, ok, "max") * 1e3).tolist(),
+        processes=processes.astype(int).tolist(),
+        disturbed=(over(pd.to_numeric(cells["disturbed"], errors="coerce"), ok, "sum").astype(int).tolist()
+                   if "disturbed" in cells else [0] * len(firsts)),  # fmt: skip
+        cpu_ms=(over("cpu_s", ok, "median") * 1e3).tolist(),
+        gpu_ms=(over("gpu_s", ok, "median") * 1e3).tolist(),
+        samples_per_s=np.where(over(samples, ok, "count") > 0,
+                               over(samples, ok, "median") / over(steady, ok, "median"), math.nan).tolist(),
+        peak_rss_mb=over("peak_rss_mb", ok, "max").tolist(),
+        steady_cal=over(normalised, ok, "median").tolist(),
+        path=joined(cells["implementation_path"], ok),
+        machine=joined(cells["machine"], everyone) if "machine" in cells else [""] * len(firsts),
+        **_inference_columns(cells, over, ok, cold, n_ok),
+    )
+    if any(table["inference_only"]):  # why such a row's training columns are empty: not a failure
+        table["status"] = [INFERENCE_ONLY if only and s == Status.OK else s
+                           for only, s in zip(table["inference_only"], table["status"], strict=True)]  # fmt: skip
+    out = pd.DataFrame({name: table.get(name, [math.nan] * len(firsts)) for name in [*KEYS, *SUMMARY_COLUMNS, *by]})
+    out["vs_fastest"] = vs_fastest(out, by)
+    return out
 
 
 INFERENCE_ONLY = "ok (inference only)"  # a row's status when its backend does not train: not a failure
 
 
-def _inference_columns(ok: pd.DataFrame, cold: pd.DataFrame) -> dict[str, Any]:
-    """A row's inference phase over its processes: each process gave one p50, p90, p99 and throughput."""
-    latency = ok["latency_p50_s"].dropna()
-    normalised = ok["latency_p50_s"] / ok["calibration_s"] if "calibration_s" in ok else pd.Series(dtype=float)
-    only = ok["inference_only"].eq(True) if "inference_only" in ok else pd.Series(False, index=ok.index)
+def _inference_columns(cells: pd.DataFrame, over: Any, ok: np.ndarray, cold: np.ndarray,
+                       n_ok: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """Each row's inference phase over its processes (each gave one p50, p90, p99 and throughput); ``over``
+    reduces a column over the chosen rows of each row's group (see :func:`summary`)."""
+    def column(name: str) -> pd.Series:
+        return pd.to_numeric(cells[name], errors="coerce") if name in cells else pd.Series(math.nan, cells.index)
+
+    normalised = column("latency_p50_s") / column("calibration_s")
+    only = cells["inference_only"].eq(True).astype(float) if "inference_only" in cells else column("_none")
     return dict(
-        latency_first_ms=_median(cold["latency_first_s"]) * 1e3,
-        latency_p50_ms=_median(latency) * 1e3,
-        latency_min_ms=_agg(latency, "min") * 1e3,
-        latency_max_ms=_agg(latency, "max") * 1e3,
-        latency_p90_ms=_median(ok["latency_p90_s"]) * 1e3,
-        latency_p99_ms=_median(ok["latency_p99_s"]) * 1e3,
-        latency_cal=_median(normalised),
-        throughput_per_s=_median(ok["throughput_per_s"]),
-        inference_only=bool(len(ok)) and bool(only.all()),
+        latency_first_ms=(over(column("latency_first_s"), cold, "median") * 1e3).tolist(),
+        latency_p50_ms=(over(column("latency_p50_s"), ok, "median") * 1e3).tolist(),
+        latency_min_ms=(over(column("latency_p50_s"), ok, "min") * 1e3).tolist(),
+        latency_max_ms=(over(column("latency_p50_s"), ok, "max") * 1e3).tolist(),
+        latency_p90_ms=(over(column("latency_p90_s"), ok, "median") * 1e3).tolist(),
+        latency_p99_ms=(over(column("latency_p99_s"), ok, "median") * 1e3).tolist(),
+        latency_cal=over(normalised, ok, "median").tolist(),
+        throughput_per_s=over(column("throughput_per_s"), ok, "median").tolist(),
+        inference_only=((n_ok > 0) & (over(only, ok, "min") == 1)).tolist(),
     )
 
 
 RACE_KEYS = list(RACE_FIELDS)  # rows that race each other: the same model in the same experiment
 
 
-def vs_fastest(table: pd.DataFrame) -> pd.Series:
-    """Each row's steady time over the fastest steady time of its task, experiment and model (1.0: fastest)."""
+def vs_fastest(table: pd.DataFrame, by: Sequence[str] = ()) -> pd.Series:
+    """Each row's steady time over the fastest steady time of its task, experiment and model (1.0: fastest),
+    within the groups of ``by`` (the run, for a :func:`summary` of many)."""
     if table.empty:
         return pd.Series(dtype="float64")
-    fastest = table.groupby(RACE_KEYS, dropna=False)["steady_epoch_ms"].transform("min")
+    fastest = table.groupby([*RACE_KEYS, *by], dropna=False)["steady_epoch_ms"].transform("min")
     return (table["steady_epoch_ms"] / fastest).astype("float64")
 
 
