@@ -54,7 +54,8 @@ DISTURBED_NOTE = ("DISTURBED: {n} of the measurements behind this table waited f
 LEGEND_CAL = "; steady/cal: steady epoch in calibration units (see docs/reports.md)"
 LEGEND_INFERENCE = ("; latency: one sample per predict call after training, each process's median call, then the "
                     "median (min-max) over processes; p99: the same for the 99th percentile; 1st call: the first "
-                    "one-sample call, in cold processes; pred/s: samples per second at a batch of 1024")
+                    "one-sample call, in cold processes; pred/s: samples per second at a large batch (the test set, "
+                    "or 1024 with --inference full)")
 LEGEND_ONLY = ("; inference only: a backend that does not train ran the initial weights: no epochs, loss or "
                "score, and that is not a failure")
 
