@@ -124,8 +124,8 @@ def run_calibration(timeout: float = 60.0) -> dict[str, Any]:
         return {"version": CALIBRATION_VERSION, "error": f"{type(e).__name__}: {e}"}
 
 
-def score(calibration: Any) -> float | None:
-    """The usable score of a recorded calibration, or None."""
+def calibration_seconds(calibration: Any) -> float | None:
+    """The usable score (seconds) of a recorded calibration, or None."""
     if not isinstance(calibration, dict) or calibration.get("version") != CALIBRATION_VERSION:
         return None
     value = calibration.get("score_s")

@@ -235,9 +235,13 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     history.add_argument("dirs", nargs="*", metavar="RESULTS_DIR", help="folders to search (default: results)")
     history.add_argument("--since", metavar="WHEN",
                          help="only runs started since a date (2026-01-31) or an age: 30m, 12h, 7d, 2w")
-    history.add_argument("--backend", type=_csv, metavar="LIST", help="only these backends (comma list)")
-    history.add_argument("--model", type=_csv, metavar="LIST", help="only these models (comma list)")
-    history.add_argument("--task", type=_csv, metavar="LIST", help="only these tasks (comma list)")
+    # plural as on `run` (--backends, --models); the singular spellings of earlier releases still work
+    history.add_argument("--backends", "--backend", dest="backend", type=_csv, metavar="LIST",
+                         help="only these backends (comma list)")
+    history.add_argument("--models", "--model", dest="model", type=_csv, metavar="LIST",
+                         help="only these models (comma list)")
+    history.add_argument("--tasks", "--task", dest="task", type=_csv, metavar="LIST",
+                         help="only these tasks (comma list)")
     history.add_argument("--normalize", action="store_true", help="times in calibration units")
     history.add_argument("--measure", choices=MEASURE_NAMES, default="epoch", help=MEASURE_HELP)
     history.add_argument("--last", type=int, default=8, metavar="N",

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqbench.calibration import machines, score
+from seqbench.calibration import calibration_seconds, machines
 from seqbench.errors import ResultsError
 from seqbench.keys import CODE_FIELDS, COMPLETED, KEY_FIELDS, RunStatus, experiment_differences
 from seqbench.measures import DEFAULT, Measure, measure
@@ -64,7 +64,7 @@ COLUMNS = [*KEY_FIELDS, "match", "base_median", "new_median", "ratio", "ratio_lo
 class Comparison:
     base: Run
     new: Run
-    table: pd.DataFrame  # one row per CellKey of either run: matched, or only in one of them (COLUMNS)
+    table: pd.DataFrame  # one row per RowKey of either run: matched, or only in one of them (COLUMNS)
     warnings: list[str] = field(default_factory=list)
     threshold: float = 0.10
     accuracy_tolerance: float = 0.05
@@ -130,8 +130,8 @@ def run_warnings(base: Run, new: Run) -> list[str]:
     diff = _differences(packages_b, packages_n, common)
     if diff:
         out.append("different library versions: " + "; ".join(diff))
-    sb = [score(m.get("calibration")) for m in mb.values()]
-    sn = [score(m.get("calibration")) for m in mn.values()]
+    sb = [calibration_seconds(m.get("calibration")) for m in mb.values()]
+    sn = [calibration_seconds(m.get("calibration")) for m in mn.values()]
     if len(sb) == 1 and len(sn) == 1 and sb[0] and sn[0] and abs(sn[0] / sb[0] - 1) > 0.10:
         ratio = f"the calibration workload took {sn[0] / sb[0]:.2f}x as long in NEW as in BASE"
         if _differences(hb[0], hn[0], HARDWARE_FIELDS):

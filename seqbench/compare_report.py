@@ -16,7 +16,7 @@ import pandas as pd
 from seqbench.compare import UNJUDGED, Comparison, geometric_mean_ratio
 from seqbench.escape import markdown, one_line, terminal
 from seqbench.formatting import fmt_ms, fmt_num, fmt_p, fmt_ratio3, is_number, jsonable
-from seqbench.keys import CellKey
+from seqbench.keys import RowKey
 from seqbench.tables import md_table, records, text_table
 
 FORMATS = ("text", "md", "json")
@@ -99,7 +99,7 @@ def geomean_line(c: Comparison) -> str:
 
 
 def _backend(r: Mapping[Any, Any]) -> str:
-    return CellKey.of(r).series
+    return RowKey.of(r).series
 
 
 def compact_table(c: Comparison) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from typing import Any
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError, UsageError
 from seqbench.formatting import fmt_num, jsonable
-from seqbench.keys import COMPLETED, CellKey
+from seqbench.keys import COMPLETED, RowKey
 from seqbench.measures import DEFAULT, Measure, measure
 from seqbench.results import Run
 
@@ -94,7 +94,7 @@ def benchmark_stats(samples: list[float]) -> dict[str, Any]:
 
 
 def _rows(run: Run, normalize: bool,
-          what: Measure = DEFAULT) -> tuple[list[tuple[CellKey, list[float], dict[str, Any]]], bool]:  # fmt: skip
+          what: Measure = DEFAULT) -> tuple[list[tuple[RowKey, list[float], dict[str, Any]]], bool]:  # fmt: skip
     """(row key, one time of ``what`` per process in seconds or calibration units, summary row) per row with
     times, and whether the run holds several experiments (then every name carries its experiment).
 
@@ -106,10 +106,10 @@ def _rows(run: Run, normalize: bool,
     cells = cell_view(run)
     done = by_key(cells[cells["status"].isin(COMPLETED)])
     table = summary(cells)
-    out: list[tuple[CellKey, list[float], dict[str, Any]]] = []
+    out: list[tuple[RowKey, list[float], dict[str, Any]]] = []
     for record in table.to_dict("records"):
         row = {str(k): v for k, v in record.items()}
-        key = CellKey.of(row)
+        key = RowKey.of(row)
         part = done.get(key)
         if part is None:
             continue

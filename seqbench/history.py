@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqbench.calibration import machines, score
+from seqbench.calibration import calibration_seconds, machines
 from seqbench.errors import ResultsError, UsageError
 from seqbench.escape import html_text, markdown, one_line, terminal
 from seqbench.formatting import fmt_ms, fmt_num
-from seqbench.keys import CellKey
+from seqbench.keys import RowKey
 from seqbench.loader import (
     concat_tables,
     newest_run,  # noqa: F401 - its old home; callers may import it from here
@@ -86,7 +86,7 @@ def _run_row(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """A run's row of :attr:`History.runs`; ``started`` as written (:func:`_timestamps` reads them all at once)."""
     git: dict[str, Any] = meta.get("git") or {}
     known = machines(meta)
-    scores = [score(m.get("calibration")) for m in known.values()]
+    scores = [calibration_seconds(m.get("calibration")) for m in known.values()]
     return {
         "run_id": path.name,
         "path": str(path),
@@ -194,7 +194,7 @@ def gather(paths: Iterable[str | Path], since: pd.Timestamp | None = None, backe
     long = parts.reset_index(drop=True)
     long = long.merge(runs[["run_id", "order", "run_label", "started", "commit"]], on="run_id")
     # A series is one row of one experiment: runs of another configuration never join its trend.
-    long["row"] = [CellKey.of(r).label for r in long.to_dict("records")]
+    long["row"] = [RowKey.of(r).label for r in long.to_dict("records")]
     return History(long.sort_values(["order", "row"]).reset_index(drop=True), runs, skipped)
 
 

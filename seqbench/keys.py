@@ -1,6 +1,6 @@
 """One name for each identity and status: what a measurement is of, and how it ended.
 
-:class:`CellKey` is a row of every report, comparison, history series,
+:class:`RowKey` is a row of every report, comparison, history series,
 merge check and export: a backend's implementation of a model on a device,
 in one experiment.  The experiment (:func:`experiment_label`) is everything
 else that makes two times comparable: the task's parameters, units,
@@ -94,7 +94,7 @@ def series_name(row: Mapping[Any, Any]) -> str:
 
 
 @dataclass(frozen=True, order=True)
-class CellKey:
+class RowKey:
     """A row: a backend's implementation of a model on a device, in one experiment (its seeds are its repeats)."""
 
     task: str
@@ -106,7 +106,7 @@ class CellKey:
     env: str = ""  # the environment of an A/B run (--env NAME=...); "" in a run of one
 
     @classmethod
-    def of(cls, row: Mapping[Any, Any]) -> CellKey:
+    def of(cls, row: Mapping[Any, Any]) -> RowKey:
         """The key of a cell, epoch or summary row (a mapping; the experiment is derived when it has none)."""
         experiment = row.get("experiment") or experiment_label(row)
         env = row.get("env")
@@ -134,12 +134,15 @@ class CellKey:
         name = "/".join((self.task, self.backend, self.implementation, self.model, self.device))
         return f"{name}@{self.env}" if self.env else name
 
-    def without_env(self) -> CellKey:
+    def without_env(self) -> RowKey:
         """The row with its environment left out: what the environments of an A/B run are compared on."""
         return dataclasses.replace(self, env="")
 
 
-KEY_FIELDS = tuple(f.name for f in fields(CellKey))
+CellKey = RowKey  # its name before 0.3: a row is a group of repeats, not a cell
+
+
+KEY_FIELDS = tuple(f.name for f in fields(RowKey))
 # What ran, apart from its experiment: rows of two runs with these alike must share the experiment to compare.
 CODE_FIELDS = tuple(name for name in KEY_FIELDS if name != "experiment")
 REPEAT_FIELDS = (*KEY_FIELDS, "seed")  # one repeat of a row: a process of its own
@@ -147,5 +150,5 @@ ATTEMPT_FIELDS = (*REPEAT_FIELDS, "attempt")  # one measurement of a repeat (a d
 RACE_FIELDS = ("task", "experiment", "model")  # rows that race each other: backends and devices differ
 
 __all__ = ["ATTEMPT_FIELDS", "CODE_FIELDS", "COMPLETED", "EXPERIMENT_FIELDS", "KEY_FIELDS", "RACE_FIELDS",
-           "REPEAT_FIELDS", "UNFINISHED", "CellKey", "RunStatus", "Status", "experiment_differences",
+           "REPEAT_FIELDS", "UNFINISHED", "CellKey", "RowKey", "RunStatus", "Status", "experiment_differences",
            "experiment_label", "series_name"]  # fmt: skip

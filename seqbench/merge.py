@@ -29,7 +29,7 @@ from typing import Any
 from seqbench.attempts import remeasurements
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError
-from seqbench.keys import EXPERIMENT_FIELDS, CellKey, RunStatus
+from seqbench.keys import EXPERIMENT_FIELDS, RowKey, RunStatus
 from seqbench.loader import read_run, resolve_run
 from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, LOGS_DIR, RUN_FILE, MachineEntry, RunMeta, run_meta
 
@@ -134,10 +134,10 @@ def _check_same_experiment(parts: list[_Part]) -> None:
 
 def _check_each_cell_once(parts: list[_Part]) -> None:
     """Refuse a measurement found twice: the same attempt of the same repeat of the same row (and experiment)."""
-    seen: dict[tuple[CellKey, Any, Any], Path] = {}
+    seen: dict[tuple[RowKey, Any, Any], Path] = {}
     for part in parts:
         for row in part.cells:
-            key = (CellKey.of(row), row.get("seed"), row.get("attempt", 1))
+            key = (RowKey.of(row), row.get("seed"), row.get("attempt", 1))
             if key in seen:
                 raise ResultsError(
                     f"cannot merge: cell {key[0].describe()} seed={key[1]} attempt={key[2]} [{key[0].experiment}] "

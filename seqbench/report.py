@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqbench.calibration import score
+from seqbench.calibration import calibration_seconds
 from seqbench.escape import html_text, markdown, one_line, terminal
 from seqbench.formatting import fmt_ms, fmt_num, fmt_range, fmt_ratio, is_number, jsonable, score_format
-from seqbench.keys import COMPLETED, KEY_FIELDS, RACE_FIELDS, CellKey, RunStatus, Status, series_name
+from seqbench.keys import COMPLETED, KEY_FIELDS, RACE_FIELDS, RowKey, RunStatus, Status, series_name
 from seqbench.results import Run
 from seqbench.stats import MIN_PROCESSES, welch_log_ratio
 from seqbench.tables import (
@@ -70,7 +70,7 @@ def _has_inference(table: pd.DataFrame) -> bool:
     return bool(table["latency_p50_ms"].notna().any())
 
 
-def process_times(cells: pd.DataFrame) -> dict[CellKey, np.ndarray]:
+def process_times(cells: pd.DataFrame) -> dict[RowKey, np.ndarray]:
     """Each row's steady epoch times, one per completed process (seconds), from a :func:`cell_view`."""
     ok = cells[cells["status"].isin(COMPLETED)]
     return {key: part["steady_epoch_s"].dropna().to_numpy(float) for key, part in by_key(ok).items()}
@@ -85,7 +85,7 @@ def _ratio_text(ratio: float, faster: np.ndarray, slower: np.ndarray) -> tuple[s
     return f"{fmt_ratio(ratio)} ({fmt_num(low, '.2f')}-{fmt_num(high, '.2f')})", low > 1
 
 
-def race_lines(table: pd.DataFrame, times: dict[CellKey, np.ndarray] | None = None) -> list[str]:
+def race_lines(table: pd.DataFrame, times: dict[RowKey, np.ndarray] | None = None) -> list[str]:
     """One hyperfine-style sentence per model that more than one row timed, fastest first, saying how sure.
 
     ``numpy:reference ran 2.0x (1.9-2.1) faster than keras:graph for lstm``: the ratio of the rows' steady
@@ -107,7 +107,7 @@ def race_lines(table: pd.DataFrame, times: dict[CellKey, np.ndarray] | None = No
             return f"{r['backend']}:{r['implementation']}" + (f"/{r['device']}" if devices else "") + env
 
         def values(r: dict[str, Any]) -> np.ndarray:
-            return times.get(CellKey(*(str(r[k]) for k in KEY_FIELDS)), np.array([]))
+            return times.get(RowKey(*(str(r[k]) for k in KEY_FIELDS)), np.array([]))
 
         first, *rest = part.to_dict("records")
         against = []
@@ -127,7 +127,7 @@ def describe_machine(machine: dict[str, Any]) -> str:
         parts.append(f"{m['memory_gb']} GB")
     parts += [str(m.get("os", "")), f"Python {m.get('python', '?')}", f"host {m.get('hostname', '?')}"]
     cal = machine.get("calibration")
-    cal_s = score(cal)
+    cal_s = calibration_seconds(cal)
     if cal_s is not None:
         parts.append(f"calibration {cal_s * 1e3:.2f} ms")
     elif isinstance(cal, dict) and cal.get("error"):
@@ -334,7 +334,7 @@ class _Views:
     info: dict[str, Any]
     table: pd.DataFrame  # the summary
     bad: pd.DataFrame  # the failures
-    times: dict[CellKey, np.ndarray]  # each row's steady times, one per process (the race lines' intervals)
+    times: dict[RowKey, np.ndarray]  # each row's steady times, one per process (the race lines' intervals)
 
     def experiments(self) -> Iterator[tuple[str, pd.DataFrame]]:
         """Each experiment's heading and its rows of the summary: one table each."""

@@ -56,7 +56,7 @@ RUN_FILE, CELLS_FILE, EPOCHS_FILE, LOGS_DIR = "run.json", "cells.jsonl", "epochs
 class Repeat:
     """Which repeat of which row: the fields every configuration and record starts with.
 
-    (The experiment, the rest of a row's :class:`~seqbench.keys.CellKey`, comes from the other fields.)
+    (The experiment, the rest of a row's :class:`~seqbench.keys.RowKey`, comes from the other fields.)
     """
 
     task: str

@@ -48,7 +48,7 @@ from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import INFERENCE, model_spec
-from seqbench.keys import COMPLETED, CellKey, RunStatus, series_name
+from seqbench.keys import COMPLETED, RowKey, RunStatus, series_name
 from seqbench.machine import git_commit, machine_id, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
 from seqbench.results import CellConfig, CellRecord, EpochRecord, RunMeta, RunWriter, run_meta
@@ -366,12 +366,12 @@ def _signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _row_of(cell: Any) -> CellKey:
+def _row_of(cell: Any) -> RowKey:
     """A row with its environment left out, from a cell's configuration or record: A and B of a row share it."""
-    return CellKey.of(cell if isinstance(cell, dict) else asdict(cell)).without_env()
+    return RowKey.of(cell if isinstance(cell, dict) else asdict(cell)).without_env()
 
 
-def _repeat_of(cell: Any) -> tuple[CellKey, int]:
+def _repeat_of(cell: Any) -> tuple[RowKey, int]:
     """A repeat without its environment: the cells of one A/B pair share it."""
     return _row_of(cell), cell["seed"] if isinstance(cell, dict) else cell.seed
 
@@ -385,7 +385,7 @@ def undecided_rows(rows: list[CellConfig], results: list[tuple[CellConfig, CellR
     precise enough for a comparison at ``threshold`` to decide (:func:`seqbench.stats.precise_enough`).
     A row with no completed repeat is never undecided: more repeats would fail alike.
     """
-    times: dict[CellKey, dict[str, dict[int, float]]] = {}
+    times: dict[RowKey, dict[str, dict[int, float]]] = {}
     measured = [{**asdict(r), "_row": _row_of(c)} for c, r in results]  # each record with its cell's row
     for r in counted_rows(measured, lambda m: (m["_row"], m["seed"])):
         if r["status"] in COMPLETED and not r.get("disturbed") and r.get("steady_epoch_s"):
@@ -428,7 +428,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     total = len(queue)
     group = max(1, len(envs))  # a repeat is measured (again) in every environment together
     budget = math.floor(config.retry_budget * len(planned.cells))
-    pending: dict[tuple[CellKey, int, int], list[tuple[CellConfig, CellRecord]]] = {}
+    pending: dict[tuple[RowKey, int, int], list[tuple[CellConfig, CellRecord]]] = {}
     again_groups, kept_disturbed = 0, 0
     seeds = {_row_of(r): config.seeds for r in planned.rows}
     rounds = added = 0

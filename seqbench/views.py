@@ -4,7 +4,7 @@ Every view is a function of the loaded :class:`~seqbench.results.Run` (no
 state, no cache): :func:`cell_view` (the cells that count, with their
 experiment and their machine's calibration), :func:`epoch_view` and
 :func:`steady_epochs` (the per-epoch samples behind each time),
-:func:`summary` (one row per :class:`~seqbench.keys.CellKey`, over its
+:func:`summary` (one row per :class:`~seqbench.keys.RowKey`, over its
 repeats), :func:`failures` and :func:`run_info`.  The renderers
 (:mod:`seqbench.report`, :mod:`seqbench.compare_report`, :mod:`seqbench.history`,
 :mod:`seqbench.plots`, :mod:`seqbench.export`) turn them into text, tables
@@ -24,21 +24,21 @@ import numpy as np
 import pandas as pd
 
 from seqbench.attempts import attempt_number, counted, remeasurements
-from seqbench.calibration import machines, score
+from seqbench.calibration import calibration_seconds, machines
 from seqbench.keys import (
     COMPLETED,
     EXPERIMENT_FIELDS,
     KEY_FIELDS,
     RACE_FIELDS,
     REPEAT_FIELDS,
-    CellKey,
+    RowKey,
     RunStatus,
     Status,
     experiment_label,
 )
 from seqbench.results import Run, error_reason
 
-# A row of every view is a CellKey: a backend's implementation of a model on a device, in one experiment.
+# A row of every view is a RowKey: a backend's implementation of a model on a device, in one experiment.
 KEYS = list(KEY_FIELDS)
 SEED_KEYS = list(REPEAT_FIELDS)
 
@@ -240,15 +240,15 @@ def cell_views(cells: pd.DataFrame, metas: Sequence[dict[str, Any]], run: np.nda
     defaults = [next(iter(k)) for k in known]
     cells["machine"] = [m if ok else defaults[r] for m, ok, r in zip(cells["machine"], present, runs, strict=True)]
     cells["machine"] = cells["machine"].astype(object)
-    scores = [{mid: score(m.get("calibration")) for mid, m in k.items()} for k in known]
+    scores = [{mid: calibration_seconds(m.get("calibration")) for mid, m in k.items()} for k in known]
     cells["calibration_s"] = pd.Series([scores[r].get(m) for m, r in zip(cells["machine"], runs, strict=True)],
                                        index=cells.index, dtype=object).astype("float64")  # fmt: skip
     return cells
 
 
-def by_key(frame: pd.DataFrame) -> dict[CellKey, pd.DataFrame]:
-    """The rows of a view (cells or epochs, with their experiment), split by :class:`~seqbench.keys.CellKey`."""
-    return {CellKey(*map(str, key)): part for key, part in frame.groupby(KEYS, sort=False, dropna=False)}
+def by_key(frame: pd.DataFrame) -> dict[RowKey, pd.DataFrame]:
+    """The rows of a view (cells or epochs, with their experiment), split by :class:`~seqbench.keys.RowKey`."""
+    return {RowKey(*map(str, key)): part for key, part in frame.groupby(KEYS, sort=False, dropna=False)}
 
 
 def steady_epochs(cells: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:

@@ -183,3 +183,16 @@ def test_a_history_of_many_backends_caps_its_legend(tmp_path):
     (legend,) = history_figure(h.long, "steady_epoch_ms", "ms").legends
     entries = [t.get_text() for t in legend.get_texts()]
     assert len(entries) == HISTORY_LEGEND_CAP + 1 and entries[-1].startswith("and 3 more")
+
+
+def test_history_filters_are_spelled_as_run_spells_them_and_the_old_names_still_work():
+    from seqbench.cli import build_parser
+
+    parser = build_parser()
+    plural = parser.parse_args(["history", "--backends", "numpy,torch", "--models", "rnn", "--tasks", "adding"])
+    singular = parser.parse_args(["history", "--backend", "numpy,torch", "--model", "rnn", "--task", "adding"])
+    assert (plural.backend, plural.model, plural.task) == (("numpy", "torch"), ("rnn",), ("adding",))
+    assert (singular.backend, singular.model, singular.task) == (plural.backend, plural.model, plural.task)
+    from seqbench.keys import CellKey, RowKey
+
+    assert CellKey is RowKey  # the old name of the row key keeps working

@@ -16,7 +16,7 @@ from seqbench.keys import (
     COMPLETED,
     KEY_FIELDS,
     REPEAT_FIELDS,
-    CellKey,
+    RowKey,
     RunStatus,
     Status,
     experiment_label,
@@ -58,10 +58,10 @@ def test_every_record_starts_with_the_repeat_and_every_key_field_is_a_column():
 def test_a_cell_key_is_the_same_from_a_record_a_view_and_a_summary_row(tmp_path):
     run = seqbench.load_run(make_run(tmp_path, "r", [Row(model="lstm")]))
     cells = cell_view(run)
-    key = CellKey.of(cells.iloc[0].to_dict())
-    assert key == CellKey.of(summary(cells).iloc[0].to_dict()) == CellKey.of(run.epochs.iloc[0].to_dict())
+    key = RowKey.of(cells.iloc[0].to_dict())
+    assert key == RowKey.of(summary(cells).iloc[0].to_dict()) == RowKey.of(run.epochs.iloc[0].to_dict())
     raw = run.cells.iloc[0].to_dict() | {"dtype": "float32"}  # as a worker writes it; no experiment column
-    assert CellKey.of(raw) == key and key.experiment == experiment_label(raw)
+    assert RowKey.of(raw) == key and key.experiment == experiment_label(raw)
     assert key.series == "numpy:reference/cpu"
     assert key.slug() == "arithmetic-lstm-numpy-reference-cpu"
 
