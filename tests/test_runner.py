@@ -350,6 +350,8 @@ def test_a_worker_exits_when_its_parent_stops_holding_its_stdin(tmp_path, plugin
     child.stdin.flush()
     with os.fdopen(read_fd) as pipe:
         assert json.loads(pipe.readline())["event"] == "ready"
+        child.stdin.write(b'{"event": "go"}\n')  # ready, it waits for its turn (a worker may start ahead)
+        child.stdin.flush()
         assert json.loads(pipe.readline())["event"] == "start"
         child.stdin.close()
         assert child.wait(timeout=10) == 70
@@ -421,3 +423,30 @@ def test_the_test_factory_writes_what_seqbench_run_writes(tmp_path, monkeypatch)
     for table in ("cells.jsonl", "epochs.jsonl"):
         real_row, made_row = (json.loads((d / table).read_text().splitlines()[0]) for d in (real, made))
         assert list(made_row) == list(real_row), table
+
+
+def test_a_worker_started_ahead_waits_ready_until_its_turn_and_files_its_own_log(tmp_path):
+    """Start-ups may overlap each other, never a measurement: a ready worker runs nothing before go."""
+    from seqbench.worker import start_worker
+
+    log = tmp_path / "numpy.log"
+    log.write_text("earlier output\n")
+    first = start_worker(_cell("numpy", "rnn", 0), ("numpy",), log)
+    second = start_worker(_cell("numpy", "rnn", 1), ("numpy",), log)  # same backend, at the same time
+    for child in (first, second):
+        child.wait_ready(child.spawned_at + 60)
+        assert child.ready and [m["event"] for m in child.backlog] == ["ready"]
+    assert [m["event"] for m in first.read(0) or []] == ["ready"]  # the backlog, handed out once
+    assert first.read(1.0) == []  # a whole second and nothing after ready: no go yet
+    first.go()
+    events = []
+    while "cell" not in events:
+        events += [m["event"] for m in first.read(30) or []]
+    assert events[0] == "start"
+    first.stop(grace=5)
+    first.file_log()
+    second.stop()
+    second.file_log()
+    text = log.read_text()
+    assert text.startswith("earlier output\n") and text.count("==== ") == 2  # each worker's output whole
+    assert not list(tmp_path.glob(".*.part"))
