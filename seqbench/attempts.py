@@ -86,4 +86,4 @@ __all__ = ["attempt_number", "badness", "counted", "counted_rows", "remeasuremen
 def remeasurements(attempts: Iterable[Any]) -> int:
     """How many of a run's rows are measurements again of a repeat (``attempt`` 2, 3, ...): a run's count of
     cells done is its rows less these, in every place that says it (the report, merge)."""
-    return sum(1 for a in attempts if (_number(a) or 1) > 1)
+    return sum(1 for a in attempts if attempt_number(a) > 1)

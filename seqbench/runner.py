@@ -443,7 +443,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
     def log_of(cell: CellConfig) -> Path:
         return writer.log_path("-".join(filter(None, (cell.backend, cell.implementation, cell.device, cell.env))))
 
-    def spawn(cell: CellConfig) -> Any:
+    def spawn(cell: CellConfig) -> Any:  # a started worker (seqbench.worker.start_worker)
         return start_worker(cell, planned.plugins[cell.backend, cell.task], log_of(cell), config.envs.get(cell.env))
 
     # Start-ups (interpreter, imports) of the next workers run two at a time, beside each other and never beside

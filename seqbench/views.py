@@ -444,7 +444,7 @@ def _inference_columns(cells: pd.DataFrame, over: Any, ok: np.ndarray, cold: np.
         return pd.to_numeric(cells[name], errors="coerce") if name in cells else pd.Series(math.nan, cells.index)
 
     normalised = column("latency_p50_s") / column("calibration_s")
-    only = cells["inference_only"].eq(True).astype(float) if "inference_only" in cells else column("_none")
+    only = cells["inference_only"].eq(True).astype(float) if "inference_only" in cells else pd.Series(0.0, cells.index)
     return dict(
         latency_first_ms=(over(column("latency_first_s"), cold, "median") * 1e3).tolist(),
         latency_p50_ms=(over(column("latency_p50_s"), ok, "median") * 1e3).tolist(),
