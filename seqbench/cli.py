@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every backend x model x seed as its own cell, each repeat in a fresh worker process, "
         "and write results/<run-id>/ as cells finish. With --env NAME=PYTHON twice, an A/B run: every cell in both "
         "environments side by side, for 'seqbench compare RUN --base A --new B'. Comma lists in "
-        "--units, --batch-size, --activation and -P expand into every combination (a grid).",
+        "--units, --layers, --batch-size, --activation and -P expand into every combination (a grid).",
     )
     run.add_argument("--backends", type=_csv, default=DEFAULTS.backends, metavar="LIST",
                      help="'all' (every available backend) or a comma list of NAME or NAME:IMPLEMENTATION "
@@ -158,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="batch size, or a comma list to run each (default: %(default)s)")
     run.add_argument("--units", type=_grid(int), default=DEFAULTS.units, metavar="N[,N...]",
                      help="recurrent units, or a comma list to run each (default: %(default)s)")
+    run.add_argument("--layers", type=_grid(int), default=DEFAULTS.layers, metavar="N[,N...]",
+                     help="stacked recurrent layers, or a comma list to run each (default: %(default)s)")
+    run.add_argument("--bidirectional", action="store_true", default=DEFAULTS.bidirectional,
+                     help="every layer runs forward and backward, their outputs concatenated (Keras's "
+                     "Bidirectional(merge_mode='concat')); variable lengths: -P min_steps=K on arithmetic or adding")
     run.add_argument("--activation", type=_grid(str), default=DEFAULTS.activation, metavar="NAME[,NAME]",
                      help="relu or tanh, or relu,tanh to run both (default: %(default)s)")
     run.add_argument("--seeds", type=_seeds, default=None, metavar="N|auto",
@@ -233,6 +238,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(
         backends=args.backends, models=args.models, task=args.task, task_params=dict(args.task_param),
         epochs=args.epochs, batch_size=args.batch_size, units=args.units, activation=args.activation,
+        layers=args.layers, bidirectional=args.bidirectional,
         seeds=min(3, args.max_seeds) if adaptive else int(seeds), device=args.device, threads=args.threads,
         timeout=args.timeout,
         startup_timeout=args.startup_timeout, retries=args.retries, results_dir=args.results_dir,

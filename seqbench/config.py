@@ -17,11 +17,14 @@ class RunConfig:
     backends: tuple[str, ...] = ("all",)
     models: tuple[str, ...] = ("rnn", "lstm")
     task: str = "arithmetic"
-    # units, batch_size, activation and each task parameter take one value or a tuple: a grid (seqbench.grid)
+    # units, layers, batch_size, activation and each task parameter take one value or a tuple: a grid
+    # (seqbench.grid)
     task_params: dict[str, int | tuple[int, ...]] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int | tuple[int, ...] = 32  # a tuple is a grid (seqbench.grid)
     units: int | tuple[int, ...] = 10
+    layers: int | tuple[int, ...] = 1  # stacked recurrent layers, a grid like units (0.4)
+    bidirectional: bool = False  # every layer runs both directions, outputs concatenated (0.4)
     activation: str | tuple[str, ...] = "relu"
     seeds: int = 3  # repeats: each in its own process
     device: str = "cpu"

@@ -174,7 +174,20 @@ class ModelSpec:
       (``y`` holds class indices as float32); :meth:`Model.predict` returns
       the logits ``(n, outputs)``.
 
+    The shape of the model (:meth:`blocks`):
+
+    * ``layers``: recurrent layers stacked; layer ``k > 1`` reads the whole output sequence of layer ``k - 1``.
+    * ``bidirectional``: each layer runs a forward and a backward direction, each with its own weights, and
+      concatenates their outputs, forward first (Keras's ``Bidirectional(merge_mode="concat")``); a layer's
+      output, and the head's input, is then ``units * directions`` wide.
+    * ``variable_length``: each sample has its own length, at most ``steps``; the harness pads the sequences
+      at the end with zeros and hands the model the lengths (``set_train_data(..., lengths=)``,
+      ``predict(..., lengths=)``).  The forward direction's output is its state after the sample's last real
+      step; the backward direction reads the valid steps from the last to the first and its output is its
+      state after the first; padding never enters either.
+
     .. versionadded:: 0.2 ``head`` and ``outputs``; the ``"gru"`` kind.
+    .. versionadded:: 0.4 ``layers``, ``bidirectional`` and ``variable_length``.
     """
 
     kind: ModelKind
@@ -186,6 +199,9 @@ class ModelSpec:
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     head: str = "regression"
     outputs: int = 1
+    layers: int = 1
+    bidirectional: bool = False
+    variable_length: bool = False
 
     @property
     def info(self) -> KindInfo:
@@ -200,22 +216,85 @@ class ModelSpec:
     def classification(self) -> bool:
         return self.head == "classification"
 
-    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Canonical (Keras) shapes, in :class:`Weights` field order."""
+    @property
+    def directions(self) -> int:
+        """2 for a bidirectional model, else 1.
+
+        .. versionadded:: 0.4
+        """
+        return 2 if self.bidirectional else 1
+
+    @property
+    def stacked(self) -> bool:
+        """More than one recurrent block: several layers or two directions.
+
+        .. versionadded:: 0.4
+        """
+        return self.layers > 1 or self.bidirectional
+
+    def blocks(self) -> list[tuple[int, str]]:
+        """Every recurrent block as ``(layer, direction)``, in the canonical order: layer-major (1 first),
+        ``"forward"`` then ``"backward"`` within a layer.  The first is :class:`Weights`' own kernel,
+        recurrent kernel and bias; the others are :attr:`Weights.stack`, in this order.
+
+        .. versionadded:: 0.4
+        """
+        directions = ("forward", "backward")[: self.directions]
+        return [(layer, d) for layer in range(1, self.layers + 1) for d in directions]
+
+    def block_shapes(self, layer: int) -> dict[str, tuple[int, ...]]:
+        """The canonical shapes of one block of ``layer`` (1-based): its input is the features for layer 1,
+        ``units * directions`` above it.
+
+        .. versionadded:: 0.4
+        """
         g, h = self.gates, self.units
         rows = self.info.bias_rows
+        width = self.features if layer == 1 else h * self.directions
         return {
-            "kernel": (self.features, g * h),
+            "kernel": (width, g * h),
             "recurrent_kernel": (h, g * h),
             "bias": (g * h,) if rows == 1 else (rows, g * h),
-            "dense_kernel": (h, self.outputs),
-            "dense_bias": (self.outputs,),
         }
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Canonical (Keras) shapes, named as :meth:`Weights.arrays` names them: the first block's three and
+        the head's two, then ``stack[i].kernel`` etc. for each further block (:meth:`blocks`)."""
+        shapes = {**self.block_shapes(1), "dense_kernel": (self.units * self.directions, self.outputs),
+                  "dense_bias": (self.outputs,)}  # fmt: skip
+        for i, (layer, _) in enumerate(self.blocks()[1:]):
+            shapes.update({f"stack[{i}].{k}": v for k, v in self.block_shapes(layer).items()})
+        return shapes
+
+    def block_name(self, name: str) -> str:
+        """A weight's name from :meth:`weight_shapes` in words: ``stack[0].kernel`` is
+        ``layer 1 backward kernel`` in a bidirectional model (for messages).
+
+        .. versionadded:: 0.4
+        """
+        head, dot, field_name = name.rpartition(".")
+        if not dot:
+            return name if not self.stacked or name.startswith("dense") else f"layer 1 forward {name}"
+        layer, direction = self.blocks()[int(head[len("stack[") : -1]) + 1]
+        return f"layer {layer} {direction} {field_name}"
 
     @property
     def param_count(self) -> int:
-        """Trainable parameters in the canonical layout (RNN 131, LSTM 491, GRU 401 for the seed)."""
+        """Trainable parameters in the canonical layout (RNN 131, LSTM 491, GRU 401 for the seed), every
+        layer and direction counted."""
         return sum(int(np.prod(s)) for s in self.weight_shapes().values())
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One recurrent block (a layer's direction) in the canonical layout: as :class:`Weights`' first three.
+
+    .. versionadded:: 0.4
+    """
+
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -228,8 +307,16 @@ class Weights:
     GRU: ``kernel (in, 3h)``, ``recurrent_kernel (h, 3h)``, ``bias (2, 3h)``
     (input bias, recurrent bias) with gates in the order update, reset,
     candidate (Keras, ``reset_after=True``).
-    Head: ``dense_kernel (h, outputs)``, ``dense_bias (outputs,)``.
+    Head: ``dense_kernel (h * directions, outputs)``, ``dense_bias (outputs,)``.
     :meth:`ModelSpec.weight_shapes` gives every shape.
+
+    A stacked or bidirectional model (:meth:`ModelSpec.blocks`): the first three fields are layer 1's forward
+    direction, and ``stack`` holds every further block in the canonical order (layer-major, forward then
+    backward): ``(layer 1 backward, layer 2 forward, layer 2 backward, ...)`` when bidirectional,
+    ``(layer 2, layer 3, ...)`` when not.  Layer ``k > 1``'s kernel is ``(h * directions, g*h)``: its rows
+    take the layer below's forward outputs, then its backward outputs.  A single layer has ``stack == ()``.
+
+    .. versionadded:: 0.4 ``stack``.
     """
 
     kernel: np.ndarray
@@ -237,19 +324,68 @@ class Weights:
     bias: np.ndarray
     dense_kernel: np.ndarray
     dense_bias: np.ndarray
+    stack: tuple[LayerWeights, ...] = ()
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every array by name, as :meth:`ModelSpec.weight_shapes` names them (``stack[i].kernel`` ...):
+        a single layer's are the five fields, so ``Weights(**arrays())`` rebuilds it
+        (:meth:`from_arrays` rebuilds any)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stack"}
+        for i, block in enumerate(self.stack):
+            out.update({f"stack[{i}].{f.name}": getattr(block, f.name) for f in fields(block)})
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Weights:
+        """The weights whose :meth:`arrays` are ``arrays``.
+
+        .. versionadded:: 0.4
+        """
+        count = len({k.partition(".")[0] for k in arrays if k.startswith("stack[")})
+        stack = tuple(LayerWeights(*(arrays[f"stack[{i}].{f.name}"] for f in fields(LayerWeights)))
+                      for i in range(count))  # fmt: skip
+        return cls(arrays["kernel"], arrays["recurrent_kernel"], arrays["bias"], arrays["dense_kernel"],
+                   arrays["dense_bias"], stack)  # fmt: skip
+
+    def blocks(self) -> list[LayerWeights]:
+        """Every recurrent block in the order of :meth:`ModelSpec.blocks`, the first one included.
+
+        .. versionadded:: 0.4
+        """
+        return [LayerWeights(self.kernel, self.recurrent_kernel, self.bias), *self.stack]
+
+    @classmethod
+    def of_blocks(cls, blocks: Sequence[LayerWeights], dense_kernel: np.ndarray, dense_bias: np.ndarray) -> Weights:
+        """The weights of ``blocks`` (in the order of :meth:`ModelSpec.blocks`) and the head.
+
+        .. versionadded:: 0.4
+        """
+        first = blocks[0]
+        return cls(first.kernel, first.recurrent_kernel, first.bias, dense_kernel, dense_bias, tuple(blocks[1:]))
+
+    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> Weights:
+        """The weights with ``fn`` applied to every array (a copy, a cast).
+
+        .. versionadded:: 0.4
+        """
+        return Weights.from_arrays({k: fn(v) for k, v in self.arrays().items()})
 
     def copy(self) -> Weights:
-        return Weights(**{k: np.array(v, copy=True) for k, v in self.arrays().items()})
+        return self.map(lambda a: np.array(a, copy=True))
 
     def check(self, spec: ModelSpec) -> None:
         """Raise ``ValueError`` naming the first array whose shape is wrong."""
+        arrays = self.arrays()
         for name, shape in spec.weight_shapes().items():
-            got = tuple(np.shape(getattr(self, name)))
+            if name not in arrays:
+                raise ValueError(f"weight {name!r} ({spec.block_name(name)}) is missing: {spec.layers} layer(s), "
+                                 f"{spec.directions} direction(s) need {len(spec.blocks())} blocks")  # fmt: skip
+            got = tuple(np.shape(arrays[name]))
             if got != shape:
                 raise ValueError(f"weight {name!r} has shape {got}, expected {shape}")
+        extra = sorted(set(arrays) - set(spec.weight_shapes()))
+        if extra:
+            raise ValueError(f"weights {', '.join(extra)} are more blocks than the spec has")
 
 
 @dataclass(frozen=True)
@@ -278,6 +414,12 @@ class Model(Protocol):
 
         Called before any timing: copy it to the device here, so that a
         batch is an index slice of data already in place.
+
+        For a ``variable_length`` spec the harness passes ``lengths=`` too: each sample's real length, int32
+        ``(n,)``, from 1 to ``steps``; ``x`` is zero past it.  A model of a fixed-length spec is never given
+        lengths, so a backend that predates them needs no such parameter (:data:`MODEL_SHAPES`).
+
+        .. versionadded:: 0.4 ``lengths`` (keyword, for a ``variable_length`` spec only).
         """
 
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
@@ -301,7 +443,13 @@ class Model(Protocol):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Return predictions as a float NumPy array: ``(n,)`` for a regression
-        head, the logits ``(n, outputs)`` for a classification head."""
+        head, the logits ``(n, outputs)`` for a classification head.
+
+        For a ``variable_length`` spec the harness passes ``lengths=`` (int32 ``(n,)``), as to
+        :meth:`set_train_data`.
+
+        .. versionadded:: 0.4 ``lengths``.
+        """
 
     def get_weights(self) -> Weights:
         """Return the current weights in the canonical layout, as NumPy arrays."""
@@ -357,6 +505,45 @@ class Backend(Protocol):
 
     def build(self, implementation: str, spec: ModelSpec, weights: Weights, device: str) -> Model:
         """Return a model of ``spec`` holding exactly ``weights``."""
+
+
+# The model shapes beyond one unidirectional layer on fixed-length sequences (ModelSpec's layers,
+# bidirectional and variable_length).  A backend lists those it can run in its optional attribute
+# ``model_shapes``; one that lists none (every backend written before 0.4) is never asked to run them.
+MODEL_SHAPES: tuple[str, ...] = ("layers", "bidirectional", "variable_length")
+
+
+def unsupported_shape(backend: Backend, spec: ModelSpec) -> str | None:
+    """Why ``backend`` cannot run the shape of ``spec`` as far as its ``model_shapes`` say, or None.
+
+    A backend that does not list a shape (``model_shapes``, default none) is refused it whatever its
+    ``supports`` says: a model written for one layer would silently run one.  Call :func:`refusal` rather
+    than this: it asks ``supports`` too.
+
+    .. versionadded:: 0.4
+    """
+    declared = set(getattr(backend, "model_shapes", ()))
+    if spec.layers < 1:
+        return f"layers must be at least 1, got {spec.layers}"
+    wanted = {"layers": spec.layers > 1, "bidirectional": spec.bidirectional,
+              "variable_length": spec.variable_length}  # fmt: skip
+    missing = [name for name in MODEL_SHAPES if wanted[name] and name not in declared]
+    if missing:
+        what = {"layers": f"{spec.layers} layers", "bidirectional": "bidirectional",
+                "variable_length": "variable-length sequences"}  # fmt: skip
+        return (f"the {backend.name} backend does not run {' or '.join(what[m] for m in missing)} "
+                f"(its model_shapes list {', '.join(sorted(declared)) or 'none'})")
+    return None
+
+
+def refusal(backend: Backend, implementation: str, spec: ModelSpec, device: str) -> str | None:
+    """Why ``backend`` cannot run ``spec`` with ``implementation`` on ``device``, or None: the model shapes
+    it declares (:func:`unsupported_shape`), then its own :meth:`Backend.supports`.  What the planner, the
+    default choice and the conformance kit ask.
+
+    .. versionadded:: 0.4
+    """
+    return unsupported_shape(backend, spec) or backend.supports(implementation, spec, device)
 
 
 def unsupported_basics(backend: Backend, implementation: str, spec: ModelSpec, device: str) -> str | None:
@@ -440,6 +627,8 @@ class BackendBase:
     devices: tuple[str, ...] = ("cpu",)
     # False for an inference-only backend (a deployment runtime): see backend_trains().  .. versionadded:: 0.3
     trains = True
+    # The shapes of MODEL_SHAPES it can run (some implementation of it; supports() says which).  .. versionadded:: 0.4
+    model_shapes: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()  # top-level modules that must be importable
     distributions: tuple[str, ...] = ()  # packages whose versions a run records
     install_hint = ""
@@ -468,7 +657,7 @@ class BackendBase:
 
     def check_supported(self, implementation: str, spec: ModelSpec, device: str) -> None:
         """Raise :class:`~seqbench.errors.SeqbenchError` naming the reason when :meth:`supports` refuses."""
-        reason = self.supports(implementation, spec, device)
+        reason = refusal(self, implementation, spec, device)
         if reason is not None:
             raise SeqbenchError(f"{self.name}:{implementation} cannot run {spec.kind}/{spec.activation} on {device}: "
                                 f"{reason}")  # fmt: skip
@@ -518,7 +707,7 @@ def default_implementation(backend: Backend, spec: ModelSpec, device: str) -> st
 
     .. versionadded:: 0.1
     """
-    return next((i for i in default_order(backend, spec, device) if backend.supports(i, spec, device) is None), None)
+    return next((i for i in default_order(backend, spec, device) if refusal(backend, i, spec, device) is None), None)
 
 
 def device_unavailable(backend: Backend, device: str) -> str | None:

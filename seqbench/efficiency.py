@@ -14,8 +14,8 @@ peak is that divided by the peak (:func:`share_of_peak`).
 The count (multiply-add counted as 2 operations; backward taken as twice the
 forward, so a training step is 3 forward passes)::
 
-    recurrent layer: 3 * samples * steps * 2 * gates * h * (in + h)
-    dense head:      3 * samples * 2 * h * outputs
+    recurrent block: 3 * samples * steps * 2 * gates * h * (in + h)
+    dense head:      3 * samples * 2 * h * directions * outputs
 
 with ``gates`` the number of gate blocks of the kind (RNN 1, GRU 3, LSTM 4,
 from :data:`seqbench.contract.KINDS`), ``h`` the units and ``in`` the input
@@ -23,6 +23,17 @@ features.  It counts the matrix products only: element-wise gate arithmetic,
 the loss and the optimiser are O(samples * steps * h) or O(params) and small
 next to them from a few dozen units on.  LSTM 128, 50 steps, 1 feature, 8192
 samples: 162 GFLOP per epoch.
+
+A stacked or bidirectional model has one block per layer and direction
+(:meth:`~seqbench.contract.ModelSpec.blocks`): layer 1's blocks read the
+features, the blocks above read ``h * directions``.
+
+Variable-length sequences (``-P min_steps``) count the **real** steps only:
+``steps`` above is the mean length of the training samples.  That is the
+work the model needs; a backend that also computes over the padding (the
+NumPy reference, or a loop that masks rather than skips) does more than is
+counted, so its GFLOP/s and share of peak are lower than a path that skips
+the padding (cuDNN's packed sequences) for the same useful work.
 """
 
 from __future__ import annotations
@@ -54,20 +65,24 @@ print(best)
 """
 
 
-def recurrent_flops(spec: ModelSpec, samples: int) -> float:
-    """FLOPs of the recurrent layer over one training epoch of ``samples`` (forward + backward)."""
+def recurrent_flops(spec: ModelSpec, samples: int, mean_steps: float | None = None) -> float:
+    """FLOPs of the recurrent layers (every layer and direction) over one training epoch of ``samples``
+    (forward + backward); ``mean_steps``: the mean real length of variable-length samples (else ``steps``)."""
     h = spec.units
-    return 3.0 * samples * spec.steps * 2 * spec.gates * h * (spec.features + h)
+    steps = spec.steps if mean_steps is None else mean_steps
+    widths = sum(spec.block_shapes(layer)["kernel"][0] for layer, _ in spec.blocks())
+    blocks = len(spec.blocks())
+    return 3.0 * samples * steps * 2 * spec.gates * h * (widths + blocks * h)
 
 
 def head_flops(spec: ModelSpec, samples: int) -> float:
     """FLOPs of the dense head over one training epoch (forward + backward)."""
-    return 3.0 * samples * 2 * spec.units * spec.outputs
+    return 3.0 * samples * 2 * spec.units * spec.directions * spec.outputs
 
 
-def epoch_flops(spec: ModelSpec, samples: int) -> float:
+def epoch_flops(spec: ModelSpec, samples: int, mean_steps: float | None = None) -> float:
     """Analytic FLOPs of one training epoch of ``spec`` on ``samples`` (see the module docstring)."""
-    return recurrent_flops(spec, samples) + head_flops(spec, samples)
+    return recurrent_flops(spec, samples, mean_steps) + head_flops(spec, samples)
 
 
 def gflops_per_s(flops: float, seconds: float | None) -> float | None:

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 # RunConfig fields that take a comma list, in the order points are enumerated
 # after the task parameters (the outermost loop is the first task parameter).
-GRID_FIELDS = ("units", "batch_size", "activation")
+GRID_FIELDS = ("units", "batch_size", "activation", "layers")
 
 
 def values(value: T | tuple[T, ...] | list[T]) -> tuple[T, ...]:
@@ -62,17 +62,18 @@ class Point:
     batch_size: int
     activation: str
     task_params: dict[str, int] = field(default_factory=dict)
+    layers: int = 1
 
     def overrides(self) -> dict[str, Any]:
         """The RunConfig fields this point fixes (for ``dataclasses.replace``)."""
         return {"units": self.units, "batch_size": self.batch_size, "activation": self.activation,
-                "task_params": dict(self.task_params)}  # fmt: skip
+                "task_params": dict(self.task_params), "layers": self.layers}  # fmt: skip
 
 
 def expand(config: Any) -> list[Point]:
     """Every combination of ``config``'s grid values, task parameters outermost, in the order given.
 
-    ``config`` is anything with ``units``, ``batch_size``, ``activation`` and
+    ``config`` is anything with ``units``, ``batch_size``, ``activation``, ``layers`` and
     ``task_params`` attributes (a RunConfig).
     """
     params: Mapping[str, Any] = config.task_params
@@ -80,12 +81,13 @@ def expand(config: Any) -> list[Point]:
     axes = [values(params[k]) for k in keys] + [values(getattr(config, f)) for f in GRID_FIELDS]
     points = []
     for combo in itertools.product(*axes):
-        task_values, (units, batch_size, activation) = combo[: len(keys)], combo[len(keys) :]
-        points.append(Point(units, batch_size, activation, dict(zip(keys, task_values, strict=True))))
+        task_values, (units, batch_size, activation, layers) = combo[: len(keys)], combo[len(keys) :]
+        points.append(Point(units, batch_size, activation, dict(zip(keys, task_values, strict=True)), layers))
     return points
 
 
 def varied(config: Any) -> list[str]:
-    """The parameters that take more than one value: ``units``, ``batch_size``, ``activation`` or ``task.KEY``."""
+    """The parameters that take more than one value: ``units``, ``batch_size``, ``activation``, ``layers`` or
+    ``task.KEY``."""
     out = [f"task.{k}" for k, v in config.task_params.items() if len(values(v)) > 1]
     return out + [f for f in GRID_FIELDS if len(values(getattr(config, f))) > 1]

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from seqbench.contract import Backend, Model, ModelSpec, Weights, backend_trains
+from seqbench.contract import Backend, LayerWeights, Model, ModelSpec, Weights, backend_trains
 from seqbench.efficiency import epoch_flops, gflops_per_s
 from seqbench.interference import Meter, epoch_disturbed, interference, lost_seconds, others, steadiness, waited
 from seqbench.keys import Status, experiment_label
@@ -44,7 +44,16 @@ def model_spec(cell: CellConfig, data: TaskData | DataShape) -> ModelSpec:
         activation=cell.activation,
         head=data.head,
         outputs=data.outputs,
+        layers=cell.layers,
+        bidirectional=cell.bidirectional,
+        variable_length=data.variable_length,
     )
+
+
+def lengths_kw(lengths: np.ndarray | None) -> dict[str, Any]:
+    """The keyword a model's ``set_train_data`` and ``predict`` take for variable-length data (none for
+    fixed-length data: a backend that predates lengths is never handed them)."""
+    return {} if lengths is None else {"lengths": np.asarray(lengths, np.int32)}
 
 
 def glorot_uniform(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -83,7 +92,15 @@ def initial_weights(spec: ModelSpec, seed: int) -> Weights:
         dense_kernel=glorot_uniform(gen, shapes["dense_kernel"]),
         dense_bias=np.zeros(shapes["dense_bias"]),
     )
-    return Weights(**{k: v.astype(spec.dtype) for k, v in w.arrays().items()})
+    # Further layers and directions draw after the first block and the head, so a single layer's weights
+    # are what they always were; each block starts as the first does (its own draws, the same biases).
+    stack = []
+    for layer, _ in spec.blocks()[1:]:
+        block = spec.block_shapes(layer)
+        stack.append(LayerWeights(glorot_uniform(gen, block["kernel"]), orthogonal(gen, block["recurrent_kernel"]),
+                                  bias.copy()))  # fmt: skip
+    w = Weights.of_blocks([*w.blocks()[:1], *stack], w.dense_kernel, w.dense_bias)
+    return w.map(lambda a: a.astype(spec.dtype))
 
 
 def batch_orders(seed: int, n: int, epochs: int) -> Iterator[np.ndarray]:
@@ -161,31 +178,34 @@ class Inference:
 
 
 def measure_inference(model: Model, x: np.ndarray, plan: InferencePlan,
-                      clock: Callable[[], float] = time.perf_counter) -> Inference:  # fmt: skip
+                      clock: Callable[[], float] = time.perf_counter,
+                      lengths: np.ndarray | None = None) -> Inference:  # fmt: skip
     """Time ``model.predict`` on samples of ``x`` (cycled): one per call, then ``plan.batch`` per call.
 
     Every timed call runs from just before ``predict`` to just after ``synchronize``, as an epoch does.
-    ``clock`` is injectable so that a test can give each call a known duration.
+    ``clock`` is injectable so that a test can give each call a known duration.  ``lengths``: each sample's
+    length, for variable-length data.
     """
 
-    def timed(batch: np.ndarray) -> float:
+    def timed(rows: np.ndarray) -> float:
+        batch, kw = x[rows], lengths_kw(None if lengths is None else lengths[rows])
         t0 = clock()
-        model.predict(batch)
+        model.predict(batch, **kw)
         model.synchronize()
         return clock() - t0
 
     n = len(x)
-    first = timed(x[0:1])
+    first = timed(np.arange(0, 1))
     for i in range(plan.warmup):
-        timed(x[(i + 1) % n : (i + 1) % n + 1])
+        timed(np.arange(1) + (i + 1) % n)
     samples: list[float] = []
     start = clock()
     while len(samples) < plan.max_calls and (len(samples) < plan.min_calls or clock() - start < plan.seconds):
         i = (plan.warmup + 1 + len(samples)) % n
-        samples.append(timed(x[i : i + 1]))
+        samples.append(timed(np.arange(1) + i))
     p50, p90, p99 = (float(v) for v in np.percentile(samples, [50, 90, 99]))
     batch = plan.batch or n
-    big = x[np.arange(batch) % n]
+    big = np.arange(batch) % n
     timed(big)  # untimed: the first call at this shape (the test set's was the evaluation's)
     rounds: list[float] = []
     start = clock()
@@ -247,7 +267,7 @@ def run_cell(
     model = backend.build(cell.implementation, spec, initial_weights(spec, cell.seed), cell.device)
     if not backend_trains(backend):
         return _inference_only(model, cell, data, time.perf_counter() - t0, cold)
-    model.set_train_data(data.x_train, data.y_train)
+    model.set_train_data(data.x_train, data.y_train, **lengths_kw(data.lengths_train))
     build_s = time.perf_counter() - t0
 
     n = len(data.y_train)
@@ -278,7 +298,7 @@ def run_cell(
 
     scores = score(task, data, model.predict)
     plan = inference_plan(cell.inference)
-    inference = measure_inference(model, data.x_test, plan) if plan is not None else None
+    inference = _inference(model, data, plan)
     # Interference over the epochs the steady time comes from (epoch 1 alone when there is no other);
     # with the run-queue meter, from the clean ones among them when there are enough.
     start, end = window[1 if len(epochs) > 1 else 0], after
@@ -288,7 +308,7 @@ def run_cell(
     verdict = steadiness(losts, [e.wall_s for e in judged], start, end, meter.cpus, meter.kind)
     steady = [judged[i] for i in verdict.used] if len(epochs) > 1 else []
     steady_s = _median([e.wall_s for e in steady])
-    flops = epoch_flops(spec, n)
+    flops = epoch_flops(spec, n, None if data.lengths_train is None else float(np.mean(data.lengths_train)))
     gpu = [e.gpu_s for e in steady if e.gpu_s is not None]
     return CellRecord(
         **cell_fields(cell),
@@ -326,11 +346,16 @@ def run_cell(
     )
 
 
+def _inference(model: Model, data: TaskData, plan: InferencePlan | None) -> Inference | None:
+    if plan is None:
+        return None
+    return measure_inference(model, data.x_test, plan, lengths=data.lengths_test)
+
+
 def _inference_only(model: Model, cell: CellConfig, data: TaskData, build_s: float, cold: bool) -> CellRecord:
     """The cell of a backend that does not train (:func:`~seqbench.contract.backend_trains`): its model holds
     the canonical initial weights; no epoch, loss, score or training time, only the inference phase."""
-    plan = inference_plan(cell.inference)
-    inference = measure_inference(model, data.x_test, plan) if plan is not None else None
+    inference = _inference(model, data, inference_plan(cell.inference))
     return CellRecord(
         **cell_fields(cell),
         status=Status.OK,

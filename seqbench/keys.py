@@ -4,7 +4,8 @@
 merge check and export: a backend's implementation of a model on a device,
 in one experiment.  The experiment (:func:`experiment_label`) is everything
 else that makes two times comparable: the task's parameters, units,
-activation, epochs, batch size, threads and dtype (docs/measurement.md).  A row's
+activation, epochs, batch size, threads and dtype, and the model's layers
+and directions where they are not one of each (docs/measurement.md).  A row's
 repeats add the seed (:data:`REPEAT_FIELDS`), and a repeat measured again
 after a disturbance adds its attempt (:data:`ATTEMPT_FIELDS`).
 
@@ -61,8 +62,11 @@ class RunStatus(str, enum.Enum):
 # Runs whose last row of a table may be half-written.
 UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.FAILED})
 
+# Settings of the model's shape (0.4) with their defaults: part of the experiment, named in its label only
+# when not at the default, so that a single unidirectional layer keeps the label it had before they existed.
+SHAPE_FIELDS: dict[str, Any] = {"layers": 1, "bidirectional": False}
 # The settings besides the task that make up an experiment, in the order labels list them.
-EXPERIMENT_FIELDS = ("task_params", "units", "activation", "epochs", "batch_size", "threads", "dtype")
+EXPERIMENT_FIELDS = ("task_params", "units", "activation", "epochs", "batch_size", "threads", "dtype", *SHAPE_FIELDS)
 
 
 def experiment_label(values: Mapping[Any, Any]) -> str:
@@ -73,7 +77,11 @@ def experiment_label(values: Mapping[Any, Any]) -> str:
 
     params = values.get("task_params") or {}
     parts = [f"{k}={text(params[k])}" for k in sorted(params)] if isinstance(params, dict) else [str(params)]
-    parts += [f"{name}={text(values.get(name))}" for name in EXPERIMENT_FIELDS[1:]]
+    for name in EXPERIMENT_FIELDS[1:]:
+        value = values.get(name)
+        if name in SHAPE_FIELDS and (value is None or value != value or value == SHAPE_FIELDS[name]):
+            continue  # at its default, or absent (None, NaN: a row older than the field): not named
+        parts.append(f"{name}={text(value)}")
     return " ".join(parts)
 
 
@@ -150,5 +158,5 @@ ATTEMPT_FIELDS = (*REPEAT_FIELDS, "attempt")  # one measurement of a repeat (a d
 RACE_FIELDS = ("task", "experiment", "model")  # rows that race each other: backends and devices differ
 
 __all__ = ["ATTEMPT_FIELDS", "CODE_FIELDS", "COMPLETED", "EXPERIMENT_FIELDS", "KEY_FIELDS", "RACE_FIELDS",
-           "REPEAT_FIELDS", "UNFINISHED", "CellKey", "RowKey", "RunStatus", "Status", "experiment_differences",
-           "experiment_label", "series_name"]  # fmt: skip
+           "REPEAT_FIELDS", "SHAPE_FIELDS", "UNFINISHED", "CellKey", "RowKey", "RunStatus", "Status",
+           "experiment_differences", "experiment_label", "series_name"]  # fmt: skip

@@ -29,7 +29,7 @@ from typing import Any
 from seqbench.attempts import remeasurements
 from seqbench.calibration import machines
 from seqbench.errors import ResultsError
-from seqbench.keys import EXPERIMENT_FIELDS, RowKey, RunStatus
+from seqbench.keys import EXPERIMENT_FIELDS, SHAPE_FIELDS, RowKey, RunStatus
 from seqbench.loader import read_run, resolve_run
 from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, LOGS_DIR, RUN_FILE, MachineEntry, RunMeta, run_meta
 
@@ -125,7 +125,8 @@ def _check_same_experiment(parts: list[_Part]) -> None:
     first = parts[0].config
     for part in parts[1:]:
         for name in ("task", *EXPERIMENT_FIELDS):
-            if part.config.get(name) != first.get(name):
+            # a field a run is older than is at its default (SHAPE_FIELDS)
+            if part.config.get(name, SHAPE_FIELDS.get(name)) != first.get(name, SHAPE_FIELDS.get(name)):
                 raise ResultsError(
                     f"cannot merge {parts[0].path} and {part.path}: they ran different experiments "
                     f"({name} {first.get(name)!r} vs {part.config.get(name)!r})"

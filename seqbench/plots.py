@@ -427,7 +427,7 @@ def grid_parameters(cells: pd.DataFrame) -> dict[str, pd.Series]:
     import pandas as pd
 
     found: dict[str, pd.Series] = {}
-    for name in ("units", "batch_size"):
+    for name in ("units", "batch_size", "layers"):
         if name in cells and cells[name].nunique(dropna=True) > 1:
             found[name] = pd.to_numeric(cells[name], errors="coerce")
     params = cells["task_params"] if "task_params" in cells else pd.Series([{}] * len(cells), index=cells.index)
@@ -460,7 +460,8 @@ def scaling_figure(cells: pd.DataFrame, varied: dict[str, pd.Series], colors: di
         others = [n for n in varied if n != name]
         for n in others:
             ok[f"_{n}"] = varied[n].reindex(ok.index)
-        keys = ["series", "model", "activation", *[f"_{n}" for n in others]]
+        shape = [c for c in ("bidirectional",) if c in ok]  # a merged run may hold both directions' rows
+        keys = ["series", "model", "activation", *shape, *[f"_{n}" for n in others]]
         labelled: set[str] = set()
         for key, part in ok.groupby(keys, dropna=False, sort=True):
             curve = part.groupby("x")["steady_epoch_s"].median().sort_index() * 1e3

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 #      seqbench.interference); run.json envs.
 #      seqbench 0.3 (inference): cells.latency_first_s, latency_p50_s, latency_p90_s, latency_p99_s,
 #      throughput_per_s (the harness's inference phase) and inference_only (a backend that does not train).
+#      seqbench 0.4: cells.layers and bidirectional; run.json config.layers and config.bidirectional.
 #      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
@@ -86,6 +87,8 @@ class CellConfig(Repeat):
     dtype: str = "float32"
     attempt: int = 1  # 2, 3, ... when a disturbed repeat is measured again
     inference: str = "quick"  # how long the inference phase measures: a key of seqbench.harness.INFERENCE
+    layers: int = 1  # stacked recurrent layers (0.4)
+    bidirectional: bool = False  # each layer runs both directions (0.4)
 
     @property
     def label(self) -> str:
@@ -166,6 +169,9 @@ class CellRecord(Repeat):
     latency_p99_s: float | None = None
     throughput_per_s: float | None = None
     inference_only: bool | None = None  # the backend does not train: no epochs, no training figures
+    # The model's shape (0.4): stacked layers and whether each is bidirectional (null in older files: 1, false).
+    layers: int | None = None
+    bidirectional: bool | None = None
 
 
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
@@ -175,7 +181,8 @@ ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold",
                            "other_cpu_s", "experiment", "metrics", "primary_metric", "higher_is_better", "baseline",
                            "flops", "gflops_per_s", "peak_share", "env", "wait_s", "wait_share",
                            "clean_epochs", "meter", "latency_first_s", "latency_p50_s", "latency_p90_s",
-                           "latency_p99_s", "throughput_per_s", "inference_only"})  # fmt: skip
+                           "latency_p99_s", "throughput_per_s", "inference_only", "layers",
+                           "bidirectional"})  # fmt: skip
 
 # The most a cell's error holds, in UTF-8 bytes: its first line and the end of what went wrong.  A plugin
 # that writes megabytes to stderr before it dies would otherwise put them in every reader's table (the
@@ -218,7 +225,8 @@ def failed_cell(cell: CellConfig, status: Status, error: str, **extra: Any) -> C
 
 def cell_fields(cell: CellConfig) -> dict[str, Any]:
     """The CellRecord fields that come straight from the cell's configuration."""
-    keys = ("units", "activation", "epochs", "batch_size", "threads", "dtype", "attempt")  # env: a repeat field
+    keys = ("units", "activation", "epochs", "batch_size", "threads", "dtype", "attempt", "layers",
+            "bidirectional")  # env: a repeat field
     return {**cell.repeat_fields(), **{k: getattr(cell, k) for k in keys}, "task_params": dict(cell.task_params)}
 
 

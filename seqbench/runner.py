@@ -44,7 +44,7 @@ from seqbench.attempts import counted_rows
 from seqbench.budget import check_memory
 from seqbench.calibration import run_calibration
 from seqbench.config import RunConfig
-from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
+from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order, refusal
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import INFERENCE, model_spec
@@ -53,7 +53,7 @@ from seqbench.machine import git_commit, machine_id, machine_info, package_versi
 from seqbench.plugins import Registry, filter_hint
 from seqbench.results import CellConfig, CellRecord, EpochRecord, RunMeta, RunWriter, run_meta
 from seqbench.stats import FASTER, SAME, SLOWER, judge_paired, precise_enough
-from seqbench.tasks import Task, data_shape
+from seqbench.tasks import Task, data_shape, param_names
 from seqbench.worker import Ahead, Callbacks, probe_env, run_in_worker, start_worker
 
 DEVICE_CHOICES = ("cpu", "gpu", "auto")
@@ -99,7 +99,7 @@ def _check_choices(kind: str, values: tuple[str, ...], valid: tuple[str, ...]) -
 
 
 def validate(config: RunConfig) -> None:
-    for name in ("epochs", "batch_size", "units", "seeds", "threads", "timeout", "startup_timeout"):
+    for name in ("epochs", "batch_size", "units", "layers", "seeds", "threads", "timeout", "startup_timeout"):
         for value in grid.values(getattr(config, name)):
             if value is not None and not value > 0:  # "not >" also refuses NaN
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -206,10 +206,10 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
     """
     validate(config)
     task = registry.task(config.task)
-    unknown = sorted(set(config.task_params) - set(task.defaults))
+    unknown = sorted(set(config.task_params) - set(param_names(task)))
     if unknown:
         raise UsageError(
-            f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(task.defaults)}"
+            f"task {task.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(param_names(task))}"
         )
     notes: list[str] = []
     if config.epochs < 2:  # accepted (a smoke test), but the table then has no steady time to rank by
@@ -261,7 +261,8 @@ def _plan_point(
             probe = CellConfig(task=config.task, model=model, backend=backend.name, implementation="", device="",
                                seed=0, units=units, activation=activation, epochs=config.epochs,
                                batch_size=batch_size, threads=config.threads or available,
-                               task_params=task_params, inference=config.inference)  # fmt: skip
+                               task_params=task_params, inference=config.inference,
+                               layers=cast(int, config.layers), bidirectional=config.bidirectional)  # fmt: skip
             spec = model_spec(probe, data)
             if config.threads is None:
                 probe = replace(probe, threads=thread_policy.choose(spec, batch_size, available))
@@ -272,7 +273,7 @@ def _plan_point(
                     reasons.append(f"{device}: not supported")
                     continue
                 for candidate in [impl] if impl else default_order(backend, spec, device):
-                    why = backend.supports(candidate, spec, device)
+                    why = refusal(backend, candidate, spec, device)
                     if why is None:
                         choice = (candidate, device)
                         break
@@ -288,7 +289,8 @@ def _plan_point(
                     raise UsageError(message)
                 notes.append(message + ": skipped")
                 continue
-            key = (backend.name, *choice, model, units, batch_size, activation, tuple(sorted(task_params.items())))
+            key = (backend.name, *choice, model, units, batch_size, activation, tuple(sorted(task_params.items())),
+                   config.layers, config.bidirectional)
             if key in rows:  # the same row asked for twice (e.g. "torch,torch:fused")
                 continue
             rows[key] = [replace(probe, implementation=choice[0], device=choice[1], seed=seed)

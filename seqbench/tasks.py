@@ -47,7 +47,12 @@ class TaskData:
     scores metrics and the probe in those units, so a scaled run is
     comparable with an unscaled one.
 
+    Variable-length data (``-P min_steps=K``): ``lengths_train``, ``lengths_test`` and ``probe_lengths``
+    hold each sample's real length (int32, 1 to ``steps``), and ``x`` is zero past it (padded at the end).
+    None for fixed-length data.
+
     .. versionadded:: 0.2 ``head``, ``outputs`` and ``target_scale``.
+    .. versionadded:: 0.4 ``lengths_train``, ``lengths_test`` and ``probe_lengths``.
     """
 
     x_train: np.ndarray
@@ -59,6 +64,13 @@ class TaskData:
     head: str = "regression"
     outputs: int = 1
     target_scale: float = 1.0
+    lengths_train: np.ndarray | None = None
+    lengths_test: np.ndarray | None = None
+    probe_lengths: np.ndarray | None = None
+
+    @property
+    def variable_length(self) -> bool:
+        return self.lengths_train is not None
 
     @property
     def steps(self) -> int:
@@ -80,6 +92,7 @@ class DataShape:
     features: int
     head: str = "regression"
     outputs: int = 1
+    variable_length: bool = False  # .. versionadded:: 0.4
 
 
 @runtime_checkable
@@ -128,7 +141,7 @@ def data_shape(task: Task, params: dict[str, int]) -> DataShape:
     if callable(shape):
         return cast(DataShape, shape(**params))
     data = task.make(0, **params)
-    return DataShape(data.steps, data.features, data.head, data.outputs)
+    return DataShape(data.steps, data.features, data.head, data.outputs, data.variable_length)
 
 
 # ------------------------------------------------------------------ metrics
@@ -237,13 +250,18 @@ def _task_units(data: TaskData, predictions: np.ndarray) -> np.ndarray:
     return p if data.head == "classification" else p * data.target_scale
 
 
-def score(task: Task, data: TaskData, predict: Callable[[np.ndarray], np.ndarray]) -> Scores:
-    """Score ``predict`` (a trained model's) on the test set and the probe."""
+def score(task: Task, data: TaskData, predict: Callable[..., np.ndarray]) -> Scores:
+    """Score ``predict`` (a trained model's) on the test set and the probe (with ``lengths=`` for
+    variable-length data)."""
+
+    def predicted(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+        return _task_units(data, predict(x) if lengths is None else predict(x, lengths=lengths))
+
     primary, higher = primary_metric(task)
     targets = np.asarray(data.y_test, np.float64) * (1.0 if data.head == "classification" else data.target_scale)
-    metrics = {str(k): float(v) for k, v in task.metrics(_task_units(data, predict(data.x_test)), targets).items()}
+    metrics = {str(k): float(v) for k, v in task.metrics(predicted(data.x_test, data.lengths_test), targets).items()}
     trivial = task.metrics(_task_units(data, _trivial_predictions(data, len(targets))), targets)
-    probe = _task_units(data, predict(data.probe_x))
+    probe = predicted(data.probe_x, data.probe_lengths)
     probe_value = float(np.argmax(probe[0])) if probe.ndim == 2 else float(probe.reshape(-1)[0])
     probe_target = data.probe_y * (1.0 if data.head == "classification" else data.target_scale)
     return Scores(metrics, primary, higher, trivial.get(primary), probe_value, float(probe_target))
@@ -252,16 +270,50 @@ def score(task: Task, data: TaskData, predict: Callable[[np.ndarray], np.ndarray
 # ------------------------------------------------------------------ tasks
 
 
+def param_names(task: Task) -> list[str]:
+    """Every parameter ``task`` accepts: its defaults, then its optional ``optional_params`` (which have none:
+    present only when given, so a run without them records what it recorded before they existed).
+
+    .. versionadded:: 0.4
+    """
+    return [*task.defaults, *getattr(task, "optional_params", ())]
+
+
 def _check_params(task: Task, params: dict[str, int]) -> dict[str, int]:
-    """The task's defaults updated with ``params``; ``ValueError`` for unknown or non-positive ones."""
+    """The task's defaults updated with ``params``; ``ValueError`` for unknown (:func:`param_names`) or
+    non-positive ones."""
     p = {**task.defaults, **params}
-    unknown = sorted(set(p) - set(task.defaults))
+    unknown = sorted(set(p) - set(param_names(task)))
     if unknown:
         raise ValueError(f"unknown parameter(s) for task {task.name!r}: {', '.join(unknown)}")
     for key, value in p.items():
         if int(value) <= 0:
             raise ValueError(f"task parameter {key} must be positive, got {value}")
     return {k: int(v) for k, v in p.items()}
+
+
+MIN_STEPS_HELP = "-P min_steps=K: each sample's length drawn uniformly from K to steps (padded at the end)"
+
+
+def sample_lengths(seed: int, stream: int, n: int, params: dict[str, int], least: int = 1) -> np.ndarray | None:
+    """Each sample's length, uniform from ``min_steps`` to ``steps`` (int32), or None without ``min_steps``.
+
+    Drawn from a stream of their own, so the values a task draws for its samples do not depend on whether
+    the lengths vary.  ``ValueError`` unless ``least <= min_steps <= steps``.
+    """
+    if "min_steps" not in params:
+        return None
+    low, steps = params["min_steps"], params["steps"]
+    if not least <= low <= steps:
+        raise ValueError(f"min_steps must be from {least} to steps ({steps}), got {low}")
+    return np.random.default_rng([seed, stream, 1]).integers(low, steps + 1, n).astype(np.int32)
+
+
+def pad_after(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """``x (n, steps, features)`` with every step at or past each sample's length set to zero (in place)."""
+    if lengths is not None:
+        x[np.arange(x.shape[1])[None, :] >= lengths[:, None]] = 0.0
+    return x
 
 
 class ArithmeticTask:
@@ -276,32 +328,45 @@ class ArithmeticTask:
     range where tanh is not saturated.  Metrics and the probe are scored on
     the unscaled integers: accuracy still means "within 0.5 of the next
     number", and MSE is in the task's units whatever the scale.
+
+    ``-P min_steps=K`` gives each sample its own length ``L`` from K to ``steps``: the sequence is
+    ``start, ..., start+L-1`` (zero past it) and the target ``start+L``.  The probe keeps all ``steps``.
     """
 
     name = "arithmetic"
-    description = "next number of an arithmetic sequence (the seed notebook; -P scale=100 for tanh models)"
+    description = ("next number of an arithmetic sequence (the seed notebook; -P scale=100 for tanh models; "
+                   "-P min_steps=K for variable lengths)")  # fmt: skip
     defaults = {"samples": 1000, "test_samples": 200, "steps": 3, "max_start": 100, "scale": 1}
+    optional_params = ("min_steps",)
     metric_names = DEFAULT_METRICS
     primary_metric = "accuracy"
 
-    def _sequences(self, starts: np.ndarray, steps: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
-        x = (starts[:, None] + np.arange(steps)) / scale
-        return x[:, :, None].astype(np.float32), ((starts + steps) / scale).astype(np.float32)
+    def _sequences(self, starts: np.ndarray, steps: int, scale: int,
+                   lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        x = pad_after(((starts[:, None] + np.arange(steps)) / scale)[:, :, None], lengths)
+        last = steps if lengths is None else lengths
+        return x.astype(np.float32), ((starts + last) / scale).astype(np.float32)
 
     def shape(self, **params: int) -> DataShape:
-        return DataShape(_check_params(self, params)["steps"], 1)
+        p = _check_params(self, params)
+        sample_lengths(0, STREAM_TRAIN, 0, p)  # ValueError for a min_steps out of range
+        return DataShape(p["steps"], 1, variable_length="min_steps" in p)
 
     def make(self, seed: int, **params: int) -> TaskData:
         p = _check_params(self, params)
         steps, scale = p["steps"], p["scale"]
+        n_train, n_test = p["samples"], p["test_samples"]
+        l_train, l_test = sample_lengths(seed, STREAM_TRAIN, n_train, p), sample_lengths(seed, STREAM_TEST, n_test, p)
         x_train, y_train = self._sequences(
-            rng(seed, STREAM_TRAIN).integers(0, p["max_start"], p["samples"]), steps, scale
+            rng(seed, STREAM_TRAIN).integers(0, p["max_start"], n_train), steps, scale, l_train
         )
         x_test, y_test = self._sequences(
-            rng(seed, STREAM_TEST).integers(0, p["max_start"], p["test_samples"]), steps, scale
+            rng(seed, STREAM_TEST).integers(0, p["max_start"], n_test), steps, scale, l_test
         )
         probe_x, probe_y = self._sequences(np.array([10]), steps, scale)
-        return TaskData(x_train, y_train, x_test, y_test, probe_x, float(probe_y[0]), target_scale=float(scale))
+        probe_lengths = None if l_train is None else np.array([steps], np.int32)
+        return TaskData(x_train, y_train, x_test, y_test, probe_x, float(probe_y[0]), target_scale=float(scale),
+                        lengths_train=l_train, lengths_test=l_test, probe_lengths=probe_lengths)  # fmt: skip
 
     def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         return compute_metrics(self.metric_names, predictions, targets)
@@ -323,44 +388,61 @@ class AddingTask:
     1/6 ~ 0.167 (the variance of the sum of two uniforms): the baseline
     reported beside the score.  ``-P steps=N`` sets how far apart the two
     marked values can be.
+
+    ``-P min_steps=K`` (at least 2) gives each sample its own length ``L`` from K to ``steps``: one marker in
+    each half of its ``L`` real steps, zero past them.
     """
 
     name = "adding"
-    description = "sum of the two marked values of a long sequence (Hochreiter & Schmidhuber; trivial MSE 0.167)"
+    description = ("sum of the two marked values of a long sequence (Hochreiter & Schmidhuber; trivial MSE 0.167; "
+                   "-P min_steps=K for variable lengths)")  # fmt: skip
     defaults = {"samples": 10000, "test_samples": 1000, "steps": 50}
+    optional_params = ("min_steps",)
     metric_names = ("mse", "mae")
     primary_metric = "mse"
 
     @staticmethod
-    def _sequences(gen: np.random.Generator, n: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    def _sequences(gen: np.random.Generator, n: int, steps: int,
+                   lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         values = gen.uniform(0.0, 1.0, (n, steps))
-        half = steps // 2
-        first = gen.integers(0, half, n)
-        second = gen.integers(half, steps, n)
+        # fixed length: the draws as they always were; varied: the same draws scaled to each length
+        if lengths is None:
+            first = gen.integers(0, steps // 2, n)
+            second = gen.integers(steps // 2, steps, n)
+        else:
+            halves = lengths // 2
+            first = (gen.random(n) * halves).astype(np.int64)
+            second = halves + (gen.random(n) * (lengths - halves)).astype(np.int64)
         markers = np.zeros((n, steps))
         rows = np.arange(n)
         markers[rows, first] = 1.0
         markers[rows, second] = 1.0
-        x = np.stack([values, markers], axis=2).astype(np.float32)
+        x = pad_after(np.stack([values, markers], axis=2), lengths).astype(np.float32)
         return x, (values[rows, first] + values[rows, second]).astype(np.float32)
 
     def shape(self, **params: int) -> DataShape:
-        steps = _check_params(self, params)["steps"]
+        p = _check_params(self, params)
+        steps = p["steps"]
         if steps < 2:
             raise ValueError(f"task adding needs steps >= 2 (one marker in each half), got {steps}")
-        return DataShape(steps, 2)
+        sample_lengths(0, STREAM_TRAIN, 0, p, least=2)  # ValueError for a min_steps out of range
+        return DataShape(steps, 2, variable_length="min_steps" in p)
 
     def make(self, seed: int, **params: int) -> TaskData:
         steps = self.shape(**params).steps
         p = _check_params(self, params)
-        x_train, y_train = self._sequences(rng(seed, STREAM_TRAIN), p["samples"], steps)
-        x_test, y_test = self._sequences(rng(seed, STREAM_TEST), p["test_samples"], steps)
+        l_train = sample_lengths(seed, STREAM_TRAIN, p["samples"], p, least=2)
+        l_test = sample_lengths(seed, STREAM_TEST, p["test_samples"], p, least=2)
+        x_train, y_train = self._sequences(rng(seed, STREAM_TRAIN), p["samples"], steps, l_train)
+        x_test, y_test = self._sequences(rng(seed, STREAM_TEST), p["test_samples"], steps, l_test)
         # the probe: every value 0.5 but the marked first (0.2) and last (0.9): target 1.1
         probe_x = np.zeros((1, steps, 2), np.float32)
         probe_x[0, :, 0] = 0.5
         probe_x[0, [0, -1], 0] = (0.2, 0.9)
         probe_x[0, [0, -1], 1] = 1.0
-        return TaskData(x_train, y_train, x_test, y_test, probe_x, float(np.float32(0.2) + np.float32(0.9)))
+        probe_lengths = None if l_train is None else np.array([steps], np.int32)
+        return TaskData(x_train, y_train, x_test, y_test, probe_x, float(np.float32(0.2) + np.float32(0.9)),
+                        lengths_train=l_train, lengths_test=l_test, probe_lengths=probe_lengths)  # fmt: skip
 
     def metrics(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         return compute_metrics(self.metric_names, predictions, targets)

@@ -20,7 +20,14 @@ GRU), relu and tanh, both heads, on the inputs the built-in tasks produce
   marker per step), 20 steps, tanh;
 * ``digits``: a classification head with 10 classes on 8 steps of 8 pixels
   in [0, 1] (scikit-learn's digits when installed, else pixels drawn the
-  same way), tanh.
+  same way), tanh;
+* ``deep``: three stacked layers on N(0, 1) inputs, tanh (layers given each
+  other's weights show);
+* ``bidir-masked``: two stacked bidirectional layers on the adding problem
+  with variable lengths (``min_steps``), tanh: the directions, the padding
+  and where each sample's output is read all show.  Backends check these
+  only where they declare the shapes (``model_shapes``) and ``supports``
+  them.
 
 For each case:
 
@@ -33,7 +40,9 @@ For each case:
   error <= :data:`TRAIN_RTOL`): a backend that drops the short batch, or
   resets Adam's moments or step count between ``train_epoch`` calls, fails;
 * the same seed twice gives the same loss curve, another seed another one;
-* the model names the implementation path it actually ran.
+* the model names the implementation path it actually ran;
+* variable lengths: each sample's prediction, padded, equals its prediction
+  run alone without padding (relative error <= :data:`PADDING_RTOL`).
 
 An inference-only backend (``trains = False``: :func:`seqbench.contract.backend_trains`) skips the training
 checks (three epochs, the seed's loss curve) and passes every other one: its parameter count, weights and
@@ -74,7 +83,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seqbench.contract import MODEL_KINDS, Backend, Model, ModelSpec, Weights, backend_trains
+from seqbench.contract import MODEL_KINDS, Backend, Model, ModelSpec, Weights, backend_trains, refusal
 from seqbench.harness import initial_weights, run_cell
 from seqbench.plugins import load_registry
 from seqbench.results import CellConfig
@@ -88,6 +97,7 @@ SATURATED_RTOL = 1e-2
 # After training, arrays are compared on the scale max(max|want|, SCALE_FLOOR); see "Tolerances".
 SCALE_FLOOR = 0.1
 EPOCHS = 3
+PADDING_RTOL = 1e-6  # padded against unpadded: the same arithmetic on the same real steps
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,9 @@ class Shape:
     activations: tuple[str, ...] = ("relu", "tanh")
     head: str = "regression"
     outputs: int = 1
+    layers: int = 1
+    bidirectional: bool = False
+    min_steps: int | None = None  # variable lengths, from min_steps to steps (the adding task only)
 
 
 SHAPES = [
@@ -111,6 +124,8 @@ SHAPES = [
     Shape("normal", 32, 12, 3, 100, 16, "normal"),
     Shape("adding", 16, 20, 2, 100, 32, "adding", ("tanh",)),
     Shape("digits", 16, 8, 8, 90, 32, "digits", ("tanh",), "classification", 10),
+    Shape("deep", 16, 10, 3, 100, 32, "normal", ("tanh",), layers=3),
+    Shape("bidir-masked", 16, 12, 2, 100, 32, "adding", ("tanh",), layers=2, bidirectional=True, min_steps=3),
 ]
 SHAPE = {s.label: s for s in SHAPES}
 
@@ -150,7 +165,8 @@ def relative_error(got: np.ndarray, want: np.ndarray, floor: float = 1e-30) -> f
 def random_weights(spec: ModelSpec, seed: int = 1) -> Weights:
     """Weights that are non-zero everywhere, biases included, so a weight that failed to load shows."""
     gen = np.random.default_rng(seed)
-    return Weights(**{k: gen.uniform(-0.5, 0.5, s).astype(np.float32) for k, s in spec.weight_shapes().items()})
+    shapes = spec.weight_shapes()
+    return Weights.from_arrays({k: gen.uniform(-0.5, 0.5, s).astype(np.float32) for k, s in shapes.items()})
 
 
 def _rnn_step(act, z, zh, h, c):  # noqa: ANN001, ANN202
@@ -181,26 +197,53 @@ def _sig(z: np.ndarray) -> np.ndarray:
 _STEPS = {"rnn": _rnn_step, "lstm": _lstm_step, "gru": _gru_step}
 
 
-def reference_forward(spec: ModelSpec, weights: Weights, x: np.ndarray) -> np.ndarray:
+def reference_forward(spec: ModelSpec, weights: Weights, x: np.ndarray,
+                      lengths: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """The canonical model written out plainly, in float64: a check independent of any backend.
 
     Returns ``(n,)`` for a regression head and the logits ``(n, outputs)`` for
     a classification head, as :meth:`Model.predict` does.
+
+    Stacked, bidirectional and variable-length models are written as Keras runs them with a mask: each
+    direction visits every step in its own time order, and a step past a sample's length keeps that sample's
+    state as it was; the backward direction visits the steps from the last to the first.  (The NumPy
+    reference backend computes the same differently: see its module.)
     """
     if spec.kind not in _STEPS:
         raise ValueError(f"the kit has no reference forward for model kind {spec.kind!r}")
     step = _STEPS[spec.kind]
     act = np.tanh if spec.activation == "tanh" else (lambda z: np.maximum(z, 0.0))
-    k, r, b, dk, db = (np.asarray(a, np.float64) for a in weights.arrays().values())
-    b_in, b_rec = (b, 0.0) if spec.info.bias_rows == 1 else (b[0], b[1])
-    h = np.zeros((len(x), spec.units))
-    c = np.zeros_like(h)
-    for t in range(x.shape[1]):
-        h, c = step(act, np.asarray(x[:, t], np.float64) @ k + b_in, h @ r + b_rec, h, c)
-    out = h @ dk + db
+    n, steps = len(x), x.shape[1]
+    valid = np.ones((n, steps), bool) if lengths is None else np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+    seq = np.asarray(x, np.float64)
+    blocks = iter(weights.blocks())
+    for _ in range(spec.layers):
+        outputs, finals = [], []
+        for direction in range(spec.directions):
+            block = next(blocks)
+            k, r, b = (np.asarray(a, np.float64) for a in (block.kernel, block.recurrent_kernel, block.bias))
+            b_in, b_rec = (b, 0.0) if spec.info.bias_rows == 1 else (b[0], b[1])
+            h = np.zeros((n, spec.units))
+            c = np.zeros_like(h)
+            out = np.zeros((n, steps, spec.units))
+            for t in range(steps) if direction == 0 else range(steps - 1, -1, -1):
+                h_new, c_new = step(act, seq[:, t] @ k + b_in, h @ r + b_rec, h, c)
+                keep = valid[:, t, None]
+                h, c = np.where(keep, h_new, h), np.where(keep, c_new, c)
+                out[:, t] = h
+            outputs.append(out)
+            finals.append(h)
+        seq = np.concatenate(outputs, axis=2)
+    out = np.concatenate(finals, axis=1) @ np.asarray(weights.dense_kernel, np.float64) + weights.dense_bias
     return out if spec.classification else out[:, 0]
 
 
+STACK_CAUSES = (
+    " Stacked, bidirectional or variable-length: the directions' outputs concatenated backward first, the "
+    "backward direction run over the padding (it must start at each sample's last real step), the output read "
+    "at the padded last step instead of each sample's last real step, or layers given each other's weights "
+    "(Weights.stack is layer-major, forward then backward: ModelSpec.blocks)"
+)
 FORWARD_CAUSES = (
     "Likely causes: the gate order (canonical: see seqbench.contract.KINDS), the bias layout (one bias row, or "
     "the GRU's input and recurrent rows with reset_after=True), a bias or the head's bias never loaded, the "
@@ -212,7 +255,7 @@ def check_parameter_count(spec: ModelSpec, got: int) -> None:
     """Fail, with both numbers and the likely cause, unless ``got`` is the canonical parameter count."""
     want = spec.param_count
     if int(got) != want:
-        shapes = ", ".join(f"{k} {v}" for k, v in spec.weight_shapes().items())
+        shapes = ", ".join(f"{spec.block_name(k)} {v}" for k, v in spec.weight_shapes().items())
         raise AssertionError(
             f"trainable_params() is {got}, the canonical count for {spec.kind} with {spec.units} units is {want} "
             f"({shapes}): a second bias vector counted (torch's bias_hh), a frozen weight counted, or a weight missing"
@@ -226,7 +269,7 @@ def gate_differences(spec: ModelSpec, name: str, got: np.ndarray, want: np.ndarr
     (``max(max|want|, SCALE_FLOOR)``, as :func:`compare_training` measures).
     """
     info, h = spec.info, spec.units
-    if name not in ("kernel", "recurrent_kernel", "bias") or got.shape != want.shape:
+    if name.rpartition(".")[2] not in ("kernel", "recurrent_kernel", "bias") or got.shape != want.shape:
         return ""
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
     bound = rtol * max(float(np.max(np.abs(want), initial=0.0)), SCALE_FLOOR) if rtol else 0.0
@@ -236,8 +279,13 @@ def gate_differences(spec: ModelSpec, name: str, got: np.ndarray, want: np.ndarr
 
 def check_round_trip(spec: ModelSpec, weights: Weights, got: Weights) -> None:
     """Fail unless ``got`` (from ``get_weights()``) equals ``weights`` exactly, naming the weight and the gates."""
+    arrays = got.arrays()
+    missing = sorted(set(weights.arrays()) - set(arrays))
+    if missing:
+        raise AssertionError(f"get_weights() lacks {', '.join(spec.block_name(m) for m in missing)}: every layer "
+                             "and direction must come back (Weights.stack, in the order of ModelSpec.blocks)")
     for name, array in weights.arrays().items():
-        value = getattr(got, name)
+        value = arrays[name]
         if not isinstance(value, np.ndarray):
             raise AssertionError(f"{name} is {type(value).__name__}, not a NumPy array")
         if value.shape != array.shape:
@@ -247,15 +295,21 @@ def check_round_trip(spec: ModelSpec, weights: Weights, got: Weights) -> None:
             where = f" in gate(s) {gates}" if gates else ""
             zero = " (it came back as zeros: never loaded?)" if not np.any(value) else ""
             raise AssertionError(
-                f"{name} did not round-trip{where}{zero}: largest difference "
+                f"{name} did not round-trip{where}{zero}{_words(spec, name)}: largest difference "
                 f"{float(np.max(np.abs(value.astype(np.float64) - array))):.3g}; a permuted gate order, a "
                 "transposed matrix or a bias row in the wrong place"
             )
 
 
+def _words(spec: ModelSpec, name: str) -> str:
+    """`` (layer 2 backward kernel)`` for a weight of a further block, else ""."""
+    return f" ({spec.block_name(name)})" if name.startswith("stack[") else ""
+
+
 def assert_weights_close(got: Weights, want: Weights, rtol: float, what: str) -> None:
+    arrays = got.arrays()
     for name, array in want.arrays().items():
-        err = relative_error(getattr(got, name), array)
+        err = relative_error(arrays[name], array)
         assert err <= rtol, f"{what}: {name} differs from the reference (relative error {err:.2e} > {rtol:g})"
 
 
@@ -290,12 +344,14 @@ def cases(backends: tuple[str, ...] | None, devices: tuple[str, ...]) -> list[An
                     for kind in MODEL_KINDS:
                         for activation in shape.activations:
                             spec = ModelSpec(kind, shape.units, shape.steps, shape.features, activation,  # type: ignore[arg-type]
-                                             head=shape.head, outputs=shape.outputs)  # fmt: skip
+                                             head=shape.head, outputs=shape.outputs, layers=shape.layers,
+                                             bidirectional=shape.bidirectional,
+                                             variable_length=shape.min_steps is not None)  # fmt: skip
                             case = Case(name, implementation, device, spec, shape.label, shape.samples, shape.batch)
                             why = (
                                 f"{name} is not available: {availability.reason}"
                                 if not availability.available
-                                else backend.supports(implementation, spec, device)
+                                else refusal(backend, implementation, spec, device)
                             )
                             marks = [pytest.mark.skip(reason=why)] if why else []
                             params.append(pytest.param(case, id=case.id, marks=marks))
@@ -311,15 +367,31 @@ def _digits(n: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return bunch.images[:n] / 16.0, bunch.target[:n]
 
 
+def case_lengths(case: Case) -> np.ndarray | None:
+    """Each sample's length for a variable-length case (the adding task's, int32), else None."""
+    shape = SHAPE[case.shape]
+    if shape.min_steps is None:
+        return None
+    return AddingTask().make(7, samples=case.samples, steps=shape.steps, min_steps=shape.min_steps).lengths_train
+
+
+def lengths_kw(case: Case) -> dict[str, Any]:
+    """``{"lengths": ...}`` for a variable-length case, else nothing (as the harness calls a model)."""
+    lengths = case_lengths(case)
+    return {} if lengths is None else {"lengths": lengths}
+
+
 def case_data(case: Case) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """The case's inputs, targets and one batch order per epoch (float32, seeded)."""
+    """The case's inputs, targets and one batch order per epoch (float32, seeded); zero past each sample's
+    length in a variable-length case (:func:`case_lengths`)."""
     shape, n = SHAPE[case.shape], case.samples
     gen = np.random.default_rng(7)
     if shape.inputs == "arithmetic":
         data = ArithmeticTask().make(7, samples=n, steps=shape.steps)
         x, y = data.x_train, data.y_train
     elif shape.inputs == "adding":
-        data = AddingTask().make(7, samples=n, steps=shape.steps)
+        extra = {} if shape.min_steps is None else {"min_steps": shape.min_steps}
+        data = AddingTask().make(7, samples=n, steps=shape.steps, **extra)
         x, y = data.x_train, data.y_train
     elif shape.inputs == "digits":
         x, y = _digits(n, gen)
@@ -337,17 +409,19 @@ def _pair(build: Callable[[Weights], Model], case: Case, weights: Weights, x: np
     reference = backend_for(REFERENCE).build("reference", replace(case.spec, dtype="float64"), weights, "cpu")
     model = build(weights)
     for m in (reference, model):
-        m.set_train_data(x, y)
+        m.set_train_data(x, y, **lengths_kw(case))
     return reference, model
 
 
 def _weights_off(case: Case, got: Weights, want: Weights, rtol: float) -> list[str]:
     """The weights (with the gates where they differ) further from the reference than ``rtol``."""
     off = []
+    arrays = got.arrays()
     for name, array in want.arrays().items():
-        if relative_error(getattr(got, name), array, floor=SCALE_FLOOR) > rtol:
-            gates = gate_differences(case.spec, name, getattr(got, name), array, rtol)
-            off.append(f"{name} (gates {gates})" if gates else name)
+        if relative_error(arrays[name], array, floor=SCALE_FLOOR) > rtol:
+            gates = gate_differences(case.spec, name, arrays[name], array, rtol)
+            label = case.spec.block_name(name)
+            off.append(f"{label} (gates {gates})" if gates else label)
     return off
 
 
@@ -359,25 +433,27 @@ def _not_trained(spec: ModelSpec, before: Weights, ref: Weights, got: Weights) -
     """
     moved_by = 0.1 * spec.optimizer.learning_rate
     still = []
+    refs, gots = ref.arrays(), got.arrays()
     for name, start in before.arrays().items():
-        d_ref = np.asarray(getattr(ref, name), np.float64) - start
-        frozen = (np.asarray(getattr(got, name), np.float64) == start) & (np.abs(d_ref) > moved_by)
+        d_ref = np.asarray(refs[name], np.float64) - start
+        frozen = (np.asarray(gots[name], np.float64) == start) & (np.abs(d_ref) > moved_by)
         if np.any(frozen):
             gates = gate_differences(spec, name, np.where(frozen, 1.0, 0.0), np.zeros(frozen.shape))
             where = f" (gates {gates})" if gates else ""
-            if frozen.ndim == 2 and name == "bias":  # the GRU's two rows: say which
+            if frozen.ndim == 2 and name.endswith("bias") and not name.startswith("dense"):  # the GRU's two rows
                 rows = [str(r) for r in range(len(frozen)) if frozen[r].any()]
                 where += f" in row {', '.join(rows)} (row 0 is the input bias, row 1 the recurrent bias)"
-            still.append(f"{int(frozen.sum())} of {frozen.size} entries of {name}{where}")
+            still.append(f"{int(frozen.sum())} of {frozen.size} entries of {spec.block_name(name)}{where}")
     return ", ".join(still)
 
 
 def _first_step_cause(before: Weights, ref: Weights, got: Weights, off: list[str]) -> str:
     """Why one Adam step from the same weights on the same full batch lands elsewhere (all weights train)."""
     moved = []
+    refs, gots = ref.arrays(), got.arrays()
     for name, start in before.arrays().items():
-        d_ref = np.asarray(getattr(ref, name), np.float64) - start
-        d_got = np.asarray(getattr(got, name), np.float64) - start
+        d_ref = np.asarray(refs[name], np.float64) - start
+        d_got = np.asarray(gots[name], np.float64) - start
         moved.append(bool(np.all(np.sign(d_got) == np.sign(d_ref))))
     if all(moved):
         return (f"one Adam step moves {', '.join(off)} the right way by the wrong amount: the optimiser itself. "
@@ -487,14 +563,44 @@ class BackendConformance:
     def test_forward_matches_reference(self, case: Case) -> None:
         weights = random_weights(case.spec, 2)  # non-zero biases and head bias: each must reach the output
         x, _, _ = case_data(case)
-        want = reference_forward(case.spec, weights, x)
-        got = _build(case.backend, case.implementation, case, weights).predict(x)
+        want = reference_forward(case.spec, weights, x, case_lengths(case))
+        got = _build(case.backend, case.implementation, case, weights).predict(x, **lengths_kw(case))
         shape = (len(x), case.spec.outputs) if case.spec.classification else (len(x),)
         assert isinstance(got, np.ndarray) and got.shape == shape, f"predict() returned shape {np.shape(got)}"
         err = relative_error(got, want)
         assert err <= FORWARD_RTOL, (
             f"predictions differ from the reference: relative error {err:.2e} > {FORWARD_RTOL:g}. {FORWARD_CAUSES}"
+            + (STACK_CAUSES if case.spec.stacked or case.spec.variable_length else "")
         )
+
+    def test_padding_does_not_change_the_output(self, case: Case) -> None:
+        lengths = case_lengths(case)
+        if lengths is None:
+            pytest.skip("a fixed-length case has no padding")
+        weights = random_weights(case.spec, 2)
+        x, _, _ = case_data(case)
+        backend = backend_for(case.backend, case.device)
+        model = backend.build(case.implementation, case.spec, weights, case.device)
+        present = sorted(set(lengths.tolist()))
+        # the shortest, a middle and the longest length: each is a new shape, which a compiled backend compiles
+        for length in dict.fromkeys([present[0], present[len(present) // 2], present[-1]]):
+            rows = np.flatnonzero(lengths == length)
+            # the same samples cut to their length: a fixed-length model where the backend has one, else the
+            # variable-length one with every length at its steps
+            spec = replace(case.spec, steps=length, variable_length=False)
+            kw: dict[str, Any] = {}
+            if refusal(backend, case.implementation, spec, case.device) is not None:
+                spec, kw = replace(spec, variable_length=True), {"lengths": lengths[rows]}
+            alone = backend.build(case.implementation, spec, weights, case.device).predict(x[rows, :length], **kw)
+            # the same rows both ways: one batch size, so float32 products sum in the same order
+            # on the scale max(max|want|, SCALE_FLOOR): outputs near zero come from intermediates of order 0.1-1,
+            # whose float32 rounding (6e-8) two shapes of one product may round differently
+            padded = model.predict(x[rows], **{"lengths": lengths[rows]})
+            err = relative_error(padded, alone, floor=SCALE_FLOOR)
+            assert err <= PADDING_RTOL, (
+                f"the samples of length {length} predict differently padded to {case.spec.steps} steps than alone "
+                f"(relative error {err:.2e} > {PADDING_RTOL:g}): the padding enters the model. {STACK_CAUSES}"
+            )
 
     def test_three_epochs_match_reference(self, case: Case) -> None:
         _skip_unless_it_trains(case)

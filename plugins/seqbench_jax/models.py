@@ -272,7 +272,7 @@ class JaxModel:
         return np.asarray(out, np.float32)
 
     def get_weights(self) -> Weights:
-        return Weights(**{k: np.array(v, np.float32) for k, v in self.params.items()})  # np.array copies
+        return Weights.from_arrays({k: np.array(v, np.float32) for k, v in self.params.items()})  # np.array copies
 
     def trainable_params(self) -> int:
         return sum(int(v.size) for v in self.params.values())

@@ -116,7 +116,7 @@ class EngineModel:
 
     def get_weights(self) -> Weights:
         arrays = {n: np.array(keras.ops.convert_to_numpy(v.value), np.float32) for n, v in self.variables.items()}
-        return Weights(**arrays)
+        return Weights.from_arrays(arrays)
 
     def trainable_params(self) -> int:
         return sum(math.prod(v.shape) for v in self.network.trainable_variables)

@@ -69,7 +69,7 @@ class KerasModel(EngineModel):
     # TensorFlow's own conversions: keras.ops.convert_to_numpy on a TensorFlow tensor warns under NumPy 2
     # (Keras's __array__ takes no copy keyword).
     def get_weights(self) -> Weights:
-        return Weights(**{name: np.array(v.numpy(), np.float32) for name, v in self.variables.items()})
+        return Weights.from_arrays({name: np.array(v.numpy(), np.float32) for name, v in self.variables.items()})
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         out = np.asarray(self.network(tf.constant(x, tf.float32), training=False), np.float32)

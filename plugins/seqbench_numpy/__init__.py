@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import seqbench
-from seqbench.contract import Backend, BackendBase, Model, ModelSpec, Weights
+from seqbench.contract import MODEL_SHAPES, Backend, BackendBase, Model, ModelSpec, Weights
 
 
 class NumpyBackend(BackendBase):
@@ -20,6 +20,7 @@ class NumpyBackend(BackendBase):
     name = "numpy"
     implementations = ("reference",)
     distributions = ("numpy",)
+    model_shapes = MODEL_SHAPES  # every layer count, both directions, variable lengths: see model.py
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
         # float64 as well: the conformance kit (seqbench.testing) trains its reference in float64

@@ -17,6 +17,23 @@ Made for speed as well as clarity, since it is also benchmarked:
   sigmoids are already contiguous;
 * the head is ``Dense(outputs)`` with MSE (regression) or softmax
   cross-entropy (classification), see :func:`head_loss`.
+
+Stacked, bidirectional and variable-length models (``ModelSpec.blocks``)
+run each block (a layer's direction) with the same code:
+
+* the backward direction runs forward over its input reversed *per sample*:
+  the first ``length`` steps in reverse order, the padding left where it
+  is; its outputs are reversed back the same way, so both directions'
+  outputs line up in time for the layer above;
+* every sequence is padded at its end, so a block's output for a sample is
+  its state after the sample's last real step, ``h[length]``, and the steps
+  past it are computed but never read.  In the backward sweep they receive
+  no gradient (nothing is injected there), so they change neither the loss
+  nor any gradient: the result is the model's on the unpadded sample
+  exactly (the padding's values never matter);
+* a layer above the first passes the gradient of its input at every step
+  down (``inject``), where a single layer receives only the head's gradient
+  at its last step.
 """
 
 from __future__ import annotations
@@ -24,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from seqbench.contract import ModelBase, ModelSpec, Weights
+from seqbench.contract import LayerWeights, ModelBase, ModelSpec, Weights
 
 
 def _relu(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -106,15 +123,18 @@ class NumpyModel(ModelBase):
         self.lstm = self.kind == "lstm"
         self.gates = spec.gates
         self.relu = spec.activation == "relu"
+        self.blocks = spec.blocks()  # (layer, direction); block k's parameters are params[3k:3k+3]
         # copies, never views: training updates the parameters in place
         self.params = [np.array(a, dtype=self.dtype, order="C") for a in self._to_internal(weights)]
         self.grads = [np.zeros_like(p) for p in self.params]
         self.m = [np.zeros_like(p) for p in self.params]
         self.v = [np.zeros_like(p) for p in self.params]
         self.step = 0
-        self._buffers: dict[int, _Buffers] = {}
+        self._buffers: dict[tuple[int, int], _Buffers] = {}
         self.x_train = np.empty((spec.steps, spec.features, 0), self.dtype)
         self.y_train = np.empty(0, self.dtype)
+        self.lengths_train: np.ndarray | None = None
+        self.lengths: np.ndarray | None = None  # the current batch's lengths (None: every sample has all steps)
 
     # ---------------------------------------------------------- layout
 
@@ -125,35 +145,44 @@ class NumpyModel(ModelBase):
         return info.gate_columns(order, self.spec.units)
 
     def _to_internal(self, w: Weights) -> list[np.ndarray]:
-        """Transposed kernels in the internal gate order; the bias as ``(rows, gates*h, 1)``."""
+        """Per block: transposed kernels in the internal gate order, the bias as ``(rows, gates*h, 1)``;
+        then the head."""
         p = self._perm()
-        bias = np.reshape(w.bias, (self.spec.info.bias_rows, -1))[:, p, None]
-        return [w.kernel[:, p].T, w.recurrent_kernel[:, p].T, bias, w.dense_kernel, w.dense_bias]
+        out = []
+        for block in w.blocks():
+            bias = np.reshape(block.bias, (self.spec.info.bias_rows, -1))[:, p, None]
+            out += [block.kernel[:, p].T, block.recurrent_kernel[:, p].T, bias]
+        return [*out, w.dense_kernel, w.dense_bias]
 
     def _to_canonical(self, arrays: list[np.ndarray], dtype: npt.DTypeLike) -> Weights:
         inverse = np.argsort(self._perm())
-        wx, wh, b, wd, bd = (np.asarray(a, dtype=dtype) for a in arrays)
-        bias = b[:, inverse, 0].reshape(self.spec.weight_shapes()["bias"])
-        return Weights(wx.T[:, inverse].copy(), wh.T[:, inverse].copy(), bias, wd.copy(), bd.copy())
+        a = [np.asarray(v, dtype=dtype) for v in arrays]
+        bias_shape = self.spec.block_shapes(1)["bias"]
+        blocks = [LayerWeights(a[i].T[:, inverse].copy(), a[i + 1].T[:, inverse].copy(),
+                               a[i + 2][:, inverse, 0].reshape(bias_shape))
+                  for i in range(0, len(a) - 2, 3)]  # fmt: skip
+        return Weights.of_blocks(blocks, a[-2].copy(), a[-1].copy())
 
     # ---------------------------------------------------------- math
 
-    def _buf(self, batch: int) -> _Buffers:
-        if batch not in self._buffers:
+    def _buf(self, batch: int, k: int = 0) -> _Buffers:
+        """Block ``k``'s work arrays for ``batch`` samples."""
+        if (k, batch) not in self._buffers:
             s = self.spec
-            self._buffers[batch] = _Buffers(self.kind, s.steps, batch, s.features, s.units, self.gates, self.dtype)
-        return self._buffers[batch]
+            width = s.block_shapes(self.blocks[k][0])["kernel"][0]
+            self._buffers[k, batch] = _Buffers(self.kind, s.steps, batch, width, s.units, self.gates, self.dtype)
+        return self._buffers[k, batch]
 
-    def _forward(self, b: _Buffers) -> np.ndarray:
-        """Run the layer over ``b.x``; return the final hidden state ``(units, batch)``."""
-        wx, wh, bias = self.params[0], self.params[1], self.params[2]
+    def _forward(self, b: _Buffers, k: int = 0) -> np.ndarray:
+        """Run block ``k`` over ``b.x``; return the final hidden state ``(units, batch)``."""
+        wx, wh, bias = self.params[3 * k], self.params[3 * k + 1], self.params[3 * k + 2]
         steps = b.x.shape[0]
         np.matmul(wx, b.x, out=b.z)  # the input projection of every step at once
         b.z += bias[0]
         h = self.spec.units
         act = _relu if self.relu else np.tanh
         if self.kind == "gru":
-            return self._forward_gru(b, act)
+            return self._forward_gru(b, act, k)
         for t in range(steps):
             if t:  # h[0] is zero: nothing to add at the first step
                 np.matmul(wh, b.h[t], out=b.tmp)
@@ -171,9 +200,9 @@ class NumpyModel(ModelBase):
             np.multiply(a[2 * h : 3 * h], b.ac[t], out=b.h[t + 1])  # o * act(c)
         return b.h[steps]
 
-    def _forward_gru(self, b: _Buffers, act) -> np.ndarray:  # noqa: ANN001
+    def _forward_gru(self, b: _Buffers, act, k: int) -> np.ndarray:  # noqa: ANN001
         """GRU, ``reset_after=True``: the reset gate scales the candidate's recurrent term, bias included."""
-        wh, b_rec = self.params[1], self.params[2][1]
+        wh, b_rec = self.params[3 * k + 1], self.params[3 * k + 2][1]
         h = self.spec.units
         for t in range(b.x.shape[0]):
             rz, a, z = b.rz[t], b.a[t], b.z[t]
@@ -200,18 +229,26 @@ class NumpyModel(ModelBase):
         np.multiply(activated, activated, out=out)
         return np.subtract(1, out, out=out)
 
-    def _backward(self, b: _Buffers, dh_last: np.ndarray) -> None:
-        """Fill ``self.grads[:3]`` from the gradient at the final hidden state."""
-        wh_t = np.ascontiguousarray(self.params[1].T)
+    def _backward(self, b: _Buffers, dh_last: np.ndarray | None, k: int = 0,
+                  inject: np.ndarray | None = None) -> None:  # fmt: skip
+        """Fill block ``k``'s gradients, ``self.grads[3k:3k+3]``, from the gradient at its final state
+        (``dh_last``) and/or at each step's state (``inject (steps, units, batch)``: ``inject[t]`` is added
+        to the gradient at ``h[t+1]``)."""
+        wh_t = np.ascontiguousarray(self.params[3 * k + 1].T)
         steps = b.x.shape[0]
         h = self.spec.units
         dh, dz = b.dh, b.z  # the forward's pre-activations are overwritten by their gradients
-        dh[...] = dh_last
+        if dh_last is None:
+            dh.fill(0)
+        else:
+            dh[...] = dh_last
         if self.kind == "gru":
-            return self._backward_gru(b, wh_t)
+            return self._backward_gru(b, wh_t, k, inject)
         if self.lstm:
             b.dc.fill(0)
         for t in range(steps - 1, -1, -1):
+            if inject is not None:
+                dh += inject[t]
             if not self.lstm:
                 np.multiply(dh, self._act_grad(b.h[t + 1], b.mask), out=dz[t])
             else:
@@ -234,18 +271,20 @@ class NumpyModel(ModelBase):
             if t:
                 np.matmul(wh_t, dz[t], out=dh)
         # weight gradients: one large product each, summed over steps and batch
-        self.grads[0][...] = np.tensordot(dz, b.x, axes=([0, 2], [0, 2]))
+        self.grads[3 * k][...] = np.tensordot(dz, b.x, axes=([0, 2], [0, 2]))
         # h[0] is zero, so step 0 adds nothing to the recurrent gradient
-        self.grads[1][...] = np.tensordot(dz[1:], b.h[1:steps], axes=([0, 2], [0, 2]))
-        np.sum(dz, axis=(0, 2), out=self.grads[2][0, :, 0])
+        self.grads[3 * k + 1][...] = np.tensordot(dz[1:], b.h[1:steps], axes=([0, 2], [0, 2]))
+        np.sum(dz, axis=(0, 2), out=self.grads[3 * k + 2][0, :, 0])
 
-    def _backward_gru(self, b: _Buffers, wh_t: np.ndarray) -> None:
+    def _backward_gru(self, b: _Buffers, wh_t: np.ndarray, k: int, inject: np.ndarray | None) -> None:
         """The GRU's sweep: ``b.z`` receives the input-side and ``b.rz`` the recurrent-side
         pre-activation gradients; they differ only in the candidate block, where the
         recurrent side is scaled by the reset gate."""
         steps, h = b.x.shape[0], self.spec.units
         dh = b.dh
         for t in range(steps - 1, -1, -1):
+            if inject is not None:
+                dh += inject[t]
             a, dx, dr = b.a[t], b.z[t], b.rz[t]
             u, r, c = a[:h], a[h : 2 * h], a[2 * h :]
             # candidate: d c_pre = dh * (1 - u) * act'(c); the recurrent side keeps rz_c for d r
@@ -270,21 +309,92 @@ class NumpyModel(ModelBase):
             if t:
                 np.matmul(wh_t, dr, out=b.t1)
                 dh += b.t1
-        self.grads[0][...] = np.tensordot(b.z, b.x, axes=([0, 2], [0, 2]))
-        self.grads[1][...] = np.tensordot(b.rz[1:], b.h[1:steps], axes=([0, 2], [0, 2]))
-        np.sum(b.z, axis=(0, 2), out=self.grads[2][0, :, 0])
-        np.sum(b.rz, axis=(0, 2), out=self.grads[2][1, :, 0])
+        self.grads[3 * k][...] = np.tensordot(b.z, b.x, axes=([0, 2], [0, 2]))
+        self.grads[3 * k + 1][...] = np.tensordot(b.rz[1:], b.h[1:steps], axes=([0, 2], [0, 2]))
+        np.sum(b.z, axis=(0, 2), out=self.grads[3 * k + 2][0, :, 0])
+        np.sum(b.rz, axis=(0, 2), out=self.grads[3 * k + 2][1, :, 0])
+
+    # ---------------------------------------------------------- layers, directions, lengths
+
+    def _reversal(self, batch: int) -> np.ndarray | None:
+        """The per-sample time reversal of the current batch, ``(steps, 1, batch)`` indices: step ``t`` of
+        sample ``b`` comes from ``length_b - 1 - t`` while ``t < length_b`` and stays put past it.  None for
+        fixed lengths (the plain reversal ``[::-1]``).  It is its own inverse."""
+        if self.lengths is None:
+            return None
+        t = np.arange(self.spec.steps)[:, None]
+        return np.where(t < self.lengths[None, :], self.lengths[None, :] - 1 - t, t)[:, None, :]
+
+    @staticmethod
+    def _reverse(seq: np.ndarray, rev: np.ndarray | None) -> np.ndarray:
+        """``seq (steps, width, batch)`` reversed in time per sample (:meth:`_reversal`)."""
+        if rev is None:
+            return seq[::-1]
+        return np.take_along_axis(seq, np.broadcast_to(rev, seq.shape), axis=0)
+
+    def _final(self, b: _Buffers) -> np.ndarray:
+        """A block's output: its state after each sample's last real step, ``(units, batch)``."""
+        if self.lengths is None:
+            return b.h[b.x.shape[0]]
+        return b.h[self.lengths, :, np.arange(b.h.shape[2])].T
+
+    def _forward_all(self, first: _Buffers) -> np.ndarray:
+        """Run every block, layer by layer, from ``first.x`` (block 0's input, loaded); return the head's
+        input ``(units * directions, batch)``: the last layer's outputs, forward first."""
+        if len(self.blocks) == 1 and self.lengths is None:
+            return self._forward(first)  # one layer, fixed length: the original fast path
+        batch, dirs = first.x.shape[2], self.spec.directions
+        rev = self._reversal(batch) if self.spec.bidirectional else None
+        seq = first.x  # the current layer's input, in time order
+        for layer in range(1, self.spec.layers + 1):
+            outputs = []
+            for d in range(dirs):
+                k = (layer - 1) * dirs + d
+                b = self._buf(batch, k)
+                if k:
+                    b.x[...] = seq if d == 0 else self._reverse(seq, rev)
+                self._forward(b, k)
+                outputs.append(b.h[1:] if d == 0 else self._reverse(b.h[1:], rev))
+            if layer < self.spec.layers:
+                seq = np.concatenate(outputs, axis=1)
+        return np.concatenate([self._final(self._buf(batch, len(self.blocks) - dirs + d)) for d in range(dirs)])
+
+    def _backward_all(self, first: _Buffers, d_features: np.ndarray) -> None:
+        """Every block's gradients from the gradient at the head's input ``(units * directions, batch)``."""
+        if len(self.blocks) == 1 and self.lengths is None:
+            return self._backward(first, d_features)
+        batch, h, dirs, steps = first.x.shape[2], self.spec.units, self.spec.directions, self.spec.steps
+        rev = self._reversal(batch) if self.spec.bidirectional else None
+        d_seq: np.ndarray | None = None  # the gradient at the current layer's outputs, in time order
+        for layer in range(self.spec.layers, 0, -1):
+            d_below = np.zeros((steps, self.spec.block_shapes(layer)["kernel"][0], batch), self.dtype)
+            for d in range(dirs):
+                k = (layer - 1) * dirs + d
+                b = self._buf(batch, k)
+                mine = slice(d * h, (d + 1) * h)
+                if d_seq is not None:  # a layer below the top: its every output feeds the layer above
+                    self._backward(b, None, k, d_seq[:, mine] if d == 0 else self._reverse(d_seq[:, mine], rev))
+                elif self.lengths is None:
+                    self._backward(b, d_features[mine], k)
+                else:  # the top layer's output is read at each sample's last real step
+                    inject = np.zeros((steps, h, batch), self.dtype)
+                    inject[self.lengths - 1, :, np.arange(batch)] = d_features[mine].T
+                    self._backward(b, None, k, inject)
+                if layer > 1:  # the gradient at this block's input, for the layer below
+                    d_in = np.matmul(self.params[3 * k].T, b.z)
+                    d_below += d_in if d == 0 else self._reverse(d_in, rev)
+            d_seq = d_below
 
     def _head(self, h_last: np.ndarray) -> np.ndarray:
         """The dense head's output ``(outputs, batch)``."""
-        return self.params[3].T @ h_last + self.params[4][:, None]
+        return self.params[-2].T @ h_last + self.params[-1][:, None]
 
     def _loss_and_grads(self, b: _Buffers) -> float:
-        h_last = self._forward(b)
+        h_last = self._forward_all(b)
         loss, dout = head_loss(self._head(h_last), b.y, self.spec.classification)  # dout (outputs, batch)
-        np.matmul(h_last, dout.T, out=self.grads[3])
-        np.sum(dout, axis=1, out=self.grads[4])
-        self._backward(b, self.params[3] @ dout)
+        np.matmul(h_last, dout.T, out=self.grads[-2])
+        np.sum(dout, axis=1, out=self.grads[-1])
+        self._backward_all(b, self.params[-2] @ dout)
         return loss
 
     def _adam(self) -> None:
@@ -300,14 +410,24 @@ class NumpyModel(ModelBase):
 
     # ---------------------------------------------------------- contract
 
-    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+    def set_train_data(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
         self.x_train = np.ascontiguousarray(np.asarray(x, self.dtype).transpose(1, 2, 0))
         self.y_train = np.asarray(y, self.dtype)
+        self.lengths_train = self._checked(lengths, len(y))
+
+    def _checked(self, lengths: np.ndarray | None, n: int) -> np.ndarray | None:
+        if lengths is None:
+            return None
+        lengths = np.asarray(lengths, np.int64)
+        if lengths.shape != (n,) or lengths.min(initial=1) < 1 or lengths.max(initial=1) > self.spec.steps:
+            raise ValueError(f"lengths must be {n} integers from 1 to {self.spec.steps}")
+        return lengths
 
     def _load_batch(self, idx: np.ndarray) -> _Buffers:
         b = self._buf(len(idx))
         np.take(self.x_train, idx, axis=2, out=b.x)
         np.take(self.y_train, idx, out=b.y)
+        self.lengths = None if self.lengths_train is None else self.lengths_train[idx]
         return b
 
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
@@ -318,16 +438,18 @@ class NumpyModel(ModelBase):
             self._adam()
         return total / len(order)
 
-    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, Weights]:
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray,
+                           lengths: np.ndarray | None = None) -> tuple[float, Weights]:  # fmt: skip
         """Loss on ``(x, y)`` and its gradient in the canonical layout (for tests)."""
-        self.set_train_data(x, y)
+        self.set_train_data(x, y, lengths)
         loss = self._loss_and_grads(self._load_batch(np.arange(len(y))))
         return loss, self._to_canonical(self.grads, self.dtype)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         b = self._buf(len(x))
         b.x[...] = np.asarray(x, self.dtype).transpose(1, 2, 0)
-        out = self._head(self._forward(b)).astype(np.float32)
+        self.lengths = self._checked(lengths, len(x))
+        out = self._head(self._forward_all(b)).astype(np.float32)
         return out.T.copy() if self.spec.classification else out[0]
 
     def get_weights(self) -> Weights:

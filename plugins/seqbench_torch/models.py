@@ -218,7 +218,7 @@ class LoopNet(nn.Module):
             p.copy_(_tensor(getattr(w, name)))
 
     def canonical(self) -> Weights:
-        return Weights(**{name: _array(p) for name, p in self.named_parameters()})
+        return Weights.from_arrays({name: _array(p) for name, p in self.named_parameters()})
 
 
 Net = FusedNet | LoopNet
