@@ -12,6 +12,9 @@ Implementations, the default first:
   batch is padded and masked so that one program serves every batch;
 * ``step``: one compiled train step per batch, called from a Python loop.
 
+Both run stacked and bidirectional models and variable-length sequences (a
+masked ``lax.scan``: path ``...+masked-scan``).
+
 Compilation happens in the first epoch, as the contract asks, and is timed
 apart there (ahead-of-time ``jit(...).lower(...).compile()``); ``describe()``
 records it.
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import seqbench
 from seqbench.compiled import restrict_affinity
-from seqbench.contract import Backend, BackendBase, Model, ModelSpec, Weights, module_found
+from seqbench.contract import MODEL_SHAPES, Backend, BackendBase, Model, ModelSpec, Weights, module_found
 
 INSTALL_HINT = "pip install -e '.[jax]' -c constraints.txt  (in the seqbench checkout; CPU jaxlib from PyPI)"
 # The CUDA plugins jax loads when it finds them (jax[cuda12] / jax[cuda13]).
@@ -58,6 +61,7 @@ class JaxBackend(BackendBase):
     devices = ("cpu", "gpu")
     requires = distributions = ("jax", "jaxlib")
     install_hint = INSTALL_HINT
+    model_shapes = MODEL_SHAPES
 
     def __init__(self) -> None:
         self.affinity: list[int] = []

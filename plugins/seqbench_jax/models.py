@@ -15,6 +15,14 @@ device and persists across epochs.  Both implementations pad every batch to
 needs no second program: a padded row adds exactly zero to the loss and the
 gradients, and the mean divides by the real rows only.
 
+Stacked, bidirectional and variable-length models run every block (a
+layer's direction) with the same cell through :meth:`Network.blocks`: the
+parameters of block ``k > 0`` are ``stack[k-1].kernel`` etc. in the flat
+dict, the backward direction is ``lax.scan(..., reverse=True)``, and with
+variable lengths each scan step is masked: a sample's state stays as it was
+at a step past its length (so the backward direction starts at the last
+real step, and both end holding each sample's output).
+
 Every matrix product asks for ``Precision.HIGHEST``: on a GPU, XLA's default
 float32 product may run in TF32 or bf16 passes, which the conformance kit's
 float32 tolerances would not survive.
@@ -161,9 +169,15 @@ class Network:
         self.act = _lookup(ACTIVATIONS, spec.activation, "activation")
         self.units = spec.units
         self.opt: OptimizerSpec = spec.optimizer
+        self.spec = spec
+        # the name prefix of each block's three parameters, in the order of ModelSpec.blocks
+        self.prefixes = ["", *(f"stack[{i}]." for i in range(len(spec.blocks()) - 1))]
 
-    def forward(self, p: Params, x: jax.Array) -> jax.Array:
-        """``x (batch, steps, in)`` -> the head's output for each sample."""
+    def forward(self, p: Params, x: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
+        """``x (batch, steps, in)`` (and each sample's length, for variable-length data) -> the head's output
+        for each sample."""
+        if self.spec.stacked or lengths is not None:
+            return self.head.output(p, self.blocks(p, x, lengths))
         xw = jnp.swapaxes(self.cell.project(p, x), 0, 1)  # time-major, for lax.scan
         zeros = jnp.zeros((x.shape[0], self.units), x.dtype)
         carry0 = (zeros,) * self.cell.states
@@ -174,9 +188,36 @@ class Network:
         carry, _ = lax.scan(step, carry0, xw)
         return self.head.output(p, carry[0])
 
-    def loss(self, p: Params, x: jax.Array, y: jax.Array, mask: jax.Array) -> jax.Array:
+    def blocks(self, p: Params, x: jax.Array, lengths: jax.Array | None) -> jax.Array:
+        """Every layer and direction over ``x (batch, steps, in)``, masked past each sample's length; the last
+        layer's final states, forward first, ``(batch, units * directions)``."""
+        steps = x.shape[1]
+        valid = None if lengths is None else jnp.arange(steps)[:, None] < lengths[None, :]  # (steps, batch)
+        zeros = jnp.zeros((x.shape[0], self.units), x.dtype)
+        seq, k = x, 0
+        for _ in range(self.spec.layers):
+            outputs, finals = [], []
+            for direction in range(self.spec.directions):
+                block = {name: p[self.prefixes[k] + name] for name in ("kernel", "recurrent_kernel", "bias")}
+                k += 1
+                xw = jnp.swapaxes(self.cell.project(block, seq), 0, 1)
+
+                def step(carry: Carry, inputs: tuple, block: Params = block) -> tuple[Carry, jax.Array]:
+                    xw_t, keep = inputs
+                    new = self.cell.step(block, carry, xw_t, self.act)
+                    if keep is not None:
+                        new = tuple(jnp.where(keep[:, None], n, c) for n, c in zip(new, carry, strict=True))
+                    return new, new[0]
+
+                carry, hs = lax.scan(step, (zeros,) * self.cell.states, (xw, valid), reverse=direction == 1)
+                outputs.append(jnp.swapaxes(hs, 0, 1))
+                finals.append(carry[0])
+            seq = jnp.concatenate(outputs, axis=-1)
+        return jnp.concatenate(finals, axis=-1)
+
+    def loss(self, p: Params, x: jax.Array, y: jax.Array, lengths: jax.Array | None, mask: jax.Array) -> jax.Array:
         """Mean loss over the rows where ``mask`` is 1; padded rows add exactly zero."""
-        return jnp.sum(mask * self.head.loss(self.forward(p, x), y)) / jnp.sum(mask)
+        return jnp.sum(mask * self.head.loss(self.forward(p, x, lengths), y)) / jnp.sum(mask)
 
     def adam(self, p: Params, g: Params, state: tuple) -> tuple[Params, tuple]:
         """The update of :class:`OptimizerSpec`, with the bias correction in float32 as Keras computes it."""
@@ -187,27 +228,30 @@ class Network:
         p, m, v = ({name: step[k] for name, step in new.items()} for k in range(3))
         return p, (t, m, v)
 
-    def train_step(self, p: Params, opt: tuple, x: jax.Array, y: jax.Array, idx: jax.Array, mask: jax.Array):
+    def train_step(self, p: Params, opt: tuple, x: jax.Array, y: jax.Array, lengths: jax.Array | None,
+                   idx: jax.Array, mask: jax.Array):  # fmt: skip
         """One Adam step on the batch ``idx`` of the data on the device; the loss before it, times its rows."""
-        loss, grads = jax.value_and_grad(self.loss)(p, x[idx], y[idx], mask)
+        batch_lengths = None if lengths is None else lengths[idx]
+        loss, grads = jax.value_and_grad(self.loss)(p, x[idx], y[idx], batch_lengths, mask)
         p, opt = self.adam(p, grads, opt)
         return p, opt, loss * jnp.sum(mask)
 
-    def epoch(self, p: Params, opt: tuple, x: jax.Array, y: jax.Array, idx: jax.Array, mask: jax.Array):
+    def epoch(self, p: Params, opt: tuple, x: jax.Array, y: jax.Array, lengths: jax.Array | None,
+              idx: jax.Array, mask: jax.Array):  # fmt: skip
         """A whole epoch: ``lax.scan`` over the rows of ``idx (batches, batch_size)``."""
 
         def body(carry: tuple, batch: tuple[jax.Array, jax.Array]) -> tuple[tuple, None]:
             p, opt, total = carry
-            p, opt, weighted = self.train_step(p, opt, x, y, *batch)
+            p, opt, weighted = self.train_step(p, opt, x, y, lengths, *batch)
             return (p, opt, total + weighted), None
 
         (p, opt, total), _ = lax.scan(body, (p, opt, jnp.float32(0.0)), (idx, mask))
         return p, opt, total / jnp.sum(mask)
 
-    def step_at(self, p: Params, opt: tuple, total: jax.Array, x: jax.Array, y: jax.Array,
+    def step_at(self, p: Params, opt: tuple, total: jax.Array, x: jax.Array, y: jax.Array, lengths: jax.Array | None,
                 idx: jax.Array, mask: jax.Array, i: jax.Array):  # fmt: skip
         """Batch ``i`` of the padded epoch: the per-batch program of ``step``."""
-        p, opt, weighted = self.train_step(p, opt, x, y, idx[i], mask[i])
+        p, opt, weighted = self.train_step(p, opt, x, y, lengths, idx[i], mask[i])
         return p, opt, total + weighted
 
 
@@ -231,14 +275,19 @@ class JaxModel:
         zeros = jax.tree.map(jnp.zeros_like, self.params)
         self.opt = (jax.device_put(jnp.int32(0), self.device), zeros, jax.tree.map(jnp.zeros_like, self.params))
         self.x = self.y = jnp.zeros(0)
+        self.lengths: jax.Array | None = None  # each training sample's length (variable-length data)
         self.programs: dict[tuple, Any] = {}  # compiled training programs, by data and batch shape
         self.trace_lower_s = 0.0
         self.compile_s = 0.0
         self._predict = jax.jit(self.net.forward)
 
-    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _lengths(self, lengths: np.ndarray | None) -> jax.Array | None:
+        return None if lengths is None else jax.device_put(np.asarray(lengths, np.int32), self.device)
+
+    def set_train_data(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
         self.x = jax.device_put(np.asarray(x, np.float32), self.device)
         self.y = jax.device_put(np.asarray(y, np.float32).reshape(-1), self.device)
+        self.lengths = self._lengths(lengths)
 
     def _compile(self, fn: Callable, *args: Any, donate: tuple[int, ...]) -> Any:
         """Compile ``fn`` for ``args`` ahead of time, timing tracing+lowering and XLA's compilation apart.
@@ -267,8 +316,9 @@ class JaxModel:
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
         raise NotImplementedError  # each implementation below compiles its own program
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        out = self._predict(self.params, jax.device_put(np.asarray(x, np.float32), self.device))
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        out = self._predict(self.params, jax.device_put(np.asarray(x, np.float32), self.device),
+                            self._lengths(lengths))  # fmt: skip
         return np.asarray(out, np.float32)
 
     def get_weights(self) -> Weights:
@@ -278,7 +328,8 @@ class JaxModel:
         return sum(int(v.size) for v in self.params.values())
 
     def implementation_path(self) -> str:
-        return f"{self.path}/{self.device.platform}"
+        masked = "+masked-scan" if self.spec.variable_length else ""
+        return f"{self.path}{masked}/{self.device.platform}"
 
     def describe(self) -> dict[str, str]:
         return {
@@ -306,7 +357,7 @@ class EpochModel(JaxModel):
         idx, mask = padded_batches(order, batch_size)
         key = (self.x.shape, idx.shape)
         idx_d, mask_d = jax.device_put(idx, self.device), jax.device_put(mask, self.device)
-        args = (self.params, self.opt, self.x, self.y, idx_d, mask_d)
+        args = (self.params, self.opt, self.x, self.y, self.lengths, idx_d, mask_d)
         if key not in self.programs:
             self.programs[key] = self._compile(self.net.epoch, *args, donate=(0, 1))
         self.params, self.opt, loss = self.programs[key](*args)
@@ -334,11 +385,12 @@ class StepModel(JaxModel):
         idx_d, mask_d = jax.device_put(idx, self.device), jax.device_put(mask, self.device)
         total = jax.device_put(np.float32(0.0), self.device)
         if key not in self.programs:
-            args = (self.params, self.opt, total, self.x, self.y, idx_d, mask_d, self._indices[0])
+            args = (self.params, self.opt, total, self.x, self.y, self.lengths, idx_d, mask_d, self._indices[0])
             self.programs[key] = self._compile(self.net.step_at, *args, donate=(0, 1, 2))
         program = self.programs[key]
         for i in self._indices:
-            self.params, self.opt, total = program(self.params, self.opt, total, self.x, self.y, idx_d, mask_d, i)
+            self.params, self.opt, total = program(self.params, self.opt, total, self.x, self.y, self.lengths, idx_d,
+                                                   mask_d, i)  # fmt: skip
         return float(total) / len(order)
 
 

@@ -12,6 +12,10 @@ Implementations (the default is the fastest that supports the spec, see
   oneDNN runs the LSTM on CPU, cuDNN all three on GPU.
 * ``loop``: our own cell stepped in Python; any activation, so it runs the
   seed's relu LSTM.
+
+Both run stacked and bidirectional models and variable-length sequences: ``fused``
+through ``num_layers``, ``bidirectional`` and ``pack_padded_sequence`` (path
+``nn.LSTM/packed/...``), ``loop`` by masking each step (``python-loop/masked``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 
 import seqbench
 from seqbench.contract import (
+    MODEL_SHAPES,
     Backend,
     BackendBase,
     Model,
@@ -67,6 +72,7 @@ class TorchBackend(BackendBase):
     devices = ("cpu", "gpu")
     requires = distributions = ("torch",)
     install_hint = INSTALL_HINT
+    model_shapes = MODEL_SHAPES
 
     def supports(self, implementation: str, spec: ModelSpec, device: str) -> str | None:
         basic = super().supports(implementation, spec, device)

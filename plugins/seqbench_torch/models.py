@@ -15,6 +15,15 @@ Two networks compute the same function from the same canonical weights:
   weights in the canonical (Keras) layout; any activation, so it serves the
   seed's relu LSTM, which ``nn.LSTM`` cannot compute.
 
+Stacked, bidirectional and variable-length models (``ModelSpec.blocks``):
+``FusedNet`` passes ``num_layers`` and ``bidirectional`` to the fused layer
+(block ``(layer, backward)`` is torch's ``*_l{layer-1}_reverse``) and hands it
+variable-length batches as ``pack_padded_sequence``: the layer never sees
+the padding, and its ``h_n`` is each sample's state after its last real step
+(the backward direction's after the first).  ``LoopNet`` steps every block
+over the whole padded batch and masks: a sample's state stays as it was at a
+step past its length.
+
 :class:`TorchModel` owns the data on the device, the epoch's batches, the
 loss and a Keras-exact Adam.  Data are held time-major, ``(steps, n,
 features)``: a gathered batch is then already in the layout both networks
@@ -32,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqbench import SeqbenchError
-from seqbench.contract import ModelSpec, OptimizerSpec, Weights
+from seqbench.contract import LayerWeights, ModelSpec, OptimizerSpec, Weights
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
 
@@ -74,8 +83,14 @@ def _tensor(a: np.ndarray) -> Tensor:
     return torch.from_numpy(np.asarray(a, dtype=np.float32))
 
 
+def _suffix(layer: int, direction: str) -> str:
+    """torch's parameter suffix of a block: ``l0``, ``l0_reverse``, ``l1`` ..."""
+    return f"l{layer - 1}{'_reverse' if direction == 'backward' else ''}"
+
+
 class FusedNet(nn.Module):
-    """``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` plus ``nn.Linear(units, outputs)``."""
+    """``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (``num_layers``, ``bidirectional``) plus
+    ``nn.Linear(units * directions, outputs)``."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -83,62 +98,72 @@ class FusedNet(nn.Module):
             raise ValueError(f"torch has no fused layer for model {spec.kind!r}")
         self.spec = spec
         self.rnn: nn.RNNBase
+        shape = {"num_layers": spec.layers, "bidirectional": spec.bidirectional}
         if spec.kind == "rnn":
-            self.rnn = nn.RNN(spec.features, spec.units, nonlinearity=spec.activation)
+            self.rnn = nn.RNN(spec.features, spec.units, nonlinearity=spec.activation, **shape)
         else:
             if spec.activation != "tanh":
                 raise ValueError(f"{FUSED_LAYERS[spec.kind].__name__} computes tanh only")
-            self.rnn = FUSED_LAYERS[spec.kind](spec.features, spec.units)
+            self.rnn = FUSED_LAYERS[spec.kind](spec.features, spec.units, **shape)
         self.two_biases = spec.info.bias_rows == 2
         self.perm = _gate_perm(spec)
         self.inverse = np.argsort(self.perm)
-        self.head = nn.Linear(spec.units, spec.outputs)
+        self.suffixes = [_suffix(layer, d) for layer, d in spec.blocks()]
+        self.head = nn.Linear(spec.units * spec.directions, spec.outputs)
         if not self.two_biases:
-            self.rnn.bias_hh_l0.requires_grad_(False)
+            for s in self.suffixes:
+                getattr(self.rnn, f"bias_hh_{s}").requires_grad_(False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``x (steps, batch, features)`` -> ``(batch,)`` or logits ``(batch, outputs)``."""
-        _, state = self.rnn(x)
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``x (steps, batch, features)`` (``lengths`` on the CPU, int64, for variable-length data) ->
+        ``(batch,)`` or logits ``(batch, outputs)``."""
+        if lengths is None:
+            _, state = self.rnn(x)
+        else:  # unsorted: torch sorts the batch for the kernel and returns h_n in the batch's own order
+            _, state = self.rnn(nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False))
         h_n = state[0] if isinstance(state, tuple) else state  # nn.LSTM returns (h_n, c_n)
-        out = self.head(h_n[0])
+        # h_n is (layers * directions, batch, units); the last layer's directions, forward first, feed the head
+        last = h_n[-self.spec.directions :]
+        out = self.head(torch.cat(list(last), dim=1))
         return out if self.spec.classification else out.squeeze(1)
 
     @torch.no_grad()
     def load(self, w: Weights) -> None:
         p = self.perm
-        self.rnn.weight_ih_l0.copy_(_tensor(w.kernel[:, p]).T)
-        self.rnn.weight_hh_l0.copy_(_tensor(w.recurrent_kernel[:, p]).T)
-        if self.two_biases:
-            self.rnn.bias_ih_l0.copy_(_tensor(w.bias[0, p]))
-            self.rnn.bias_hh_l0.copy_(_tensor(w.bias[1, p]))
-        else:
-            self.rnn.bias_ih_l0.copy_(_tensor(w.bias[p]))
-            self.rnn.bias_hh_l0.zero_()
+        for s, block in zip(self.suffixes, w.blocks(), strict=True):
+            getattr(self.rnn, f"weight_ih_{s}").copy_(_tensor(block.kernel[:, p]).T)
+            getattr(self.rnn, f"weight_hh_{s}").copy_(_tensor(block.recurrent_kernel[:, p]).T)
+            if self.two_biases:
+                getattr(self.rnn, f"bias_ih_{s}").copy_(_tensor(block.bias[0, p]))
+                getattr(self.rnn, f"bias_hh_{s}").copy_(_tensor(block.bias[1, p]))
+            else:
+                getattr(self.rnn, f"bias_ih_{s}").copy_(_tensor(block.bias[p]))
+                getattr(self.rnn, f"bias_hh_{s}").zero_()
         self.head.weight.copy_(_tensor(w.dense_kernel).T)
         self.head.bias.copy_(_tensor(w.dense_bias))
 
     def path(self, device: torch.device) -> str:
         """Name the kernel that the layer dispatches to, by torch's own conditions."""
         layer = type(self.rnn).__name__
+        packed = "/packed" if self.spec.variable_length else ""
         if device.type == "cuda":
             cudnn = torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
-            return f"nn.{layer}/{'cudnn' if cudnn else 'cuda'}"
-        # On CPU only the LSTM has a oneDNN kernel; nn.RNN runs ATen's cell loop in C++.
+            return f"nn.{layer}{packed}/{'cudnn' if cudnn else 'cuda'}"
+        # On CPU only the LSTM has a oneDNN kernel, and only for a padded tensor: nn.RNN, and every layer on a
+        # PackedSequence, runs ATen's cell loop in C++.
         onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-        return f"nn.{layer}/{'onednn' if layer == 'LSTM' and onednn else 'aten'}"
+        return f"nn.{layer}{packed}/{'onednn' if layer == 'LSTM' and onednn and not packed else 'aten'}"
 
     def canonical(self) -> Weights:
         inv = self.inverse
-        bias = _array(self.rnn.bias_ih_l0)[inv]
-        if self.two_biases:
-            bias = np.stack([bias, _array(self.rnn.bias_hh_l0)[inv]])
-        return Weights(
-            kernel=_array(self.rnn.weight_ih_l0).T[:, inv].copy(),
-            recurrent_kernel=_array(self.rnn.weight_hh_l0).T[:, inv].copy(),
-            bias=bias,
-            dense_kernel=_array(self.head.weight).T.copy(),
-            dense_bias=_array(self.head.bias),
-        )
+        blocks = []
+        for s in self.suffixes:
+            bias = _array(getattr(self.rnn, f"bias_ih_{s}"))[inv]
+            if self.two_biases:
+                bias = np.stack([bias, _array(getattr(self.rnn, f"bias_hh_{s}"))[inv]])
+            blocks.append(LayerWeights(_array(getattr(self.rnn, f"weight_ih_{s}")).T[:, inv].copy(),
+                                       _array(getattr(self.rnn, f"weight_hh_{s}")).T[:, inv].copy(), bias))  # fmt: skip
+        return Weights.of_blocks(blocks, _array(self.head.weight).T.copy(), _array(self.head.bias))
 
 
 class LoopNet(nn.Module):
@@ -152,6 +177,10 @@ class LoopNet(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shapes["bias"]))
         self.dense_kernel = nn.Parameter(torch.zeros(shapes["dense_kernel"]))
         self.dense_bias = nn.Parameter(torch.zeros(shapes["dense_bias"]))
+        # Further blocks (Weights.stack), three parameters each: kernel, recurrent kernel, bias.
+        self.stack = nn.ParameterList([torch.zeros(v) for k, v in shapes.items() if k.startswith("stack[")])
+        self.names = list(shapes)  # the canonical name of each parameter, in registration order
+        self.general = spec.stacked or spec.variable_length
         self.spec = spec
         self.units = spec.units
         self.act = ACTIVATIONS[spec.activation]
@@ -162,15 +191,64 @@ class LoopNet(nn.Module):
         self.recurrence = recurrences[spec.kind]
         self.two_biases = spec.info.bias_rows == 2
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``x (steps, batch, features)`` -> ``(batch,)`` or logits ``(batch, outputs)``."""
-        steps, batch, features = x.shape
-        # The input projection of every step is one product, hoisted out of the loop.
-        b_in = self.bias[0] if self.two_biases else self.bias
-        xw = torch.addmm(b_in, x.reshape(steps * batch, features), self.kernel)
-        h = self.recurrence(xw.view(steps, batch, -1))
+        if self.general:
+            h = self._blocks(x, lengths)
+        else:  # one layer, one direction, fixed length: the original loop
+            steps, batch, features = x.shape
+            # The input projection of every step is one product, hoisted out of the loop.
+            b_in = self.bias[0] if self.two_biases else self.bias
+            xw = torch.addmm(b_in, x.reshape(steps * batch, features), self.kernel)
+            h = self.recurrence(xw.view(steps, batch, -1))
         out = torch.addmm(self.dense_bias, h, self.dense_kernel)
         return out if self.spec.classification else out.squeeze(1)
+
+    def _block(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        if k == 0:
+            return self.kernel, self.recurrent_kernel, self.bias
+        return self.stack[3 * k - 3], self.stack[3 * k - 2], self.stack[3 * k - 1]
+
+    def _blocks(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """Every layer and direction, masked: a step past a sample's length keeps its state.  Returns the last
+        layer's final states, forward first ``(batch, units * directions)``."""
+        steps, batch, _ = x.shape
+        keep = None if lengths is None else (torch.arange(steps)[:, None] < lengths[None, :]).unsqueeze(2).to(x.device)
+        seq, k = x, 0
+        for _ in range(self.spec.layers):
+            outputs, finals = [], []
+            for direction in range(self.spec.directions):
+                kernel, recurrent, bias = self._block(k)
+                k += 1
+                b_in, b_rec = (bias[0], bias[1]) if self.two_biases else (bias, None)
+                xw = torch.addmm(b_in, seq.reshape(steps * batch, -1), kernel).view(steps, batch, -1)
+                h = c = x.new_zeros(batch, self.units)
+                out: list[Tensor] = [h] * steps
+                for t in range(steps) if direction == 0 else range(steps - 1, -1, -1):
+                    h_new, c_new = self._step(xw[t], h, c, recurrent, b_rec)
+                    h, c = (h_new, c_new) if keep is None else (torch.where(keep[t], h_new, h),
+                                                                torch.where(keep[t], c_new, c))  # fmt: skip
+                    out[t] = h
+                outputs.append(torch.stack(out))
+                finals.append(h)
+            seq = torch.cat(outputs, dim=2)
+        return torch.cat(finals, dim=1)
+
+    def _step(self, xw: Tensor, h: Tensor, c: Tensor, recurrent: Tensor, b_rec: Tensor | None) -> tuple[Tensor, Tensor]:
+        """One step of any kind from state ``(h, c)`` (``c`` is the LSTM's cell, passed through by the others)."""
+        kind = self.spec.kind
+        if kind == "gru":
+            h2 = 2 * self.units
+            hw = torch.addmm(b_rec, h, recurrent) if b_rec is not None else h @ recurrent
+            u, r = torch.sigmoid(xw[:, :h2] + hw[:, :h2]).chunk(2, 1)
+            cand = self.act(torch.addcmul(xw[:, h2:], r, hw[:, h2:]))
+            return torch.lerp(cand, h, u), c
+        z = torch.addmm(xw, h, recurrent)
+        if kind == "rnn":
+            return self.act(z), c
+        i, f, g, o = self._gates(z)
+        c = torch.addcmul(f * c, i, g)
+        return o * self.act(c), c
 
     # The state is zero before step 0, so step 0 skips the recurrent product.
     def _rnn(self, xw: Tensor) -> Tensor:
@@ -210,15 +288,16 @@ class LoopNet(nn.Module):
         return i, f, self.act(z[:, 2 * self.units : 3 * self.units]), o
 
     def path(self, device: torch.device) -> str:
-        return "python-loop"
+        return "python-loop/masked" if self.spec.variable_length else "python-loop"
 
     @torch.no_grad()
     def load(self, w: Weights) -> None:
-        for name, p in self.named_parameters():  # named exactly as the Weights fields
-            p.copy_(_tensor(getattr(w, name)))
+        arrays = w.arrays()
+        for name, p in zip(self.names, self.parameters(), strict=True):
+            p.copy_(_tensor(arrays[name]))
 
     def canonical(self) -> Weights:
-        return Weights.from_arrays({name: _array(p) for name, p in self.named_parameters()})
+        return Weights.from_arrays({name: _array(p) for name, p in zip(self.names, self.parameters(), strict=True)})
 
 
 Net = FusedNet | LoopNet
@@ -300,6 +379,7 @@ class TorchModel:
         self._adam = KerasAdam(params, grads, spec.optimizer)
         self._x = torch.empty(spec.steps, 0, spec.features, device=self.device)
         self._y = torch.empty(0, device=self.device)
+        self._len: Tensor | None = None  # each training sample's length (variable-length data), on the CPU
         self._batch_lengths: dict[tuple[int, int], Tensor] = {}
         # CUDA events bracket each epoch on the stream: device time, without host overhead.
         self._events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if self._cuda else []
@@ -310,7 +390,13 @@ class TorchModel:
         time_major = np.ascontiguousarray(np.asarray(x, dtype=np.float32).transpose(1, 0, 2))
         return torch.from_numpy(time_major).to(self.device)
 
-    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+    @staticmethod
+    def _host_lengths(lengths: np.ndarray | None) -> Tensor | None:
+        # pack_padded_sequence takes the lengths on the CPU, as int64, wherever the data are
+        return None if lengths is None else torch.from_numpy(np.asarray(lengths, np.int64))
+
+    def set_train_data(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
+        self._len = self._host_lengths(lengths)
         self._x = self._to_device(x)
         # cross_entropy takes class indices as integers
         self._y = _tensor(y).to(self.device, torch.int64 if self.spec.classification else torch.float32)
@@ -323,12 +409,14 @@ class TorchModel:
         return self._batch_lengths[key]
 
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
-        idx = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(self.device)
+        host = torch.from_numpy(np.asarray(order, dtype=np.int64))
+        idx = host.to(self.device)
         if self._cuda:
             self._events[0].record()
         losses = []
-        for batch in idx.split(batch_size):
-            loss = self._loss(self.net(self._x.index_select(1, batch)), self._y.index_select(0, batch))
+        for batch, rows in zip(idx.split(batch_size), host.split(batch_size), strict=True):
+            lengths = None if self._len is None else self._len.index_select(0, rows)
+            loss = self._loss(self.net(self._x.index_select(1, batch), lengths), self._y.index_select(0, batch))
             torch._foreach_zero_(self._grads)
             loss.backward()
             self._adam.step()
@@ -350,11 +438,11 @@ class TorchModel:
         self._events[1].synchronize()
         return self._events[0].elapsed_time(self._events[1]) / 1000.0
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         self.net.eval()
         try:
             with torch.no_grad():
-                out = self.net(self._to_device(x))
+                out = self.net(self._to_device(x), self._host_lengths(lengths))
         finally:
             self.net.train()
         return _array(out)
