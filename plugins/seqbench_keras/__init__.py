@@ -42,6 +42,7 @@ from collections.abc import Callable
 import seqbench
 from seqbench.compiled import restrict_affinity
 from seqbench.contract import (
+    MODEL_SHAPES,
     Availability,
     Backend,
     BackendBase,
@@ -102,6 +103,7 @@ class KerasBackend(BackendBase):
     implementations: tuple[str, ...] = ("graph", "xla", "fit")
     devices = ("cpu", "gpu")
     install_hint = INSTALL_HINT
+    model_shapes = MODEL_SHAPES  # Bidirectional(merge_mode="concat"), stacked layers, the mask input (base.py)
     requires: tuple[str, ...] = ("tensorflow", "keras")
     regression_only: tuple[str, ...] = ()  # implementations whose hand-written loss is MSE
     distributions: tuple[str, ...] = (*_TENSORFLOW_DISTRIBUTIONS, "keras")

@@ -3,6 +3,19 @@
 Imports keras (with whatever engine ``configure`` selected) and NumPy only,
 never an engine directly, so TensorFlow, jax and torch each stay out of the
 others' workers.
+
+Stacked, bidirectional and variable-length models are what a Keras user
+writes for them: a functional model of ``layers`` recurrent layers (all but
+the last ``return_sequences=True``), each wrapped in
+``Bidirectional(merge_mode="concat")`` when bidirectional, and for variable
+lengths a second input, the boolean mask ``(batch, steps)`` made from the
+lengths, passed to every recurrent layer (``layer(h, mask=mask)``): Keras's
+masked recurrence keeps a sample's state through a masked step, so the
+backward layer (``go_backwards``) starts at each sample's last real step.
+The mask comes from the lengths rather than from ``Masking``'s zero test,
+because a real step may be all zeros (the arithmetic task's first number
+is 0).  A single unidirectional layer on fixed lengths stays the
+``Sequential`` model it always was.
 """
 
 from __future__ import annotations
@@ -46,8 +59,9 @@ LAYERS: dict[str, Callable[..., keras.layers.Layer]] = {"rnn": _simple_rnn, "lst
 CUDNN_KINDS = ("lstm", "gru")
 
 
-def build_network(spec: ModelSpec, *, allow_cudnn: bool = True) -> keras.Sequential:
-    """The seed notebook's model for ``spec``, with zero weights.
+def build_network(spec: ModelSpec, *, allow_cudnn: bool = True) -> keras.Model:
+    """The seed notebook's model for ``spec``, with zero weights (stacked, bidirectional and masked as the
+    module says).
 
     The harness loads every weight, so Keras's random initialisers would only
     cost time; zeros also make a weight that failed to load obvious.
@@ -56,10 +70,31 @@ def build_network(spec: ModelSpec, *, allow_cudnn: bool = True) -> keras.Sequent
         raise ValueError(f"the keras backend has no layer for model {spec.kind!r}")
     zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros", "dtype": spec.dtype}
     recurrent = {**zeros, "activation": spec.activation, "recurrent_initializer": "zeros"}
-    layer = LAYERS[spec.kind](spec, allow_cudnn, **recurrent)
-    return keras.Sequential(
-        [keras.Input((spec.steps, spec.features), dtype=spec.dtype), layer, keras.layers.Dense(spec.outputs, **zeros)]
-    )
+    x = keras.Input((spec.steps, spec.features), dtype=spec.dtype)
+    if not (spec.stacked or spec.variable_length):
+        layer = LAYERS[spec.kind](spec, allow_cudnn, **recurrent)
+        return keras.Sequential([x, layer, keras.layers.Dense(spec.outputs, **zeros)])
+    mask = keras.Input((spec.steps,), dtype="bool") if spec.variable_length else None
+    h = x
+    for layer_number in range(1, spec.layers + 1):
+        layer = LAYERS[spec.kind](spec, allow_cudnn, return_sequences=layer_number < spec.layers, **recurrent)
+        if spec.bidirectional:
+            layer = keras.layers.Bidirectional(layer, merge_mode="concat")
+        h = layer(h) if mask is None else layer(h, mask=mask)
+    out = keras.layers.Dense(spec.outputs, **zeros)(h)
+    return keras.Model(x if mask is None else [x, mask], out)
+
+
+def length_mask(lengths: np.ndarray | None, steps: int) -> np.ndarray | None:
+    """The mask input of a variable-length network, ``(n, steps)`` bool, from the lengths; None without."""
+    if lengths is None:
+        return None
+    return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+
+
+def network_inputs(x: object, mask: object | None) -> object:
+    """What the network takes: ``x``, or ``[x, mask]`` for a variable-length one."""
+    return x if mask is None else [x, mask]
 
 
 def loss_function(spec: ModelSpec) -> keras.losses.Loss:
@@ -69,16 +104,24 @@ def loss_function(spec: ModelSpec) -> keras.losses.Loss:
     return keras.losses.MeanSquaredError()
 
 
-def canonical_variables(network: keras.Sequential) -> dict[str, keras.Variable]:
-    """The network's variables by canonical name (Keras's layout is the canonical one)."""
-    recurrent, dense = network.layers
-    return {
-        "kernel": recurrent.cell.kernel,
-        "recurrent_kernel": recurrent.cell.recurrent_kernel,
-        "bias": recurrent.cell.bias,
-        "dense_kernel": dense.kernel,
-        "dense_bias": dense.bias,
-    }
+def canonical_variables(network: keras.Model) -> dict[str, keras.Variable]:
+    """The network's variables by canonical name (Keras's layout is the canonical one): each recurrent
+    layer's cells in the order of ``ModelSpec.blocks`` (a ``Bidirectional``'s forward, then backward layer)."""
+    cells = []
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            cells += [layer.forward_layer.cell, layer.backward_layer.cell]
+        elif isinstance(layer, keras.layers.RNN):
+            cells.append(layer.cell)
+    dense = network.layers[-1]
+    names = ["", *(f"stack[{i}]." for i in range(len(cells) - 1))]
+    variables = {}
+    for prefix, cell in zip(names, cells, strict=True):
+        variables.update({prefix + "kernel": cell.kernel, prefix + "recurrent_kernel": cell.recurrent_kernel,
+                          prefix + "bias": cell.bias})  # fmt: skip
+        if not prefix:  # the head's two follow the first block, as in Weights.arrays
+            variables.update({"dense_kernel": dense.kernel, "dense_bias": dense.bias})
+    return variables
 
 
 def assign_weights(variables: dict[str, keras.Variable], weights: Weights, spec: ModelSpec) -> None:
@@ -86,6 +129,11 @@ def assign_weights(variables: dict[str, keras.Variable], weights: Weights, spec:
     weights.check(spec)
     for name, array in weights.arrays().items():
         variables[name].assign(np.asarray(array, np.float32))
+
+
+def mask_suffix(spec: ModelSpec) -> str:
+    """What a path adds for variable lengths: Keras's masked recurrence."""
+    return "+mask" if spec.variable_length else ""
 
 
 def keras_adam(spec: ModelSpec) -> keras.optimizers.Optimizer:
@@ -127,8 +175,9 @@ class EngineModel:
     def epoch_gpu_seconds(self) -> float | None:
         return None  # neither jax nor Keras offers a device-event timer that does not perturb the epoch
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        out = np.asarray(keras.ops.convert_to_numpy(self.network(np.asarray(x, np.float32), training=False)))
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        inputs = network_inputs(np.asarray(x, np.float32), length_mask(lengths, self.spec.steps))
+        out = np.asarray(keras.ops.convert_to_numpy(self.network(inputs, training=False)))
         return out.astype(np.float32) if self.spec.classification else out.astype(np.float32).reshape(-1)
 
     def describe(self) -> dict[str, str]:
@@ -153,19 +202,21 @@ class EpochFitModel(EngineModel):
         self.network.compile(optimizer=self.optimizer, loss=loss_function(spec))
         self.x = np.zeros((0, spec.steps, spec.features), np.float32)
         self.y = np.zeros((0, 1), np.float32)
+        self.mask: np.ndarray | None = None
 
-    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+    def set_train_data(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
         self.x = np.asarray(x, np.float32)
         self.y = np.asarray(y, np.float32).reshape(-1, 1)
+        self.mask = length_mask(lengths, self.spec.steps)
 
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
-        history = self.network.fit(
-            self.x[order], self.y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0
-        )
+        inputs = network_inputs(self.x[order], None if self.mask is None else self.mask[order])
+        history = self.network.fit(inputs, self.y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         return float(history.history["loss"][0])
 
     def implementation_path(self) -> str:
-        return f"model.fit(epochs=1)/{keras.backend.backend()}" + ("+jit" if self.network.jit_compile else "")
+        return (f"model.fit(epochs=1)/{keras.backend.backend()}" + ("+jit" if self.network.jit_compile else "")
+                + mask_suffix(self.spec))  # fmt: skip
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "jit_compile": str(self.network.jit_compile)}

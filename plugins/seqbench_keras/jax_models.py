@@ -22,7 +22,7 @@ from jax import lax
 
 from seqbench.compiled import padded_batches
 from seqbench.contract import ModelSpec, Weights
-from seqbench_keras.base import EngineModel
+from seqbench_keras.base import EngineModel, length_mask, mask_suffix, network_inputs
 
 
 class JaxEpochModel(EngineModel):
@@ -34,6 +34,7 @@ class JaxEpochModel(EngineModel):
         self.device_ = jax.devices("gpu" if device == "gpu" else "cpu")[0]
         self.state = self._read_state()
         self.x = self.y = jnp.zeros(0)
+        self.mask: jax.Array | None = None
         self.programs: dict[tuple, Any] = {}
         self.trace_lower_s = self.compile_s = 0.0
         self._stale = False  # the Keras variables lag behind self.state
@@ -66,29 +67,32 @@ class JaxEpochModel(EngineModel):
         self._sync()
         return super().get_weights()
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """The network's stateless call on the trained state, jitted as Keras's jax trainer jits its
         ``predict_step`` (calling the Keras model directly would run it op by op: 50-120 ms a sample)."""
         if self._forward is None:
             network = self.network
 
-            def forward(trainable: list, non_trainable: list, xb: jax.Array) -> jax.Array:
+            def forward(trainable: list, non_trainable: list, xb: Any) -> jax.Array:
                 return network.stateless_call(trainable, non_trainable, xb, training=False)[0]
 
             self._forward = jax.jit(forward)
         trainable, non_trainable, _ = self.state
-        out = np.asarray(self._forward(trainable, non_trainable, jax.device_put(np.asarray(x, np.float32),
-                                                                                self.device_)), np.float32)  # fmt: skip
+        inputs = network_inputs(np.asarray(x, np.float32), length_mask(lengths, self.spec.steps))
+        out = np.asarray(self._forward(trainable, non_trainable, jax.device_put(inputs, self.device_)), np.float32)
         return out if self.spec.classification else out.reshape(-1)
 
-    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+    def set_train_data(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
         self.x = jax.device_put(np.asarray(x, np.float32), self.device_)
         self.y = jax.device_put(np.asarray(y, np.float32).reshape(-1), self.device_)
+        mask = length_mask(lengths, self.spec.steps)
+        self.mask = None if mask is None else jax.device_put(mask, self.device_)
 
-    def _epoch(self, state: tuple, x: jax.Array, y: jax.Array, idx: jax.Array, mask: jax.Array):
+    def _epoch(self, state: tuple, x: jax.Array, y: jax.Array, steps_mask: jax.Array | None, idx: jax.Array,
+               mask: jax.Array):  # fmt: skip
         network, optimizer = self.network, self.optimizer
 
-        def loss_fn(trainable: list, non_trainable: list, xb: jax.Array, yb: jax.Array, m: jax.Array):
+        def loss_fn(trainable: list, non_trainable: list, xb: Any, yb: jax.Array, m: jax.Array):
             pred, non_trainable = network.stateless_call(trainable, non_trainable, xb, training=True)
             # Keras's "sum_over_batch_size" would divide by the padded size: mean over real rows.
             return jnp.sum(m * jnp.square(pred[:, 0] - yb)) / jnp.sum(m), non_trainable
@@ -96,9 +100,9 @@ class JaxEpochModel(EngineModel):
         def body(carry: tuple, batch: tuple) -> tuple[tuple, None]:
             (trainable, non_trainable, opt), total = carry
             i, m = batch
-            (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                trainable, non_trainable, x[i], y[i], m
-            )
+            xb = network_inputs(x[i], None if steps_mask is None else steps_mask[i])
+            (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable, non_trainable, xb,
+                                                                                      y[i], m)  # fmt: skip
             trainable, opt = optimizer.stateless_apply(opt, grads, trainable)
             return ((trainable, non_trainable, opt), total + loss * jnp.sum(m)), None
 
@@ -107,7 +111,8 @@ class JaxEpochModel(EngineModel):
 
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
         idx, mask = padded_batches(order, batch_size)
-        args = (self.state, self.x, self.y, jax.device_put(idx, self.device_), jax.device_put(mask, self.device_))
+        args = (self.state, self.x, self.y, self.mask, jax.device_put(idx, self.device_),
+                jax.device_put(mask, self.device_))  # fmt: skip
         key = (self.x.shape, idx.shape)
         if key not in self.programs:  # compiled ahead of time, inside epoch 1, and timed (describe())
             t0 = time.perf_counter()
@@ -121,7 +126,7 @@ class JaxEpochModel(EngineModel):
         return float(loss)
 
     def implementation_path(self) -> str:
-        return f"jit-epoch(lax.scan, stateless_call)/{self.device_.platform}"
+        return f"jit-epoch(lax.scan, stateless_call){mask_suffix(self.spec)}/{self.device_.platform}"
 
     def describe(self) -> dict[str, str]:
         return {

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqbench.contract import ModelSpec, Weights
-from seqbench_keras.base import CUDNN_KINDS, EngineModel, loss_function
+from seqbench_keras.base import CUDNN_KINDS, EngineModel, length_mask, loss_function, mask_suffix, network_inputs
 
 # model.fit runs "forever" and is stopped from its callback: the harness, not
 # fit, decides how many epochs there are.
@@ -71,8 +71,10 @@ class KerasModel(EngineModel):
     def get_weights(self) -> Weights:
         return Weights.from_arrays({name: np.array(v.numpy(), np.float32) for name, v in self.variables.items()})
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.network(tf.constant(x, tf.float32), training=False), np.float32)
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        mask = length_mask(lengths, self.spec.steps)
+        inputs = network_inputs(tf.constant(x, tf.float32), None if mask is None else tf.constant(mask))
+        out = np.asarray(self.network(inputs, training=False), np.float32)
         return out if self.spec.classification else out.reshape(-1)
 
     def describe(self) -> dict[str, str]:
@@ -101,16 +103,18 @@ class GraphModel(KerasModel):
         # Variables cannot be created inside the traced loop: build them now.
         self.optimizer.build(self.network.trainable_variables)
         self.loss_fn = loss_function(spec)
-        self.data: tuple[tf.Tensor, tf.Tensor] | None = None
+        self.data: tuple[tf.Tensor, tf.Tensor, tf.Tensor | None] | None = None
         self.epoch_fns: dict[int, Callable[[tf.Tensor], tf.Tensor]] = {}  # by batch size
         self.loss_device = ""
 
-    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+    def set_train_data(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
         device = "/GPU:0" if self.device == "gpu" else "/CPU:0"
+        mask = length_mask(lengths, self.spec.steps)
         with tf.device(device):  # identity copies the host constants onto the device
             xs = tf.identity(tf.constant(x, tf.float32))
             ys = tf.identity(_targets(self.spec, y))
-        self.data = (xs, ys)
+            ms = None if mask is None else tf.identity(tf.constant(mask))
+        self.data = (xs, ys, ms)
         self.epoch_fns = {}  # they captured the previous data
 
     def _epoch_fn(self, batch_size: int) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -123,31 +127,36 @@ class GraphModel(KerasModel):
         """
         if self.data is None:
             raise RuntimeError("set_train_data must come before train_epoch")
-        xs, ys = self.data
+        xs, ys, ms = self.data
 
         def epoch(order: tf.Tensor) -> tf.Tensor:
-            return self._epoch(xs, ys, order, batch_size)
+            return self._epoch(xs, ys, ms, order, batch_size)
 
         return tf.function(epoch, jit_compile=self.xla)
 
-    def _step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        """One Adam step on the batch ``(x, y)``; return the loss before it."""
+    def _step(self, x: tf.Tensor, y: tf.Tensor, m: tf.Tensor | None) -> tf.Tensor:
+        """One Adam step on the batch ``(x, y)`` (``m``: its mask, for variable lengths); return the loss before
+        it."""
         variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
-            loss = self.loss_fn(y, self.network(x, training=True))
+            loss = self.loss_fn(y, self.network(network_inputs(x, m), training=True))
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         return loss
 
-    def _epoch(self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor, batch_size: int) -> tf.Tensor:
+    def _epoch(self, x: tf.Tensor, y: tf.Tensor, m: tf.Tensor | None, order: tf.Tensor, batch_size: int) -> tf.Tensor:
         n = int(order.shape[0])
         full, rest = divmod(n, batch_size)
         total = tf.constant(0.0)  # float32, like fit's loss tracker
+
+        def rows(idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+            return tf.gather(x, idx), tf.gather(y, idx), None if m is None else tf.gather(m, idx)
+
         for i in tf.range(full):
             idx = tf.slice(order, [i * batch_size], [batch_size])
-            total += self._step(tf.gather(x, idx), tf.gather(y, idx)) * batch_size
+            total += self._step(*rows(idx)) * batch_size
         if rest:
             idx = order[full * batch_size :]
-            total += self._step(tf.gather(x, idx), tf.gather(y, idx)) * rest
+            total += self._step(*rows(idx)) * rest
         return total / n
 
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
@@ -158,7 +167,8 @@ class GraphModel(KerasModel):
         return float(loss)
 
     def implementation_path(self) -> str:
-        return "tf.function-epoch" + ("+xla" if self.xla else "") + (f"+cudnn-{self.spec.kind}" if self.cudnn else "")
+        return ("tf.function-epoch" + ("+xla" if self.xla else "") + (f"+cudnn-{self.spec.kind}" if self.cudnn else "")
+                + mask_suffix(self.spec))  # fmt: skip
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "loss_device": self.loss_device, "jit_compile": str(self.xla)}
@@ -181,15 +191,18 @@ class FitModel(KerasModel):
         self.network.compile(optimizer=self.optimizer, loss=loss_function(spec))
         self.x = tf.zeros((0, spec.steps, spec.features))
         self.y = _targets(spec, np.zeros(0, np.float32))
+        self.mask: tf.Tensor | None = None
         self.run: _FitRun | None = None
         self._stop_run: weakref.finalize | None = None
 
-    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+    def set_train_data(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
         # tf.data runs on the host, as fit's own pipeline for arrays does:
         # batches are gathered there and copied to the device per step.
+        mask = length_mask(lengths, self.spec.steps)
         with tf.device("/CPU:0"):
             self.x = tf.constant(x, tf.float32)
             self.y = _targets(self.spec, y)
+            self.mask = None if mask is None else tf.constant(mask)
         self._end_run()  # its dataset holds the previous data
 
     def _end_run(self) -> None:
@@ -201,7 +214,7 @@ class FitModel(KerasModel):
         shape = (len(order), batch_size)
         if self.run is None or self.run.shape != shape:
             self._end_run()
-            self.run = _FitRun(self.network, self.x, self.y, *shape)
+            self.run = _FitRun(self.network, self.x, self.y, *shape, mask=self.mask)
             # Ends the fit thread when this model goes away or at exit; it
             # holds the run, never this model, so it does not keep it alive.
             self._stop_run = weakref.finalize(self, self.run.stop)
@@ -210,7 +223,7 @@ class FitModel(KerasModel):
     def implementation_path(self) -> str:
         return "model.fit" + ("+xla" if self.network.jit_compile else "") + (
             f"+cudnn-{self.spec.kind}" if self.cudnn else ""
-        )
+        ) + mask_suffix(self.spec)
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "jit_compile": str(self.network.jit_compile)}
@@ -230,7 +243,8 @@ class _FitRun(keras.callbacks.Callback):
     contract's definition.
     """
 
-    def __init__(self, network: keras.Model, x: tf.Tensor, y: tf.Tensor, n: int, batch_size: int) -> None:
+    def __init__(self, network: keras.Model, x: tf.Tensor, y: tf.Tensor, n: int, batch_size: int, *,
+                 mask: tf.Tensor | None = None) -> None:  # fmt: skip
         super().__init__()
         self.shape = (n, batch_size)
         self._orders: queue.Queue[np.ndarray | None] = queue.Queue()  # read by the dataset
@@ -239,7 +253,9 @@ class _FitRun(keras.callbacks.Callback):
         dataset = (
             tf.data.Dataset.from_generator(self._generate, output_signature=tf.TensorSpec((n,), tf.int32))
             .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-            .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
+            # tf.data carries tuples, not lists: the mask input rides as (x, mask)
+            .map(lambda idx: (tf.gather(x, idx) if mask is None else (tf.gather(x, idx), tf.gather(mask, idx)),
+                              tf.gather(y, idx)))
         )
         steps = math.ceil(n / batch_size)
         self._thread = threading.Thread(

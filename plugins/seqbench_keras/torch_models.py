@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from seqbench.contract import ModelSpec, Weights
-from seqbench_keras.base import EngineModel
+from seqbench_keras.base import EngineModel, length_mask, mask_suffix, network_inputs
 
 
 class TorchStepModel(EngineModel):
@@ -31,17 +31,21 @@ class TorchStepModel(EngineModel):
         self.torch_device = torch.device("cuda" if device == "gpu" else "cpu")
         self.x = torch.zeros(0, device=self.torch_device)
         self.y = torch.zeros(0, device=self.torch_device)
+        self.mask: torch.Tensor | None = None
 
-    def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
+    def set_train_data(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
         self.x = torch.from_numpy(np.asarray(x, np.float32)).to(self.torch_device)
         self.y = torch.from_numpy(np.asarray(y, np.float32).reshape(-1, 1)).to(self.torch_device)
+        mask = length_mask(lengths, self.spec.steps)
+        self.mask = None if mask is None else torch.from_numpy(mask).to(self.torch_device)
 
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
         variables = self.network.trainable_variables
         idx = torch.from_numpy(np.asarray(order, np.int64)).to(self.torch_device)
         total = torch.zeros((), device=self.torch_device)
         for batch in idx.split(batch_size):
-            loss = self.loss_fn(self.y[batch], self.network(self.x[batch], training=True))
+            inputs = network_inputs(self.x[batch], None if self.mask is None else self.mask[batch])
+            loss = self.loss_fn(self.y[batch], self.network(inputs, training=True))
             self.network.zero_grad()
             loss.backward()
             grads = [v.value.grad for v in variables]
@@ -51,7 +55,7 @@ class TorchStepModel(EngineModel):
         return total.item() / len(order)
 
     def implementation_path(self) -> str:
-        return f"keras-train-step/torch-{self.torch_device.type}"
+        return f"keras-train-step/torch-{self.torch_device.type}{mask_suffix(self.spec)}"
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "device": str(self.torch_device), "threads": str(torch.get_num_threads())}
