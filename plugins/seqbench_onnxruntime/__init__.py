@@ -5,7 +5,8 @@ weights the harness gives it, with onnx's RNN, LSTM or GRU operator (:mod:`seqbe
 the harness times its inference alone.  Importing this module imports neither onnx nor onnxruntime; they are
 imported in the worker, in :meth:`OnnxRuntimeBackend.configure` and :meth:`OnnxRuntimeBackend.build`.
 
-Implementation ``rnn-op``: the operator on onnxruntime's CPU execution provider.  A GPU needs the
+Implementation ``rnn-op``: the operator on onnxruntime's CPU execution provider; stacked layers (one operator
+each), ``direction="bidirectional"`` and variable lengths (the operator's ``sequence_lens``) included.  A GPU needs the
 onnxruntime-gpu package and its CUDA provider, which this backend does not set up: cpu only.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import seqbench
-from seqbench.contract import Backend, BackendBase, Model, ModelSpec, Weights
+from seqbench.contract import MODEL_SHAPES, Backend, BackendBase, Model, ModelSpec, Weights
 from seqbench_onnxruntime.layout import ACTIVATION, OPERATOR
 
 
@@ -22,6 +23,7 @@ class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
     implementations = ("rnn-op",)
     trains = False
+    model_shapes = MODEL_SHAPES
     requires = ("onnxruntime", "onnx")
     distributions = ("onnxruntime", "onnx")
     install_hint = "pip install -e '.[onnxruntime]' -c constraints.txt  (in the seqbench checkout)"

@@ -30,7 +30,8 @@ class OnnxRuntimeModel(ModelBase):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(self.graph.SerializeToString(), options, providers=[PROVIDER])
-        self.path = f"onnxruntime-{OPERATOR[spec.kind]}/{PROVIDER}"
+        shape = ("-bidirectional" if spec.bidirectional else "") + ("+sequence_lens" if spec.variable_length else "")
+        self.path = f"onnxruntime-{OPERATOR[spec.kind]}{shape}/{PROVIDER}"
 
     def set_train_data(self, x: np.ndarray, y: np.ndarray) -> None:
         raise SeqbenchError("the onnxruntime backend is inference only: it does not train")
@@ -38,8 +39,11 @@ class OnnxRuntimeModel(ModelBase):
     def train_epoch(self, order: np.ndarray, batch_size: int) -> float:
         raise SeqbenchError("the onnxruntime backend is inference only: it does not train")
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.session.run(None, {"x": np.ascontiguousarray(x, np.float32)})[0], np.float32)
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        feed = {"x": np.ascontiguousarray(x, np.float32)}
+        if lengths is not None:
+            feed["lengths"] = np.asarray(lengths, np.int32)
+        out = np.asarray(self.session.run(None, feed)[0], np.float32)
         return out if self.spec.classification else out[:, 0]
 
     def get_weights(self) -> Weights:
