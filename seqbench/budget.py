@@ -53,8 +53,10 @@ class Estimate:
         return self.data + self.model
 
 
-def estimate(task: object, params: Mapping[str, int], units: int, batch_size: int, models: Iterable[str]) -> Estimate:
-    """Bytes one cell needs, roughly; ``params`` are the task's parameters over its defaults."""
+def estimate(task: object, params: Mapping[str, int], units: int, batch_size: int, models: Iterable[str],
+             blocks: int = 1) -> Estimate:  # fmt: skip
+    """Bytes one cell needs, roughly; ``params`` are the task's parameters over its defaults; ``blocks`` the
+    recurrent layers times directions (each keeps its own weights and activations)."""
     defaults = dict(getattr(task, "defaults", {}))
     p = {**defaults, **params}
     data_bytes = getattr(task, "data_bytes", None)
@@ -66,7 +68,7 @@ def estimate(task: object, params: Mapping[str, int], units: int, batch_size: in
         gates = GATES.get(kind, 4)
         weights = gates * units * (features + units + 1) + units + 1
         activations = rows * steps * gates * units * ACTIVATION_COPIES
-        model = max(model, (weights * STATE_COPIES + activations) * FLOAT32)
+        model = max(model, (weights * STATE_COPIES + activations) * FLOAT32 * blocks)
     return Estimate(data, model)
 
 
@@ -75,22 +77,24 @@ def _gb(n: float) -> str:
 
 
 def check_memory(task: object, params: Mapping[str, int], units: int, batch_size: int, models: Iterable[str],
-                 total: int | None = None) -> None:  # fmt: skip
+                 total: int | None = None, blocks: int = 1) -> None:  # fmt: skip
     """Raise :class:`UsageError` naming the parameter when a cell would need too much memory."""
     models = tuple(models)
     total = memory_total() if total is None else total
     if not total:
         return
-    need = estimate(task, params, units, batch_size, models)
+    need = estimate(task, params, units, batch_size, models, blocks)
     budget = total * MEMORY_FRACTION
     if need.total <= budget:
         return
     # Name what the user set that, put back to its default, saves the most.
     defaults = dict(getattr(task, "defaults", {}))
-    candidates = {f"-P {k}={v}": estimate(task, {**params, k: defaults[k]}, units, batch_size, models)
+    candidates = {f"-P {k}={v}": estimate(task, {**params, k: defaults[k]}, units, batch_size, models, blocks)
                   for k, v in params.items() if k in defaults}  # fmt: skip
-    candidates[f"--units {units}"] = estimate(task, params, 10, batch_size, models)
-    candidates[f"--batch-size {batch_size}"] = estimate(task, params, units, 32, models)
+    candidates[f"--units {units}"] = estimate(task, params, 10, batch_size, models, blocks)
+    candidates[f"--batch-size {batch_size}"] = estimate(task, params, units, 32, models, blocks)
+    if blocks > 1:
+        candidates["--layers/--bidirectional"] = estimate(task, params, units, batch_size, models)
     culprit = min(candidates, key=lambda name: candidates[name].total)
     raise UsageError(
         f"{culprit}: a cell would need about {_gb(need.total)} of memory (data {_gb(need.data)}, model "

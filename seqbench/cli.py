@@ -311,7 +311,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             out.append(f"  {'':<11} install: {a.install_hint}")
     out.append("Tasks:")
     for name, task in sorted(registry.tasks.items()):
-        params = " ".join(f"{k}={v}" for k, v in task.defaults.items())
+        optional = [f"{k} (optional)" for k in getattr(task, "optional_params", ())]
+        params = " ".join([*(f"{k}={v}" for k, v in task.defaults.items()), *optional])
         out.append(f"  {name:<10} {task.description}  [{params}]")
     for failure in registry.failures:
         out.append(f"Failed plugin {failure.plugin}: {failure.message}")

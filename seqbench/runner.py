@@ -242,7 +242,8 @@ def _plan_point(
     """Add the rows of one grid point (``config`` holds single values) to ``rows``."""
     units, batch_size, activation = cast(int, config.units), cast(int, config.batch_size), str(config.activation)
     point_params = cast(dict[str, int], config.task_params)  # one grid point: single values
-    check_memory(task, point_params, units, batch_size, config.models)  # before make()
+    blocks = cast(int, config.layers) * (2 if config.bidirectional else 1)
+    check_memory(task, point_params, units, batch_size, config.models, blocks=blocks)  # before make()
     task_params = {**task.defaults, **point_params}  # a cell records its whole experiment
     try:
         data = data_shape(task, task_params)  # the workers make the data; the plan needs only its shape

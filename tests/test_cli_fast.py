@@ -47,6 +47,10 @@ def test_help_and_list_import_no_framework_and_no_pandas(plugin_env):
         (["--seeds", "auto", "--max-seeds", "5000"], "--max-seeds must be at most 1,000"),
         (["--epochs", "99999999999999999999999"], "--epochs must be at most 100,000"),
         (["--threads", "10000"], "--threads must be at most 1,024, got 10,000"),
+        (["--layers", "0"], "--layers must be positive, got 0"),
+        (["-P", "min_steps=5"], "min_steps must be from 1 to steps (3), got 5"),
+        (["--task", "digits", "-P", "min_steps=2"], "task 'digits' has no parameter 'min_steps'"),
+        (["--task", "adding", "-P", "steps=10", "-P", "min_steps=1"], "min_steps must be from 2 to steps (10)"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2_and_runs_nothing(tmp_path, args, message):

@@ -161,3 +161,22 @@ def test_run_cell_trains_a_stacked_bidirectional_variable_length_model():
     assert record.params == spec.param_count
     assert record.flops < epoch_flops(spec, 64)  # the real steps only
     assert record.latency_p50_s is not None  # the inference phase passes the lengths too
+
+
+def test_a_run_of_stacked_bidirectional_variable_length_models_records_their_shape(tmp_path):
+    import json
+
+    from tests.runfactory import invoke
+
+    result = invoke("run", "--backends", "numpy", "--models", "gru", "--task", "adding", "--activation", "tanh",
+                    "-P", "steps=6", "-P", "samples=40", "-P", "test_samples=8", "-P", "min_steps=3",
+                    "--layers", "1,2", "--bidirectional", "--epochs", "2", "--seeds", "1", "--no-calibration",
+                    "--inference", "off", "--results-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (run,) = tmp_path.iterdir()
+    cells = [json.loads(line) for line in (run / "cells.jsonl").read_text().splitlines()]
+    assert sorted((c["layers"], c["bidirectional"], c["task_params"]["min_steps"]) for c in cells) == [
+        (1, True, 3), (2, True, 3)]
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert config["layers"] == [1, 2] and config["bidirectional"] is True
+    assert all(c["status"] == "ok" and c["implementation_path"] == "numpy-bptt" for c in cells)
