@@ -1,4 +1,4 @@
-"""How closely every backend runs a 2-layer bidirectional variable-length LSTM and GRU (docs/experiments/model-shapes.md).
+"""How closely every backend runs a 2-layer bidirectional variable-length LSTM and GRU (model-shapes.md).
 
     python docs/experiments/model_shapes_agreement.py [--backends numpy,torch,...]
 
