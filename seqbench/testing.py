@@ -39,6 +39,9 @@ For each case:
   losses and weights that match the reference after every epoch (relative
   error <= :data:`TRAIN_RTOL`): a backend that drops the short batch, or
   resets Adam's moments or step count between ``train_epoch`` calls, fails;
+* stacked, bidirectional and variable-length cases: one Adam step on one
+  full batch gives the loss and every layer's and direction's weights of
+  the reference (relative error <= :data:`TRAIN_RTOL`);
 * the same seed twice gives the same loss curve, another seed another one;
 * the model names the implementation path it actually ran;
 * variable lengths: each sample's prediction, padded, equals its prediction
@@ -605,6 +608,29 @@ class BackendConformance:
     def test_three_epochs_match_reference(self, case: Case) -> None:
         _skip_unless_it_trains(case)
         compare_training(lambda weights: _build(case.backend, case.implementation, case, weights), case)
+
+    def test_one_training_step_matches_reference(self, case: Case) -> None:
+        """One Adam step on one full batch, from the same weights: the loss before it and every weight after.
+
+        For stacked, bidirectional and variable-length cases, where a layer's or a direction's gradient
+        that goes astray shows in its own weights after one step, before three epochs blur it.
+        """
+        _skip_unless_it_trains(case)
+        if not (case.spec.stacked or case.spec.variable_length):
+            pytest.skip("a single layer's first step is checked by the three epochs (and their diagnosis)")
+        build = lambda weights: _build(case.backend, case.implementation, case, weights)  # noqa: E731
+        weights = initial_weights(case.spec, 3)
+        x, y, orders = case_data(case)
+        reference, model = _pair(build, case, weights, x, y)
+        one = orders[0][: case.batch]
+        want, got = reference.train_epoch(one, case.batch), model.train_epoch(one, case.batch)
+        model.synchronize()
+        off = _weights_off(case, model.get_weights(), reference.get_weights(), TRAIN_RTOL)
+        assert abs(got - want) <= TRAIN_RTOL * abs(want) and not off, (
+            f"one step: loss {got!r} against the reference's {want!r}"
+            + (f"; {', '.join(off)} further than {TRAIN_RTOL:g} from the reference" if off else "")
+            + f". {STACK_CAUSES}"
+        )
 
     def test_seed_determines_the_loss_curve(self, case: Case) -> None:
         _skip_unless_it_trains(case)
