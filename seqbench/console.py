@@ -20,7 +20,7 @@ import time
 from typing import IO, Any
 
 from seqbench.escape import one_line
-from seqbench.keys import COMPLETED, series_name
+from seqbench.keys import COMPLETED, entrant_name
 from seqbench.results import error_reason
 
 
@@ -65,7 +65,7 @@ def cell_title(cell: Any, axes: tuple[str, ...] = ()) -> str:
     """``numpy:reference/cpu rnn steps=50 seed=0``: a cell (or its record) and its grid point on ``axes``."""
     again = f" (attempt {cell.attempt})" if cell.attempt > 1 else ""
     point = point_text(cell, axes)
-    return f"{series_name(vars(cell))} {cell.model}{' ' + point if point else ''} seed={cell.seed}{again}"
+    return f"{entrant_name(vars(cell))} {cell.model}{' ' + point if point else ''} seed={cell.seed}{again}"
 
 
 def cell_line(record: Any, done: int, total: int, width: int | None = None, axes: tuple[str, ...] = ()) -> str:

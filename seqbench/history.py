@@ -173,7 +173,7 @@ def gather(paths: Iterable[str | Path], since: pd.Timestamp | None = None, backe
     table = table[_in(backends, table["backend"]) & _in(models, table["model"]) & _in(tasks, table["task"])]
     table = table.sort_values("_run", kind="stable")  # run by run, as found
     table["run_id"] = [infos[r]["run_id"] for r in table["_run"]]
-    parts = table.drop(columns=["_run", "path"])
+    parts = table.drop(columns=["_run", "implementation_path"])
     run_rows = [infos[r] for r in sorted(set(table["_run"]))]
     runs = pd.DataFrame(run_rows, columns=list(_run_row(Path("x"), {}).keys()))
     if runs.empty:

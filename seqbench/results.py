@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 from seqbench.config import RunConfig
 from seqbench.errors import ResultsError
 from seqbench.formatting import jsonable
-from seqbench.keys import Status, series_name
+from seqbench.keys import Status, entrant_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +90,7 @@ class CellConfig(Repeat):
     @property
     def label(self) -> str:
         again = f" (attempt {self.attempt})" if self.attempt > 1 else ""
-        return f"{series_name(vars(self))} {self.model} seed={self.seed}{again}"
+        return f"{entrant_name(vars(self))} {self.model} seed={self.seed}{again}"
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import INFERENCE, model_spec
-from seqbench.keys import COMPLETED, RowKey, RunStatus, series_name
+from seqbench.keys import COMPLETED, RowKey, RunStatus, entrant_name
 from seqbench.machine import git_commit, machine_id, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
 from seqbench.results import CellConfig, CellRecord, EpochRecord, RunMeta, RunWriter, run_meta
@@ -541,7 +541,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
 
 
 def _describe_row(row: CellConfig) -> str:
-    return f"{series_name(vars(row))} {row.model}"
+    return f"{entrant_name(vars(row))} {row.model}"
 
 
 def _closing_notes(meta: dict[str, Any], config: RunConfig) -> list[str]:

@@ -112,8 +112,8 @@ def test_a_cell_records_the_inference_columns_after_training_and_none_when_off()
 
 
 def test_compare_judges_latency_over_processes_as_it_judges_epochs(tmp_path):
-    from seqbench.compare import compare_runs
     from seqbench.compare_report import render
+    from seqbench.comparison import compare_runs
     from seqbench.loader import load_run
     from seqbench.stats import SAME, SLOWER
     from tests.runfactory import Row, make_run

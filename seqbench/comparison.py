@@ -36,8 +36,6 @@ Markdown (a PR comment) or JSON.
 from __future__ import annotations
 
 import math
-import sys
-import types
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -333,30 +331,4 @@ def geometric_mean_ratio(c: Comparison) -> tuple[float, int]:
     return float(np.exp(np.log(ratios.to_numpy(float)).mean())), len(ratios)
 
 
-def compare_public(base: Any, new: Any, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
-                   normalize: bool = False, strict: bool = False, measure: str = "epoch") -> Comparison:  # fmt: skip
-    """:func:`compare_runs` on runs or anything :func:`seqbench.load_run` takes (``seqbench.compare``)."""
-    from seqbench.loader import load_run
-
-    def run(value: Any) -> Run:
-        return value if isinstance(value, Run) else load_run(value)
-
-    return compare_runs(run(base), run(new), threshold=threshold, accuracy_tolerance=accuracy_tolerance,
-                        normalize=normalize, strict=strict, measure=measure)  # fmt: skip
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`compare_public`.
-
-    Why: ``seqbench.compare(base, new)`` is the public function, but importing this module makes Python set
-    the package attribute ``seqbench.compare`` to the module, replacing the function.  A callable module
-    keeps ``seqbench.compare(base, new)`` working whichever happened last.
-    """
-
-    def __call__(self, base: Any, new: Any, **options: Any) -> Comparison:
-        return compare_public(base, new, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-__all__ = ["Comparison", "compare_envs", "compare_public", "compare_runs", "env_names", "geometric_mean_ratio"]
+__all__ = ["Comparison", "compare_envs", "compare_runs", "env_names", "geometric_mean_ratio"]
