@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 #      seqbench.interference); run.json envs.
 #      seqbench 0.3 (inference): cells.latency_first_s, latency_p50_s, latency_p90_s, latency_p99_s,
 #      throughput_per_s (the harness's inference phase) and inference_only (a backend that does not train).
+#      seqbench 0.4: cells.inference_paths (a model's other predictors, with --inference full).
 #      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
@@ -166,6 +167,9 @@ class CellRecord(Repeat):
     latency_p99_s: float | None = None
     throughput_per_s: float | None = None
     inference_only: bool | None = None  # the backend does not train: no epochs, no training figures
+    # 0.4: with --inference full, the model's other predictors (contract.model_predictors), timed alike:
+    # "NAME/latency_first_s", "NAME/latency_p50_s", ..., "NAME/throughput_per_s", "NAME/latency_calls".
+    inference_paths: dict[str, float] | None = None
 
 
 CELL_COLUMNS = [f.name for f in fields(CellRecord)]
@@ -175,7 +179,7 @@ ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold",
                            "other_cpu_s", "experiment", "metrics", "primary_metric", "higher_is_better", "baseline",
                            "flops", "gflops_per_s", "peak_share", "env", "wait_s", "wait_share",
                            "clean_epochs", "meter", "latency_first_s", "latency_p50_s", "latency_p90_s",
-                           "latency_p99_s", "throughput_per_s", "inference_only"})  # fmt: skip
+                           "latency_p99_s", "throughput_per_s", "inference_only", "inference_paths"})  # fmt: skip
 
 # The most a cell's error holds, in UTF-8 bytes: its first line and the end of what went wrong.  A plugin
 # that writes megabytes to stderr before it dies would otherwise put them in every reader's table (the
