@@ -201,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="after training, time the trained model's predictions in the same worker: latency at "
                      "batch 1 (the first call apart, then p50/p90/p99) and throughput at a large batch. quick "
                      "(default): up to 300 calls or 0.1 s (at least 3), throughput at the test set's size; full: "
-                     "at least 200 and up to 5000 calls or 5 s, throughput at batch 1024; off: skip it (see "
-                     "docs/experiments/inference.md)")
+                     "at least 200 and up to 5000 calls or 5 s, throughput at batch 1024, and each of the "
+                     "framework's other inference paths too (Keras's model.predict, torch.compile...); off: skip "
+                     "it (see docs/experiments/inference.md)")
 
     sub.add_parser("list", help="list backends (with availability), implementations, devices and tasks",
                    description="List every registered backend and task. Imports no framework.")
