@@ -295,19 +295,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from seqbench.runner import execute
 
     config = run_config(args)
-    registry = load_registry_for(args.backends, args.task)
-    _report_plugin_failures(registry)
-
     if args.executor != "none" or any(getattr(args, name) is not None for name in CLUSTER_OPTIONS):
-        from seqbench.cluster import ClusterOptions, run_on_cluster  # submitit, only now
+        from seqbench.cluster import ClusterOptions, check_usage, run_on_cluster  # submitit, only now
 
         options = ClusterOptions(args.executor, **{name: getattr(args, name) for name in CLUSTER_OPTIONS})
+        check_usage(options, config.shard)
+        registry = None  # a resumed run's backends come from RUN, and its jobs load their own
+        if options.resume is None:
+            registry = load_registry_for(args.backends, args.task)
+            _report_plugin_failures(registry)
         with ConsoleProgress(args.quiet) as progress:
             done = run_on_cluster(config, options, registry, progress)
         if done.status == RunStatus.INTERRUPTED:  # nothing merged: the folder to resume
             write_stdout(f"{done.path}\n")
             return done.exit_code
         return _finish_run(args, done.path, done.status, done.exit_code, "")
+    registry = load_registry_for(args.backends, args.task)
+    _report_plugin_failures(registry)
     with ConsoleProgress(args.quiet, axes=tuple(grid.varied(config))) as progress:  # closing erases the live line
         result = execute(config, registry, progress)
     kept = f": {len(result.cells)} cell(s) finished and kept"

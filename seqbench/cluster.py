@@ -344,10 +344,12 @@ class ClusterRun:
         for index in range(1, run.count + 1):
             shard = run.shard(index)
             shard["run"] = run.complete_run(index)
-            if shard["run"] is not None:
-                shard["status"] = "done"
-                continue
             last = shard["attempts"][-1] if shard["attempts"] else None
+            if shard["run"] is not None:  # its job completed, perhaps after the parent died
+                shard["status"] = "done"
+                if last and last.get("status") == "submitted":
+                    last["status"] = "ended"
+                continue
             if last and last.get("status") == "submitted":  # the dead parent's job
                 run.stop_stale(submitit, last)
             shard["status"] = "pending"
@@ -593,13 +595,16 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run_on_cluster(config: RunConfig, options: ClusterOptions, registry: Registry, progress: Any) -> ClusterResult:
-    """``seqbench run --executor local|slurm``: submit, watch, re-submit, merge (see the module doc)."""
+def run_on_cluster(config: RunConfig, options: ClusterOptions, registry: Registry | None,
+                   progress: Any) -> ClusterResult:  # fmt: skip
+    """``seqbench run --executor local|slurm``: submit, watch, re-submit, merge (see the module doc).
+    ``registry``: the run's plugins, to check the split before submitting; None with --resume."""
     check_usage(options, config.shard)
     submitit = _submitit()
     if options.resume is not None:
         run = ClusterRun.resume(options, config.results_dir, submitit, progress)
     else:
+        assert registry is not None
         run = ClusterRun.start(config, options, registry, progress)
     progress.note(f"{run.count} job(s) on {run.chosen['executor']}: {run.jobs_dir}")
     return run.execute(submitit)
