@@ -65,6 +65,10 @@ STATE_VERSION = 1
 PID_FILE = "job.pid"  # in each attempt's folder: the pid of its `seqbench run`, so that a local cancel can wait
 STOP_GRACE_S = 20.0  # how long a cancelled job's `seqbench run` may take to stop its worker and write run.json
 POLL_S = {"local": 0.5, "slurm": 10.0}  # Slurm: each look is a sacct call (submitit also caches them)
+# cluster.json's states.  A shard: pending (to submit), submitted, done (it has a complete run) or failed (its
+# jobs ran out of retries).  A shard's job (an attempt): submitted, ended, failed (ended with no complete
+# run), cancelled, or not submitted (sbatch refused it).
+PENDING, SUBMITTED, DONE, FAILED, ENDED, CANCELLED = "pending", "submitted", "done", "failed", "ended", "cancelled"
 
 
 @dataclass(frozen=True)
@@ -306,7 +310,7 @@ class ClusterRun:
             "version": STATE_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": sys.executable,
             "arguments": run_arguments(config), "device": config.device, "jobs": jobs,
             "settings": settings(options, jobs, config.device),
-            "shards": {str(i): {"status": "pending", "run": None, "attempts": []} for i in range(1, jobs + 1)},
+            "shards": {str(i): {"status": PENDING, "run": None, "attempts": []} for i in range(1, jobs + 1)},
         }  # fmt: skip
         try:
             (path / JOBS_DIR).mkdir(parents=True)
@@ -346,13 +350,13 @@ class ClusterRun:
             shard["run"] = run.complete_run(index)
             last = shard["attempts"][-1] if shard["attempts"] else None
             if shard["run"] is not None:  # its job completed, perhaps after the parent died
-                shard["status"] = "done"
-                if last and last.get("status") == "submitted":
-                    last["status"] = "ended"
+                shard["status"] = DONE
+                if last and last.get("status") == SUBMITTED:
+                    last["status"] = ENDED
                 continue
-            if last and last.get("status") == "submitted":  # the dead parent's job
+            if last and last.get("status") == SUBMITTED:  # the dead parent's job
                 run.stop_stale(submitit, last)
-            shard["status"] = "pending"
+            shard["status"] = PENDING
             run.queue.append(index)
         done = run.count - len(run.queue)
         progress.note(f"resuming {path.name}: {done} of {run.count} shard(s) complete, submitting {len(run.queue)}")
@@ -361,7 +365,7 @@ class ClusterRun:
 
     def stop_stale(self, submitit: Any, attempt: dict[str, Any]) -> None:
         """Cancel a job the dead parent submitted, which may still run: a shard runs in one job at a time."""
-        attempt["status"], attempt["reason"] = "cancelled", "its parent died; resumed"
+        attempt["status"], attempt["reason"] = CANCELLED, "its parent died; resumed"
         if attempt.get("job_id") is None:
             return
         if self.state["settings"]["executor"] == "slurm":
@@ -459,16 +463,16 @@ class ClusterRun:
             command = (self.state["python"], "-m", "seqbench", "run", *self.state["arguments"],
                        "--shard", f"{index}/{self.count}", "--results-dir", str(self.jobs_dir / folder))  # fmt: skip
             specs.append(ShardJob(command, str(self.jobs_dir / folder)))
-            shard["attempts"].append({"attempt": number, "folder": str(folder), "status": "submitted", "job_id": None,
+            shard["attempts"].append({"attempt": number, "folder": str(folder), "status": SUBMITTED, "job_id": None,
                                       "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # fmt: skip
-            shard["status"] = "submitted"
+            shard["status"] = SUBMITTED
             self.session_attempts[index] += 1
         try:
             jobs = executor.map_array(run_shard, specs)
         except Exception as e:  # sbatch refused (a bad partition or --sbatch option): nothing was submitted
             for index in batch:
                 self.shard(index)["attempts"][-1].update(status="not submitted", reason=one_line(e)[:300])
-                self.shard(index)["status"] = "pending"
+                self.shard(index)["status"] = PENDING
             self.save()
             raise UsageError(f"the jobs could not be submitted: {one_line(e).strip().splitlines()[-1][:300]}") from None
         for index, job in zip(batch, jobs, strict=True):
@@ -485,20 +489,20 @@ class ClusterRun:
             why = f"exit code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
         except Exception as e:  # killed, cancelled, or submitit could not run it
             why = "ended without a result: " + (one_line(e).strip().splitlines() or ["?"])[0][:200]
-        attempt.update(status="ended", exit_code=code, reason=why, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        attempt.update(status=ENDED, exit_code=code, reason=why, ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         shard["run"] = self.complete_run(index)
         name = f"shard {index}/{self.count} (job {job.job_id})"
         if shard["run"] is not None:
-            shard["status"] = "done"
+            shard["status"] = DONE
             return
-        attempt["status"] = "failed"
+        attempt["status"] = FAILED
         if self.session_attempts[index] <= self.chosen["job_retries"]:
             self.progress.note(f"{name}: {why}, no complete run: submitting it again "
                                f"(retry {self.session_attempts[index]} of {self.chosen['job_retries']})")  # fmt: skip
-            shard["status"] = "pending"
+            shard["status"] = PENDING
             self.queue.append(index)
         else:
-            shard["status"] = "failed"
+            shard["status"] = FAILED
             self.progress.note(f"{name}: {why}, no complete run after {self.session_attempts[index]} job(s): shard "
                                f"{index}/{self.count} failed; its output: {self.jobs_dir / 'submitit'}")  # fmt: skip
 
@@ -507,8 +511,8 @@ class ClusterRun:
         for index, job in self.active.items():
             job.cancel(check=False)
             attempt = self.shard(index)["attempts"][-1]
-            attempt.update(status="cancelled", reason="the parent was stopped")
-            self.shard(index)["status"] = "pending"
+            attempt.update(status=CANCELLED, reason="the parent was stopped")
+            self.shard(index)["status"] = PENDING
         if self.chosen["executor"] == "local":
             deadline = time.monotonic() + STOP_GRACE_S + 5
             while not all(job.done() for job in self.active.values()) and time.monotonic() < deadline:
@@ -522,7 +526,7 @@ class ClusterRun:
         states = [str(job.state).upper() for job in self.active.values()]
         running = sum(s.startswith(("RUNNING", "COMPLETING")) for s in states)
         shards = [self.shard(i)["status"] for i in range(1, self.count + 1)]
-        counts = (len(self.queue) + len(states) - running, running, shards.count("done"), shards.count("failed"))
+        counts = (len(self.queue) + len(states) - running, running, shards.count(DONE), shards.count(FAILED))
         done, planned, known = 0, 0, 0
         for index in range(1, self.count + 1):
             run = self._latest_run(index)
@@ -561,8 +565,8 @@ class ClusterRun:
     # ---------------------------------------------------------------- the end
 
     def _merge(self) -> ClusterResult:
-        done = [i for i in range(1, self.count + 1) if self.shard(i)["status"] == "done"]
-        failed = [i for i in range(1, self.count + 1) if self.shard(i)["status"] == "failed"]
+        done = [i for i in range(1, self.count + 1) if self.shard(i)["status"] == DONE]
+        failed = [i for i in range(1, self.count + 1) if self.shard(i)["status"] == FAILED]
         self.save()
         if not done:
             raise SeqbenchError(f"every job failed, so there is nothing to merge: see the jobs' output in "
