@@ -50,7 +50,7 @@ from seqbench.results import Run
 from seqbench.stats import DISTURBED, FEW, MIN_PROCESSES, NA, SLOWER, UNDECIDED, Judgement, judge, judge_paired
 from seqbench.views import by_key, cell_view, status_text
 
-HARDWARE_FIELDS = ("cpu", "cores", "memory_gb", "machine", "os", "python", "python_implementation")
+HARDWARE_FIELDS = ("cpu", "cores", "memory_gb", "gpus", "machine", "os", "python", "python_implementation")
 UNJUDGED = (UNDECIDED, DISTURBED, FEW)  # said in words; a failure only with --strict
 COLUMNS = [*KEY_FIELDS, "match", "base_median", "new_median", "ratio", "ratio_low", "ratio_high", "p_value",
            "n_base", "n_new", "base_disturbed", "new_disturbed", "verdict", "verdict_text", "base_accuracy",

@@ -176,6 +176,7 @@ class ConsoleProgress:
         self._loss: float | None = None
         self._done_epochs_before = 0  # epochs of finished cells
         self._rich: Any = None
+        self._status: str | None = None  # a cluster run's line (jobs and cells), shown instead of a cell's
         if self.live:
             from rich.console import Console  # only for a live terminal
             from rich.live import Live
@@ -191,6 +192,8 @@ class ConsoleProgress:
     def _renderable(self) -> Any:
         from rich.text import Text
 
+        if self._status is not None:
+            return Text(self._status, no_wrap=True, overflow="ellipsis")
         text = status_text(self._cell_index, self._cells_total, self._epoch, self._epochs, self._what, self._loss,
                            self.clock)  # fmt: skip
         return Text(text, no_wrap=True, overflow="ellipsis")
@@ -219,6 +222,13 @@ class ConsoleProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def status(self, text: str, changed: bool) -> None:
+        """A cluster run's state (seqbench.cluster): the live line on a terminal; in a log, a line whenever
+        ``changed`` (a job changed state), not at every cell."""
+        self._status = one_line(text)
+        if not self.live and changed:
+            self._print(self._status)
 
     # ---------------------------------------------------------------- the runner's Progress protocol
 

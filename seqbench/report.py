@@ -125,6 +125,8 @@ def describe_machine(machine: dict[str, Any]) -> str:
     parts = [str(m.get("cpu", "unknown CPU")), f"{m.get('cores', '?')} cores"]
     if m.get("memory_gb"):
         parts.append(f"{m['memory_gb']} GB")
+    if m.get("gpus"):  # a list of models, one per GPU
+        parts.append(", ".join(map(str, m["gpus"])) if isinstance(m["gpus"], list) else str(m["gpus"]))
     parts += [str(m.get("os", "")), f"Python {m.get('python', '?')}", f"host {m.get('hostname', '?')}"]
     cal = machine.get("calibration")
     cal_s = calibration_seconds(cal)

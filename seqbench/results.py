@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 
 RUN_FILE, CELLS_FILE, EPOCHS_FILE, LOGS_DIR = "run.json", "cells.jsonl", "epochs.jsonl", "logs"
+# A cluster run (seqbench.cluster) keeps its jobs, and the shards they write, in RUN/jobs/, described by
+# RUN/jobs/cluster.json; the merged run's own files sit beside that folder once every job has ended.
+JOBS_DIR, CLUSTER_FILE = "jobs", "cluster.json"
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,8 @@ class RunMeta(TypedDict, total=False):
     envs: dict[str, dict[str, Any]]  # A/B: each environment's executable, protocol, versions and git commit
     remeasured: dict[str, Any]  # what was measured again and why, and what the budget left disturbed
     adaptive: dict[str, Any]  # --seeds auto: rounds, repeats added, rows left undecided
+    missing_shards: list[int]  # a merge of shards: the first ten shards I of N it lacks (then the run is partial)
+    cluster: dict[str, Any]  # a cluster run (seqbench.cluster): the executor and each shard's jobs
 
 
 SCHEDULE = "interleaved: one fresh worker process per repeat"
