@@ -23,6 +23,7 @@ from seqbench.hookspecs import hookimpl
 if TYPE_CHECKING:
     import pandas as pd
 
+    from seqbench.comparison import Comparison
     from seqbench.results import Run
 
 __version__ = "0.3.0"
@@ -72,17 +73,17 @@ def summary(run: Any) -> pd.DataFrame:
     return _summary(cell_view(run if isinstance(run, Run) else load_run(run)))
 
 
-def __getattr__(name: str) -> Any:
-    """``seqbench.compare``: the module :mod:`seqbench.compare`, imported on first use, and callable.
-
-    ``seqbench.compare(base, new, threshold=0.10, accuracy_tolerance=0.05, normalize=False, strict=False)``
-    compares two runs (``seqbench compare``; runs or anything :func:`load_run` takes) and returns a
-    :class:`~seqbench.compare.Comparison` (``.table``, ``.exit_code`` 1 on a regression).  It is the module
-    itself rather than a function because importing a submodule sets the package attribute of its name:
-    a function here would be replaced by the module, or hide it (``seqbench.compare.compare_runs``).
+def compare(base: Any, new: Any, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
+            normalize: bool = False, strict: bool = False, measure: str = "epoch") -> Comparison:  # fmt: skip
+    """Compare two runs as ``seqbench compare`` does; ``base`` and ``new`` are runs or anything :func:`load_run`
+    takes.  Returns a :class:`~seqbench.comparison.Comparison` (``.table``, ``.exit_code`` 1 on a regression).
     """
-    if name == "compare":
-        import importlib
+    from seqbench import comparison  # pandas, only now
 
-        return importlib.import_module("seqbench.compare")  # pandas, only now
-    raise AttributeError(f"module 'seqbench' has no attribute {name!r}")
+    def run(value: Any) -> Run:
+        from seqbench.results import Run
+
+        return value if isinstance(value, Run) else load_run(value)
+
+    return comparison.compare_runs(run(base), run(new), threshold=threshold, accuracy_tolerance=accuracy_tolerance,
+                                   normalize=normalize, strict=strict, measure=measure)  # fmt: skip

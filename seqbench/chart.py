@@ -1,6 +1,6 @@
 """What every figure shares, the run plots (:mod:`seqbench.plots`) and the dashboard (:mod:`seqbench.dashboard`) alike.
 
-One colour per backend wherever it is drawn (:func:`series_colors`), the whole-decade log axis a time is
+One colour per backend wherever it is drawn (:func:`entrant_colors`), the whole-decade log axis a time is
 drawn on (:func:`decades`), and which values a figure can draw at all (:func:`plottable`).  Standard
 library only: the dashboard draws without matplotlib.
 """
@@ -26,9 +26,9 @@ SPARE_COLORS = ("#8C564B", "#9467BD", "#7F7F7F", "#BCBD22", "#17BECF", "#000000"
 PLOTTABLE = (1e-300, 1e300)
 
 
-def backend_of(series: str) -> str:
-    """The backend of a series name (``backend:implementation/device``)."""
-    return series.split(":", 1)[0]
+def backend_of(entrant: str) -> str:
+    """The backend of an entrant's name (``backend:implementation/device``)."""
+    return entrant.split(":", 1)[0]
 
 
 def shade(color: str, k: int) -> str:
@@ -54,10 +54,10 @@ def backend_colors(backends: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def series_colors(names: Iterable[Any]) -> dict[str, str]:
-    """One colour per series (``backend:implementation/device``): its backend's colour.
+def entrant_colors(names: Iterable[Any]) -> dict[str, str]:
+    """One colour per entrant (``backend:implementation/device``): its backend's colour.
 
-    When one backend has several series (implementations, devices, A/B environments), each gets a shade
+    When one backend has several entrants (implementations, devices, A/B environments), each gets a shade
     of that colour, in sorted order of the names drawn together.
     """
     names = sorted(set(map(str, names)))
@@ -104,4 +104,4 @@ def left_out_note(count: int, what: str) -> str:
 
 __all__ = [
     "experiment_tags","BACKEND_COLORS", "PLOTTABLE", "SPARE_COLORS", "backend_colors", "backend_of", "decades",
-           "left_out_note", "plottable", "series_colors", "shade"]  # fmt: skip
+           "left_out_note", "plottable", "entrant_colors", "shade"]  # fmt: skip

@@ -17,6 +17,7 @@ import math
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import seqbench
 from seqbench import grid
@@ -78,6 +79,15 @@ def _shard(value: str) -> tuple[int, int]:
         return int(index), int(count)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, e.g. 1/3, got {value!r}") from None
+
+
+def _sbatch(value: str) -> tuple[str, str | bool]:
+    """``KEY=VALUE`` (``--KEY=VALUE`` in the job script), or ``KEY`` alone for a flag (``--KEY``)."""
+    key, sep, text = value.partition("=")
+    key = key.strip().removeprefix("--")
+    if not key or (sep and not text.strip()):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE or KEY, e.g. account=bench or mem=0, got {value!r}")
+    return key, text.strip() if sep else True
 
 
 def _number_or_auto(what: str, auto: object):  # noqa: ANN202 - an argparse type
@@ -206,8 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="after training, time the trained model's predictions in the same worker: latency at "
                      "batch 1 (the first call apart, then p50/p90/p99) and throughput at a large batch. quick "
                      "(default): up to 300 calls or 0.1 s (at least 3), throughput at the test set's size; full: "
-                     "at least 200 and up to 5000 calls or 5 s, throughput at batch 1024; off: skip it (see "
-                     "docs/experiments/inference.md)")
+                     "at least 200 and up to 5000 calls or 5 s, throughput at batch 1024, and each of the "
+                     "framework's other inference paths too (Keras's model.predict, torch.compile...); off: skip "
+                     "it (see docs/experiments/inference.md)")
+
+    _add_cluster_options(run)
 
     sub.add_parser("list", help="list backends (with availability), implementations, devices and tasks",
                    description="List every registered backend and task. Imports no framework.")
@@ -223,19 +236,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ run
 
+# The run options that split a run into jobs (seqbench.cluster.ClusterOptions; None: not given).
+CLUSTER_OPTIONS = ("jobs", "parallel", "partition", "time_limit", "cpus_per_job", "gpus_per_job", "exclusive",
+                   "sbatch", "job_retries", "resume")  # fmt: skip
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from seqbench.plugins import load_registry_for
-    from seqbench.runner import execute
 
-    registry = load_registry_for(args.backends, args.task)
-    _report_plugin_failures(registry)
+def _add_cluster_options(run: argparse.ArgumentParser) -> None:
+    group = run.add_argument_group(
+        "running as jobs (pip install 'seqbench[cluster]'; see docs/cluster.md)",
+        "Split the run's rows into --jobs shards, run each as a job ('seqbench run --shard I/N' into RUN/jobs/), "
+        "re-submit failed ones, and merge them into RUN when every job has ended.",
+    )
+    group.add_argument("--executor", choices=("none", "local", "slurm"), default="none",
+                       help="none (default): run here, in this process; slurm: one Slurm job array through submitit; "
+                       "local: the same path on this machine, one job at a time (a laptop, the tests)")
+    group.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="how many jobs (shards) to split the run into; each runs whole rows (backend x model)")
+    group.add_argument("--parallel", type=int, default=None, metavar="K",
+                       help="jobs running at once: slurm, the array's limit (default: all); local: default 1, since "
+                       "jobs side by side on one machine disturb each other's timings")
+    group.add_argument("--partition", default=None, help="slurm: the partition to submit to (default: the cluster's)")
+    group.add_argument("--time-limit", type=int, default=None, metavar="MINUTES",
+                       help="each job's time limit in minutes (default: 1440, a day)")
+    group.add_argument("--cpus-per-job", type=int, default=None, metavar="N",
+                       help="slurm: CPUs per job (default: the cluster's; with --exclusive the job has the node)")
+    group.add_argument("--gpus-per-job", type=int, default=None, metavar="N",
+                       help="GPUs per job (default: 1 with --device gpu, else 0); each job records the GPU model it "
+                       "ran on")
+    group.add_argument("--exclusive", action=argparse.BooleanOptionalAction, default=None,
+                       help="slurm: a job has its node to itself (default: on; a benchmark must not share its node)")
+    group.add_argument("--sbatch", type=_sbatch, action="append", default=None, metavar="KEY=VALUE",
+                       help="slurm: any other sbatch option, passed through (repeatable), e.g. --sbatch account=bench "
+                       "--sbatch constraint=h100")
+    group.add_argument("--job-retries", type=int, default=None, metavar="K",
+                       help="how many times a job that fails or is killed is submitted again before its shard is "
+                       "recorded as failed (the merged run is then partial; default: 2)")
+    group.add_argument("--resume", default=None, metavar="RUN",
+                       help="continue a cluster run whose parent died or was stopped (a directory or a run id under "
+                       "--results-dir): shards with a complete run are kept, the others submitted; the run's own "
+                       "options come from RUN")
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The run's configuration from ``seqbench run``'s parsed options."""
     names = [name for name, _ in args.env]
     if len(set(names)) < len(names):
         raise UsageError(f"--env: the name {next(n for n in names if names.count(n) > 1)!r} is given twice")
     seeds = args.seeds if args.seeds is not None else "auto" if args.env else DEFAULTS.seeds  # A/B runs decide
     adaptive = seeds == "auto"
-    config = RunConfig(
+    return RunConfig(
         backends=args.backends, models=args.models, task=args.task, task_params=dict(args.task_param),
         epochs=args.epochs, batch_size=args.batch_size, units=args.units, activation=args.activation,
         layers=args.layers, bidirectional=args.bidirectional,
@@ -245,18 +294,47 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shard=args.shard, calibrate=not args.no_calibration, envs=dict(args.env), adaptive=adaptive,
         max_seeds=args.max_seeds, threshold=args.threshold, inference=args.inference,
     )  # fmt: skip
-    from seqbench.console import ConsoleProgress
 
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from seqbench.console import ConsoleProgress
+    from seqbench.plugins import load_registry_for
+    from seqbench.runner import execute
+
+    config = run_config(args)
+    if args.executor != "none" or any(getattr(args, name) is not None for name in CLUSTER_OPTIONS):
+        from seqbench.cluster import ClusterOptions, check_usage, run_on_cluster  # submitit, only now
+
+        options = ClusterOptions(args.executor, **{name: getattr(args, name) for name in CLUSTER_OPTIONS})
+        check_usage(options, config.shard)
+        registry = None  # a resumed run's backends come from RUN, and its jobs load their own
+        if options.resume is None:
+            registry = load_registry_for(args.backends, args.task)
+            _report_plugin_failures(registry)
+        with ConsoleProgress(args.quiet) as progress:
+            done = run_on_cluster(config, options, registry, progress)
+        if done.status == RunStatus.INTERRUPTED:  # nothing merged: the folder to resume
+            write_stdout(f"{done.path}\n")
+            return done.exit_code
+        return _finish_run(args, done.path, done.status, done.exit_code, "")
+    registry = load_registry_for(args.backends, args.task)
+    _report_plugin_failures(registry)
     with ConsoleProgress(args.quiet, axes=tuple(grid.varied(config))) as progress:  # closing erases the live line
         result = execute(config, registry, progress)
+    kept = f": {len(result.cells)} cell(s) finished and kept"
+    return _finish_run(args, result.path, result.status, result.exit_code, kept)
+
+
+def _finish_run(args: argparse.Namespace, path: Path, status: RunStatus, exit_code: int, kept: str) -> int:
+    """The summary (unless --quiet) and the run directory, on standard output."""
     if not args.quiet:
         from seqbench.report import render_summary  # pandas, only now
 
-        write_stdout(render_summary(seqbench.load_run(result.path), width=terminal_width()) + "\n")
-        if result.status != RunStatus.COMPLETE:
-            print(f"run {result.status}: {len(result.cells)} cell(s) finished and kept", file=sys.stderr)
-    write_stdout(f"{result.path}\n")
-    return result.exit_code
+        write_stdout(render_summary(seqbench.load_run(path), width=terminal_width()) + "\n")
+        if status != RunStatus.COMPLETE:
+            print(f"run {status}{kept}", file=sys.stderr)
+    write_stdout(f"{path}\n")
+    return exit_code
 
 
 # ------------------------------------------------------------------ list

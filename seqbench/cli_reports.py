@@ -98,8 +98,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     import seqbench
-    from seqbench.compare import compare_envs, compare_runs, env_names
     from seqbench.compare_report import render
+    from seqbench.comparison import compare_envs, compare_runs, env_names
     from seqbench.errors import UsageError
 
     options = dict(threshold=args.threshold, accuracy_tolerance=args.accuracy_tolerance, normalize=args.normalize,

@@ -1,4 +1,4 @@
-"""A :class:`~seqbench.compare.Comparison` as text, Markdown (a PR comment) or JSON.
+"""A :class:`~seqbench.comparison.Comparison` as text, Markdown (a PR comment) or JSON.
 
 The text and JSON forms carry every column; the Markdown form puts the
 verdict, the geometric mean and a compact table first (:func:`compact_table`),
@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.compare import UNJUDGED, Comparison, geometric_mean_ratio
+from seqbench.comparison import UNJUDGED, Comparison, geometric_mean_ratio
 from seqbench.escape import markdown, one_line, terminal
 from seqbench.formatting import fmt_ms, fmt_num, fmt_p, fmt_ratio3, is_number, jsonable
 from seqbench.keys import RowKey
@@ -99,7 +99,7 @@ def geomean_line(c: Comparison) -> str:
 
 
 def _backend(r: Mapping[Any, Any]) -> str:
-    return RowKey.of(r).series
+    return RowKey.of(r).entrant
 
 
 def compact_table(c: Comparison) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import time
 from typing import IO, Any
 
 from seqbench.escape import one_line
-from seqbench.keys import COMPLETED, series_name
+from seqbench.keys import COMPLETED, entrant_name
 from seqbench.results import error_reason
 
 
@@ -65,7 +65,7 @@ def cell_title(cell: Any, axes: tuple[str, ...] = ()) -> str:
     """``numpy:reference/cpu rnn steps=50 seed=0``: a cell (or its record) and its grid point on ``axes``."""
     again = f" (attempt {cell.attempt})" if cell.attempt > 1 else ""
     point = point_text(cell, axes)
-    return f"{series_name(vars(cell))} {cell.model}{' ' + point if point else ''} seed={cell.seed}{again}"
+    return f"{entrant_name(vars(cell))} {cell.model}{' ' + point if point else ''} seed={cell.seed}{again}"
 
 
 def cell_line(record: Any, done: int, total: int, width: int | None = None, axes: tuple[str, ...] = ()) -> str:
@@ -176,6 +176,7 @@ class ConsoleProgress:
         self._loss: float | None = None
         self._done_epochs_before = 0  # epochs of finished cells
         self._rich: Any = None
+        self._status: str | None = None  # a cluster run's line (jobs and cells), shown instead of a cell's
         if self.live:
             from rich.console import Console  # only for a live terminal
             from rich.live import Live
@@ -191,6 +192,8 @@ class ConsoleProgress:
     def _renderable(self) -> Any:
         from rich.text import Text
 
+        if self._status is not None:
+            return Text(self._status, no_wrap=True, overflow="ellipsis")
         text = status_text(self._cell_index, self._cells_total, self._epoch, self._epochs, self._what, self._loss,
                            self.clock)  # fmt: skip
         return Text(text, no_wrap=True, overflow="ellipsis")
@@ -219,6 +222,13 @@ class ConsoleProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def status(self, text: str, changed: bool) -> None:
+        """A cluster run's state (seqbench.cluster): the live line on a terminal; in a log, a line whenever
+        ``changed`` (a job changed state), not at every cell."""
+        self._status = one_line(text)
+        if not self.live and changed:
+            self._print(self._status)
 
     # ---------------------------------------------------------------- the runner's Progress protocol
 

@@ -605,6 +605,27 @@ class ModelBase:
     def describe(self) -> dict[str, str]:
         return {}
 
+    def predictors(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """None besides :meth:`predict` (see :func:`model_predictors`)."""
+        return {}
+
+
+def model_predictors(model: Model) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The other ways ``model`` can run its forward pass: the optional member ``predictors()``, by name.
+
+    :meth:`Model.predict` is the path a backend measures by default.  A framework often has others that
+    people deploy with, each with its own per-call cost: Keras's ``model.predict`` and ``predict_on_batch``
+    next to a direct call, ``torch.compile`` next to the eager module.  Each predictor takes and returns
+    what ``predict`` does, on the model's current weights.  The harness times each one like ``predict``
+    under ``--inference full`` (its first call apart: a compile happens there) and the conformance kit
+    checks each against the NumPy reference.  A path that fails, or that silently does not do what it
+    says (a compile that falls back to eager), raises, or records why in ``describe()``.
+
+    .. versionadded:: 0.4
+    """
+    predictors = getattr(model, "predictors", None)
+    return dict(predictors()) if predictors is not None else {}
+
 
 class BackendBase:
     """Defaults for a backend, so that a new one declares data and writes ``build``.

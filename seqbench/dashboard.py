@@ -3,7 +3,7 @@
 The history (:func:`seqbench.history.gather`) drawn as one trend chart per
 experiment series, that is per task, experiment and model, with one line per
 backend (``backend:implementation/device``) in the colours of the run plots
-(:func:`seqbench.chart.series_colors`).  Each point is one run: the median
+(:func:`seqbench.chart.entrant_colors`).  Each point is one run: the median
 steady epoch over its processes, a whisker from its fastest to its slowest
 process; under the axis each run's date and commit.
 
@@ -29,11 +29,11 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.chart import backend_of, decades, experiment_tags, left_out_note, plottable, series_colors
+from seqbench.chart import backend_of, decades, entrant_colors, experiment_tags, left_out_note, plottable
 from seqbench.escape import html_text
 from seqbench.formatting import fmt_ms, fmt_num
 from seqbench.history import History, gather, level_changes
-from seqbench.keys import series_name
+from seqbench.keys import entrant_name
 from seqbench.tables import html_page
 
 CHART_W, CHART_H = 600, 270
@@ -150,7 +150,7 @@ def chart_svg(part: pd.DataFrame, runs: pd.DataFrame, colors: dict[str, str], ti
                       f'<tspan x="{at:.1f}" dy="13" font-family="monospace">{commit}</tspan></text>')  # fmt: skip
     out += reversed(labels)  # oldest first, as the runs read
     marked = {(r["row"], r["order"]): r for r in (changes.to_dict("records") if changes is not None else [])}
-    for name, line in part.groupby("series", sort=True):
+    for name, line in part.groupby("entrant", sort=True):
         color = colors.get(str(name), "#444")
         line = line.sort_values("order")
         out.append(f'<g data-backend="{html_text(backend_of(str(name)))}" data-series="{html_text(name)}">')
@@ -226,12 +226,12 @@ def render(h: History, title: str = "seqbench dashboard", normalize: bool = Fals
         parts.append("<p>No runs found.</p>")
         return html_page(title, "\n".join(parts), _CSS)
     long = h.long.copy()
-    long["series"] = [series_name(r) for r in long.to_dict("records")]
-    colors = series_colors(long["series"])
+    long["entrant"] = [entrant_name(r) for r in long.to_dict("records")]
+    colors = entrant_colors(long["entrant"])
     # an experiment by what tells it from the others (units=32), or whole when it is the only one
     tags = {e: tag or e for e, tag in experiment_tags(sorted({str(e) for e in long["experiment"]})).items()}
     changes = level_changes(h, time_column)
-    changes = changes.merge(long[["row", "order", "series"]], on=["row", "order"])
+    changes = changes.merge(long[["row", "order", "entrant"]], on=["row", "order"])
     first, last = h.runs.iloc[0], h.runs.iloc[-1]
     parts.append(f'<p class="meta">{len(h.runs)} runs, from {html_text(first["started"])} '
                  f'({html_text(_run_label(first)[1])}) to {html_text(last["started"])} '
@@ -249,7 +249,7 @@ def render(h: History, title: str = "seqbench dashboard", normalize: bool = Fals
             continue
         ids[task, experiment, model] = f"chart{n}"
         key = "".join(f'<span><i class="swatch" style="background:{colors[s]}"></i>{html_text(s)}</span>'
-                      for s in sorted(part["series"].unique()))  # fmt: skip
+                      for s in sorted(part["entrant"].unique()))  # fmt: skip
         note = f'<p class="meta">{html_text(left_out_note(left_out, unit))}</p>' if left_out else ""
         html = (f'<div class="chart" id="chart{n}" {_data(task, experiment, model)}>'
                 f'<h3>{html_text(f"{task} / {model}")}</h3>'
@@ -287,7 +287,7 @@ def _changes_list(changes: pd.DataFrame, ids: dict[tuple[Any, Any, Any], str], t
         direction = "up" if r["ratio"] > 1 else "down"
         change = html_text(fmt_num(r["ratio"] - 1, "+.0%"))
         items.append(f'<li {_data(r["task"], r["experiment"], r["model"])} '
-                     f'data-backend="{html_text(r["backend"])}">{link}: {html_text(r["series"])} '
+                     f'data-backend="{html_text(r["backend"])}">{link}: {html_text(r["entrant"])} '
                      f'<strong class="{direction}">{change}</strong> at '
                      f"{html_text(r['run_label'])} ({html_text(_levels(r, unit))})</li>")  # fmt: skip
     more = len(items) - CHANGES_SHOWN

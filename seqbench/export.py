@@ -159,7 +159,7 @@ def pytest_benchmark_json(run: Run, normalize: bool = False, measure: str | Meas
             "extra_info": {
                 "unit": "seconds", "experiment": key.experiment, "accuracy": row["accuracy"],
                 "params": row["params"], "status": row["status"], "seeds": row["seeds"],
-                "path": row["path"], "machine": row["machine"], "run_id": run.path.name,
+                "implementation_path": row["implementation_path"], "machine": row["machine"], "run_id": run.path.name,
             },
             "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": len(values),
                         "max_time": 0, "min_time": 0, "warmup": False},
@@ -196,7 +196,7 @@ def github_action_benchmark_json(run: Run, normalize: bool = False,
             extra += f"; accuracy {fmt_num(accuracy, '.2f')}"
         experiment = f" [{key.experiment}]" if several else ""
         out.append({
-            "name": f"{key.task} {key.model} {key.series} {what.title}{experiment}"
+            "name": f"{key.task} {key.model} {key.entrant} {what.title}{experiment}"
                     + (NORMALIZED_SUFFIX if normalize else ""),
             "unit": unit,
             "value": round(statistics.median(data), 6),

@@ -21,17 +21,17 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench.contract import Backend, LayerWeights, Model, ModelSpec, Weights, backend_trains
+from seqbench.contract import Backend, LayerWeights, Model, ModelSpec, Weights, backend_trains, model_predictors
 from seqbench.efficiency import epoch_flops, gflops_per_s
 from seqbench.interference import Meter, epoch_disturbed, interference, lost_seconds, others, steadiness, waited
 from seqbench.keys import Status, experiment_label
-from seqbench.results import CellConfig, CellRecord, EpochRecord, cell_fields
+from seqbench.results import REASON_CHARS, CellConfig, CellRecord, EpochRecord, cell_fields
 from seqbench.tasks import STREAM_ORDER, STREAM_WEIGHTS, DataShape, Task, TaskData, rng, score
 
 
@@ -152,6 +152,7 @@ class InferencePlan:
     seconds: float
     batch: int | None  # None: the test set's size, whose shape the evaluation has already traced or compiled
     rounds: int
+    paths: bool = False  # also time the model's other predictors (contract.model_predictors)
 
 
 # quick, the default, adds at most about 0.1 s + 0.1 s a cell, and throughput at the test set's size, which
@@ -160,8 +161,11 @@ class InferencePlan:
 INFERENCE: dict[str, InferencePlan | None] = {
     "off": None,
     "quick": InferencePlan(warmup=1, min_calls=3, max_calls=300, seconds=0.1, batch=None, rounds=3),
-    "full": InferencePlan(warmup=20, min_calls=200, max_calls=5000, seconds=5.0, batch=1024, rounds=20),
+    "full": InferencePlan(warmup=20, min_calls=200, max_calls=5000, seconds=5.0, batch=1024, rounds=20, paths=True),
 }
+# A model's other predictors stop on time after this many batch-1 calls: Keras's model.predict takes tens of
+# ms a call, and 200 of them for each path would make the phase longer than the training.
+PATH_MIN_CALLS = 20
 
 
 @dataclass(frozen=True)
@@ -179,18 +183,21 @@ class Inference:
 
 def measure_inference(model: Model, x: np.ndarray, plan: InferencePlan,
                       clock: Callable[[], float] = time.perf_counter,
+                      predict: Callable[..., Any] | None = None,
                       lengths: np.ndarray | None = None) -> Inference:  # fmt: skip
-    """Time ``model.predict`` on samples of ``x`` (cycled): one per call, then ``plan.batch`` per call.
+    """Time ``model.predict`` (or ``predict``, another of its paths) on samples of ``x`` (cycled): one per
+    call, then ``plan.batch`` per call.
 
     Every timed call runs from just before ``predict`` to just after ``synchronize``, as an epoch does.
     ``clock`` is injectable so that a test can give each call a known duration.  ``lengths``: each sample's
     length, for variable-length data.
     """
+    forward = predict or model.predict
 
     def timed(rows: np.ndarray) -> float:
         batch, kw = x[rows], lengths_kw(None if lengths is None else lengths[rows])
         t0 = clock()
-        model.predict(batch, **kw)
+        forward(batch, **kw)
         model.synchronize()
         return clock() - t0
 
@@ -214,6 +221,35 @@ def measure_inference(model: Model, x: np.ndarray, plan: InferencePlan,
     per_call = statistics.median(rounds)
     return Inference(first, p50, p90, p99, len(samples), batch / per_call if per_call > 0 else math.inf,
                      batch)  # fmt: skip
+
+
+def inference_phase(model: Model, x: np.ndarray, setting: str,
+                    lengths: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, str]]:  # fmt: skip
+    """The inference phase ``setting`` (``--inference``) on ``model``: its CellRecord columns and details.
+    ``lengths``: each sample's length, for variable-length data (every path is handed them).
+
+    With a plan that times paths, each of the model's other predictors is timed after ``predict`` into
+    ``inference_paths`` (``NAME/latency_p50_s``...); one that raises is recorded in the details as
+    ``inference_path:NAME`` and the others go on.
+    """
+    plan = inference_plan(setting)
+    if plan is None:
+        return {}, {}
+    main = measure_inference(model, x, plan, lengths=lengths)
+    fields, details = inference_fields(main), inference_details(main)
+    if plan.paths:
+        paths: dict[str, float] = {}
+        each = replace(plan, min_calls=min(plan.min_calls, PATH_MIN_CALLS))
+        for name, predict in model_predictors(model).items():
+            try:
+                measured = measure_inference(model, x, each, predict=predict, lengths=lengths)
+            except Exception as e:  # a path that fails is a finding, not the cell's failure
+                details[f"inference_path:{name}"] = f"failed: {type(e).__name__}: {str(e).strip()[:REASON_CHARS]}"
+                continue
+            paths.update({f"{name}/{column}": value for column, value in inference_fields(measured).items()})
+            paths[f"{name}/latency_calls"] = measured.calls
+        fields["inference_paths"] = paths
+    return fields, details
 
 
 def inference_fields(inference: Inference | None) -> dict[str, Any]:
@@ -297,8 +333,7 @@ def run_cell(
             break
 
     scores = score(task, data, model.predict)
-    plan = inference_plan(cell.inference)
-    inference = _inference(model, data, plan)
+    inference, inference_notes = inference_phase(model, data.x_test, cell.inference, data.lengths_test)
     # Interference over the epochs the steady time comes from (epoch 1 alone when there is no other);
     # with the run-queue meter, from the clean ones among them when there are enough.
     start, end = window[1 if len(epochs) > 1 else 0], after
@@ -329,7 +364,7 @@ def run_cell(
         samples_per_s=n / steady_s if steady_s else None,
         peak_rss_mb=_peak_rss_mb(),
         build_s=build_s,
-        details={**{str(k): str(v) for k, v in model.describe().items()}, **inference_details(inference)},
+        details={**{str(k): str(v) for k, v in model.describe().items()}, **inference_notes},
         cold=cold,
         interference=interference(start, end),
         disturbed=verdict.disturbed,
@@ -342,20 +377,14 @@ def run_cell(
         baseline=scores.baseline,
         flops=flops,
         gflops_per_s=gflops_per_s(flops, steady_s),
-        **inference_fields(inference),
+        **inference,
     )
-
-
-def _inference(model: Model, data: TaskData, plan: InferencePlan | None) -> Inference | None:
-    if plan is None:
-        return None
-    return measure_inference(model, data.x_test, plan, lengths=data.lengths_test)
 
 
 def _inference_only(model: Model, cell: CellConfig, data: TaskData, build_s: float, cold: bool) -> CellRecord:
     """The cell of a backend that does not train (:func:`~seqbench.contract.backend_trains`): its model holds
     the canonical initial weights; no epoch, loss, score or training time, only the inference phase."""
-    inference = _inference(model, data, inference_plan(cell.inference))
+    inference, inference_notes = inference_phase(model, data.x_test, cell.inference, data.lengths_test)
     return CellRecord(
         **cell_fields(cell),
         status=Status.OK,
@@ -363,8 +392,8 @@ def _inference_only(model: Model, cell: CellConfig, data: TaskData, build_s: flo
         params=int(model.trainable_params()),
         peak_rss_mb=_peak_rss_mb(),
         build_s=build_s,
-        details={**{str(k): str(v) for k, v in model.describe().items()}, **inference_details(inference)},
+        details={**{str(k): str(v) for k, v in model.describe().items()}, **inference_notes},
         cold=cold,
         inference_only=True,
-        **inference_fields(inference),
+        **inference,
     )

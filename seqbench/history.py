@@ -34,7 +34,7 @@ from seqbench.loader import (
 )
 from seqbench.measures import DEFAULT, Measure, measure
 from seqbench.output import write_file
-from seqbench.results import CELL_COLUMNS, RUN_FILE
+from seqbench.results import CELL_COLUMNS, CLUSTER_FILE, JOBS_DIR, RUN_FILE
 from seqbench.tables import csv_text, html_page, html_table, md_table, png_img, records, text_table
 from seqbench.views import cell_views, summary
 
@@ -42,7 +42,11 @@ FORMATS = ("text", "md", "csv", "json", "html")
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run directories at or below each path, in a stable order, each once."""
+    """Run directories at or below each path, in a stable order, each once.
+
+    A run inside another run's directory, or beside a cluster run's ``jobs/cluster.json``, is left out: those
+    are a cluster run's shards (seqbench.cluster), which that run holds merged (or will, once its jobs end).
+    """
     found: dict[Path, None] = {}
     for raw in paths:
         path = Path(raw)
@@ -52,7 +56,9 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
             found[path] = None
             continue
         for run_file in sorted(path.rglob(RUN_FILE)):
-            found[run_file.parent] = None
+            outer = [path / p for p in run_file.parent.relative_to(path).parents]
+            if not any((d / RUN_FILE).is_file() or (d / JOBS_DIR / CLUSTER_FILE).is_file() for d in outer):
+                found[run_file.parent] = None
     return list(found)
 
 
@@ -173,7 +179,7 @@ def gather(paths: Iterable[str | Path], since: pd.Timestamp | None = None, backe
     table = table[_in(backends, table["backend"]) & _in(models, table["model"]) & _in(tasks, table["task"])]
     table = table.sort_values("_run", kind="stable")  # run by run, as found
     table["run_id"] = [infos[r]["run_id"] for r in table["_run"]]
-    parts = table.drop(columns=["_run", "path"])
+    parts = table.drop(columns=["_run", "implementation_path"])
     run_rows = [infos[r] for r in sorted(set(table["_run"]))]
     runs = pd.DataFrame(run_rows, columns=list(_run_row(Path("x"), {}).keys()))
     if runs.empty:

@@ -93,9 +93,10 @@ def experiment_differences(a: str, b: str) -> list[str]:
             if da.get(k) != db.get(k)]  # fmt: skip
 
 
-def series_name(row: Mapping[Any, Any]) -> str:
-    """``backend:implementation/device``, then ``@env`` in an A/B run: what ran the code, as tables, plot
-    legends and progress lines name it."""
+def entrant_name(row: Mapping[Any, Any]) -> str:
+    """``backend:implementation/device``, then ``@env`` in an A/B run: the entrant, what ran the code, as tables,
+    plot legends, race sentences and progress lines name it.  (A *series* is something else: one row's values
+    over runs, in history, the dashboard and exports.)"""
     env = row.get("env")
     at = f"@{env}" if isinstance(env, str) and env else ""
     return f"{row['backend']}:{row['implementation']}/{row['device']}{at}"
@@ -122,14 +123,14 @@ class RowKey:
         return cls(experiment=experiment, env=env if isinstance(env, str) else "", **values)
 
     @property
-    def series(self) -> str:
-        """``backend:implementation/device``: a line in a plot, a backend in a table."""
-        return series_name(vars(self))
+    def entrant(self) -> str:
+        """``backend:implementation/device``: a line in a plot, a backend in a table (:func:`entrant_name`)."""
+        return entrant_name(vars(self))
 
     @property
     def label(self) -> str:
         """``task backend:implementation/device model [experiment]``: a history series, whole."""
-        return f"{self.task} {self.series} {self.model} [{self.experiment}]"
+        return f"{self.task} {self.entrant} {self.model} [{self.experiment}]"
 
     def slug(self, with_experiment: bool = False) -> str:
         """``task-model-backend-implementation-device`` (then ``-experiment``): an exported benchmark's name."""
@@ -159,4 +160,4 @@ RACE_FIELDS = ("task", "experiment", "model")  # rows that race each other: back
 
 __all__ = ["ATTEMPT_FIELDS", "CODE_FIELDS", "COMPLETED", "EXPERIMENT_FIELDS", "KEY_FIELDS", "RACE_FIELDS",
            "REPEAT_FIELDS", "SHAPE_FIELDS", "UNFINISHED", "CellKey", "RowKey", "RunStatus", "Status",
-           "experiment_differences", "experiment_label", "series_name"]  # fmt: skip
+           "experiment_differences", "experiment_label", "entrant_name"]  # fmt: skip

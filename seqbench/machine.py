@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +36,22 @@ def _memory_gb() -> float | None:
     return None
 
 
+def _gpu_models() -> list[str] | None:
+    """The model of each NVIDIA GPU this machine shows (``nvidia-smi``), or None where there is no driver.
+
+    A job on a cluster records the GPUs of the node it landed on: they are part of what its times measure.
+    """
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=20, check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line.strip() for line in out.splitlines() if line.strip()] or None
+
+
 def machine_id(info: dict[str, Any]) -> str:
     """A short, stable id for the machine described by ``info`` (run.json's ``machine``)."""
     text = json.dumps(info, sort_keys=True, default=str)
@@ -42,7 +59,7 @@ def machine_id(info: dict[str, Any]) -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    return {
+    info: dict[str, Any] = {
         "hostname": platform.node(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -52,6 +69,10 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
     }
+    gpus = _gpu_models()
+    if gpus:  # only where there are any: a CPU machine keeps the id (a hash of these facts) it always had
+        info["gpus"] = gpus
+    return info
 
 
 def package_versions(names: list[str]) -> dict[str, str]:

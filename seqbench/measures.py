@@ -3,7 +3,7 @@
 A measure is one value per process (a repeat): the steady epoch (each process's median of epochs 2..N) or
 the latency at batch 1 (each process's median call of the inference phase, :func:`seqbench.harness.
 measure_inference`).  :func:`seqbench.views.summary` gives its median, min and max over processes, and its
-median in calibration units; :mod:`seqbench.compare`, :mod:`seqbench.history` and :mod:`seqbench.export`
+median in calibration units; :mod:`seqbench.comparison`, :mod:`seqbench.history` and :mod:`seqbench.export`
 take the measure by name (``--measure``) and read the columns named here, so a time flows through one path
 whichever it is.
 

@@ -91,8 +91,13 @@ def copy_regular_files(source: Path, target: Path) -> list[Path]:
     return left_out
 
 
-def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
-    """Merge the run directories ``inputs`` into the new run directory ``output``."""
+def merge_runs(inputs: list[str | Path], output: str | Path, extra: dict[str, Any] | None = None,
+               existing_ok: tuple[str, ...] = ()) -> MergeResult:  # fmt: skip
+    """Merge the run directories ``inputs`` into the new run directory ``output``.
+
+    ``extra``: keys added to the merged run.json (a cluster run's ``cluster``); ``existing_ok``: names that
+    may already be in ``output`` and are left alone (a cluster run's ``jobs`` folder, which holds the inputs).
+    """
     # the readers' own check (report, compare, export): a missing path or a symbolic-link loop is one clean
     # error naming it, before resolve() below would raise on the loop
     paths = [resolve_run(p) for p in inputs]
@@ -101,11 +106,12 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
     if len({p.resolve() for p in paths}) < len(paths):
         raise ResultsError("the same run directory is given twice")
     out = Path(output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(p.name not in existing_ok for p in out.iterdir())):
         raise ResultsError(f"{out} already exists and is not empty: choose a new output directory")
     parts = [_Part.read(p) for p in paths]
     _check_same_experiment(parts)
     _check_each_cell_once(parts)
+    _check_one_gpu_per_row(parts)
     warnings = [f"{part.path}: {note}" for part in parts for note in part.notes]
     count, missing = _check_shards(parts, warnings)
     status = RunStatus.PARTIAL if missing else RunStatus.COMPLETE
@@ -114,6 +120,7 @@ def merge_runs(inputs: list[str | Path], output: str | Path) -> MergeResult:
             status = RunStatus.PARTIAL
             warnings.append(f"{part.path} is {part.meta.get('status')}: the merged run is partial")
     meta = _merged_meta(parts, status, missing, warnings)
+    meta.update(extra or {})  # type: ignore[typeddict-item]
     _write(out, parts, meta, warnings)
     rows = [c.get("attempt") for p in parts for c in p.cells]
     return MergeResult(out, status, len(rows) - remeasurements(rows), warnings, len(parts), count,
@@ -145,6 +152,25 @@ def _check_each_cell_once(parts: list[_Part]) -> None:
                     f"is in both {seen[key]} and {part.path} (the same shard twice?)"
                 )
             seen[key] = part.path
+
+
+def _check_one_gpu_per_row(parts: list[_Part]) -> None:
+    """Refuse a GPU row whose repeats ran on different GPU models: a row's times are compared as one machine's
+    (a cluster's shards may land on nodes of different GPU types; a shard keeps each of its rows whole)."""
+    seen: dict[RowKey, tuple[Any, Path]] = {}
+    for part in parts:
+        for row in part.cells:
+            if row.get("device") != "gpu":
+                continue
+            key = RowKey.of(row)
+            entry = part.machines.get(row["machine"]) or {}
+            gpus = (entry.get("machine") or {}).get("gpus")
+            first = seen.setdefault(key, (gpus, part.path))
+            if first[0] != gpus:
+                raise ResultsError(
+                    f"cannot merge: row {key.describe()} [{key.experiment}] ran on different GPUs ({first[0]} in "
+                    f"{first[1]}, {gpus} in {part.path}): a row's repeats must share their GPU model"
+                )
 
 
 def _check_shards(parts: list[_Part], warnings: list[str]) -> tuple[int, list[int]]:
@@ -202,6 +228,7 @@ def _merged_meta(parts: list[_Part], status: RunStatus, missing: list[int], warn
         "started": min(starts) if starts else None,
         "ended": max(ends) if len(ends) == len(parts) else None,
         "merged": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "missing_shards": missing,
         "machines": all_machines,
         "calibration": single.get("calibration") if single else None,
         "cells_done": sum(len(p.cells) for p in parts),

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqbench.chart import decades, experiment_tags, left_out_note, plottable, series_colors
+from seqbench.chart import decades, entrant_colors, experiment_tags, left_out_note, plottable
 from seqbench.errors import SeqbenchError
 from seqbench.escape import mathtext
-from seqbench.keys import COMPLETED, series_name
+from seqbench.keys import COMPLETED, entrant_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,12 +58,12 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _series_label(row: Any) -> str:
-    return mathtext(series_name(row))
+def _entrant_label(row: Any) -> str:
+    return mathtext(entrant_name(row))
 
 
 def _colors_for(frame: pd.DataFrame, colors: dict[str, str] | None) -> dict[str, str]:
-    return colors if colors is not None else series_colors(frame.apply(series_name, axis=1))
+    return colors if colors is not None else entrant_colors(frame.apply(entrant_name, axis=1))
 
 
 def _tick_label(text: str, width: int = 22) -> str:
@@ -168,18 +168,18 @@ def steady_time_figure(table: pd.DataFrame, colors: dict[str, str] | None = None
     table = _drawable(table, ["steady_epoch_ms", "steady_min_ms", "steady_max_ms"], "time", notes)
     table = table[table["steady_epoch_ms"].notna()].copy()
     colors = _colors_for(table, colors)
-    table["series"] = table.apply(series_name, axis=1)
+    table["entrant"] = table.apply(entrant_name, axis=1)
     table["group"] = table["task"] + " / " + table["model"]
     groups = sorted(table["group"].unique())
-    series = sorted(table["series"].unique())
+    entrants = sorted(table["entrant"].unique())
     fig = _new_figure(max(5.5, 1.8 * len(groups) + 3.0), 4.2)
     ax = fig.add_subplot()
-    step = 0.55 / max(1, len(series))  # the dots of a group, leaving room on their right for the value labels
+    step = 0.55 / max(1, len(entrants))  # the dots of a group, leaving room on their right for the value labels
     labels = []
-    for i, name in enumerate(series):
-        part = table[table["series"] == name]
+    for i, name in enumerate(entrants):
+        part = table[table["entrant"] == name]
         for _, r in part.iterrows():
-            x = groups.index(r["group"]) + (i - (len(series) - 1) / 2) * step - 0.1
+            x = groups.index(r["group"]) + (i - (len(entrants) - 1) / 2) * step - 0.1
             med, low, high = r["steady_epoch_ms"], r["steady_min_ms"], r["steady_max_ms"]
             yerr = [[max(0.0, med - low)], [max(0.0, high - med)]] if low == low and high == high else None
             ax.errorbar([x], [med], yerr=yerr, fmt="o", color=colors[name], capsize=4, markersize=6,
@@ -207,9 +207,9 @@ def loss_agreement(epochs: pd.DataFrame) -> dict[tuple[str, str], float]:
     if epochs.empty:
         return out
     frame = epochs.copy()
-    frame["series"] = frame.apply(series_name, axis=1)
+    frame["entrant"] = frame.apply(entrant_name, axis=1)
     for (task, model), part in frame.groupby(["task", "model"], sort=True):
-        medians = part.groupby(["epoch", "series"])["loss"].median().unstack("series")
+        medians = part.groupby(["epoch", "entrant"])["loss"].median().unstack("entrant")
         medians = medians.dropna(how="any")
         if medians.shape[1] < 2 or medians.empty:
             out[str(task), str(model)] = float("nan")
@@ -234,8 +234,8 @@ def loss_figure(epochs: pd.DataFrame, colors: dict[str, str] | None = None) -> F
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
     for ax, (task, model) in zip(axes, panels, strict=False):
         part = epochs[(epochs["task"] == task) & (epochs["model"] == model)].copy()
-        part["series"] = part.apply(series_name, axis=1)
-        for i, (name, curve) in enumerate(part.groupby("series", sort=True)):
+        part["entrant"] = part.apply(entrant_name, axis=1)
+        for i, (name, curve) in enumerate(part.groupby("entrant", sort=True)):
             by_epoch = curve.groupby("epoch")["loss"]
             med = by_epoch.median()
             # curves that agree lie on top of each other: vary the line style so each stays visible
@@ -269,8 +269,8 @@ def accuracy_figure(cells: pd.DataFrame, colors: dict[str, str] | None = None) -
     notes: list[str] = []
     done = _drawable(cells[cells["status"].isin(COMPLETED)], ["accuracy"], "accuracy", notes)
     colors = _colors_for(done, colors)
-    done["series"] = done.apply(series_name, axis=1)
-    done["label"] = done["task"] + " / " + done["model"] + "\n" + done["series"]
+    done["entrant"] = done.apply(entrant_name, axis=1)
+    done["label"] = done["task"] + " / " + done["model"] + "\n" + done["entrant"]
     labels = sorted(done["label"].unique())
     fig = _new_figure(max(5.5, 1.3 * len(labels) + 3.0), 5.0)
     ax = fig.add_subplot()
@@ -280,7 +280,7 @@ def accuracy_figure(cells: pd.DataFrame, colors: dict[str, str] | None = None) -
         values = rows["accuracy"].dropna().to_numpy(float)
         if not len(values):
             continue
-        name = str(rows["series"].iloc[0])
+        name = str(rows["entrant"].iloc[0])
         jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
         ax.scatter(i + jitter, values, s=24, zorder=3, color=colors[name],
                    label=None if name in shown else mathtext(name))  # fmt: skip
@@ -306,7 +306,7 @@ def first_vs_steady_figure(table: pd.DataFrame, colors: dict[str, str] | None = 
     table = _drawable(table, ["first_epoch_ms", "steady_epoch_ms"], "time", notes)
     table = table[table["steady_epoch_ms"].notna()].copy()
     colors = _colors_for(table, colors)
-    names = table.apply(series_name, axis=1).tolist()
+    names = table.apply(entrant_name, axis=1).tolist()
     labels = [mathtext(f"{t} / {m}   {n}") for t, m, n in zip(table["task"], table["model"], names, strict=True)]
     fig = _new_figure(10.0, 1.6 + 0.38 * len(labels))
     ax = fig.add_subplot()
@@ -344,7 +344,7 @@ def history_figure(long: pd.DataFrame, time_column: str, time_label: str,
                    changes: pd.DataFrame | None = None) -> Figure:  # fmt: skip
     """One panel per task, experiment and model: its steady time above, its accuracy below, runs in time order.
 
-    One line per backend series in its colour (:func:`seqbench.chart.series_colors`), one legend for the
+    One line per entrant in its colour (:func:`seqbench.chart.entrant_colors`), one legend for the
     figure under the panels, at most :data:`HISTORY_LEGEND_CAP` entries.  ``changes``
     (:func:`seqbench.history.level_changes`) are marked with a triangle at the first run of the new level.
     """
@@ -354,9 +354,9 @@ def history_figure(long: pd.DataFrame, time_column: str, time_label: str,
 
     notes: list[str] = []
     long = _drawable(long, [time_column, "accuracy"], "history", notes)
-    long["series"] = [series_name(r) for r in long.to_dict("records")]
+    long["entrant"] = [entrant_name(r) for r in long.to_dict("records")]
     runs = list(dict.fromkeys(long.sort_values("order")["run_label"]))
-    colors = series_colors(long["series"])
+    colors = entrant_colors(long["entrant"])
     facets = list(long.groupby(["task", "experiment", "model"], sort=True))
     tags = experiment_tags(sorted({str(e) for e in long["experiment"]}))
     ncols = min(3, max(1, len(facets)))
@@ -371,7 +371,7 @@ def history_figure(long: pd.DataFrame, time_column: str, time_label: str,
         ax = fig.add_subplot(grid[2 * row, col])
         acc = fig.add_subplot(grid[2 * row + 1, col], sharex=ax)
         axes_time.append(ax)
-        for name, line in part.groupby("series", sort=True):
+        for name, line in part.groupby("entrant", sort=True):
             line = line.sort_values("order")
             x = [runs.index(r) for r in line["run_label"]]
             color = colors[str(name)]
@@ -454,14 +454,14 @@ def scaling_figure(cells: pd.DataFrame, varied: dict[str, pd.Series], colors: di
     colors = _colors_for(ok, colors)
     fig = _new_figure(5.0 * max(1, len(varied)), 4.0)
     axes = fig.subplots(1, max(1, len(varied)), squeeze=False)[0]
-    ok["series"] = ok.apply(series_name, axis=1)
+    ok["entrant"] = ok.apply(entrant_name, axis=1)
     for ax, (name, values) in zip(axes, varied.items(), strict=False):
         ok["x"] = values.reindex(ok.index)
         others = [n for n in varied if n != name]
         for n in others:
             ok[f"_{n}"] = varied[n].reindex(ok.index)
         shape = [c for c in ("bidirectional",) if c in ok]  # a merged run may hold both directions' rows
-        keys = ["series", "model", "activation", *shape, *[f"_{n}" for n in others]]
+        keys = ["entrant", "model", "activation", *shape, *[f"_{n}" for n in others]]
         labelled: set[str] = set()
         for key, part in ok.groupby(keys, dropna=False, sort=True):
             curve = part.groupby("x")["steady_epoch_s"].median().sort_index() * 1e3
@@ -517,8 +517,8 @@ def run_figures(run: Run) -> dict[str, Figure]:
     cells = cell_view(run)
     table = summary(cells)
     epochs = same_seeds(epoch_view(cells, run.epochs))  # the counted attempts, the seeds every backend has
-    names = [series_name(r) for frame in (cells, epochs) for r in frame.to_dict("records")]
-    colors = series_colors(names)  # once for the run: every figure gives a series the same colour
+    names = [entrant_name(r) for frame in (cells, epochs) for r in frame.to_dict("records")]
+    colors = entrant_colors(names)  # once for the run: every figure gives an entrant the same colour
     figures: dict[str, Figure] = {}
     if table["steady_epoch_ms"].notna().any():
         figures["steady_time"] = steady_time_figure(table, colors)

@@ -23,7 +23,7 @@ import pandas as pd
 from seqbench.calibration import calibration_seconds
 from seqbench.escape import html_text, markdown, one_line, terminal
 from seqbench.formatting import fmt_ms, fmt_num, fmt_range, fmt_ratio, is_number, jsonable, score_format
-from seqbench.keys import COMPLETED, KEY_FIELDS, RACE_FIELDS, RowKey, RunStatus, Status, series_name
+from seqbench.keys import COMPLETED, KEY_FIELDS, RACE_FIELDS, RowKey, RunStatus, Status, entrant_name
 from seqbench.results import Run
 from seqbench.stats import MIN_PROCESSES, welch_log_ratio
 from seqbench.tables import (
@@ -125,6 +125,8 @@ def describe_machine(machine: dict[str, Any]) -> str:
     parts = [str(m.get("cpu", "unknown CPU")), f"{m.get('cores', '?')} cores"]
     if m.get("memory_gb"):
         parts.append(f"{m['memory_gb']} GB")
+    if m.get("gpus"):  # a list of models, one per GPU
+        parts.append(", ".join(map(str, m["gpus"])) if isinstance(m["gpus"], list) else str(m["gpus"]))
     parts += [str(m.get("os", "")), f"Python {m.get('python', '?')}", f"host {m.get('hostname', '?')}"]
     cal = machine.get("calibration")
     cal_s = calibration_seconds(cal)
@@ -228,7 +230,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             })  # fmt: skip
         if show_cal:
             row["steady/cal"] = fmt_num(r["steady_cal"], ".3g")
-        row["path"] = r["path"] or "-"
+        row["path"] = r["implementation_path"] or "-"
         if show_machine:
             row["machine"] = r["machine"]
         rows.append(row)
@@ -246,7 +248,7 @@ def compact(shown: pd.DataFrame) -> pd.DataFrame:
     fastest, and status only when some seed did not end ok.
     """
     names = shown.rename(columns={"impl": "implementation"})
-    out = pd.DataFrame({"backend": [series_name(r) for r in names.to_dict("records")]})
+    out = pd.DataFrame({"backend": [entrant_name(r) for r in names.to_dict("records")]})
     out["model"] = list(shown["model"])
     fixed = {"env", "backend", "impl", "model", "device", "status", "params", "baseline", "final loss", "first ms",
              "steady ms", "x vs fastest", "cpu ms", "GFLOP/s", "% peak", "gpu ms", "samples/s", "peak MB",
@@ -315,7 +317,7 @@ def _disturbed_lines(table: pd.DataFrame) -> list[str]:
 
 def _failure_lines(bad: pd.DataFrame) -> list[str]:
     return [
-        f"{r['task']} {series_name(r)} {r['model']} seed={int(r['seed'])}: "
+        f"{r['task']} {entrant_name(r)} {r['model']} seed={int(r['seed'])}: "
         f"{r['status']}{': ' + r['reason'] if r['reason'] else ''}"
         for r in bad.to_dict("records")
     ]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 from seqbench.config import RunConfig
 from seqbench.errors import ResultsError
 from seqbench.formatting import jsonable
-from seqbench.keys import Status, series_name
+from seqbench.keys import Status, entrant_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,11 +46,15 @@ if TYPE_CHECKING:
 #      seqbench.interference); run.json envs.
 #      seqbench 0.3 (inference): cells.latency_first_s, latency_p50_s, latency_p90_s, latency_p99_s,
 #      throughput_per_s (the harness's inference phase) and inference_only (a backend that does not train).
-#      seqbench 0.4: cells.layers and bidirectional; run.json config.layers and config.bidirectional.
+#      seqbench 0.4: cells.inference_paths (a model's other predictors, with --inference full); cells.layers and
+#      bidirectional; run.json config.layers and config.bidirectional.
 #      docs/results-format.md describes every file and column.
 FORMAT_VERSION = 1
 
 RUN_FILE, CELLS_FILE, EPOCHS_FILE, LOGS_DIR = "run.json", "cells.jsonl", "epochs.jsonl", "logs"
+# A cluster run (seqbench.cluster) keeps its jobs, and the shards they write, in RUN/jobs/, described by
+# RUN/jobs/cluster.json; the merged run's own files sit beside that folder once every job has ended.
+JOBS_DIR, CLUSTER_FILE = "jobs", "cluster.json"
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class CellConfig(Repeat):
     @property
     def label(self) -> str:
         again = f" (attempt {self.attempt})" if self.attempt > 1 else ""
-        return f"{series_name(vars(self))} {self.model} seed={self.seed}{again}"
+        return f"{entrant_name(vars(self))} {self.model} seed={self.seed}{again}"
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,9 @@ class CellRecord(Repeat):
     latency_p99_s: float | None = None
     throughput_per_s: float | None = None
     inference_only: bool | None = None  # the backend does not train: no epochs, no training figures
+    # 0.4: with --inference full, the model's other predictors (contract.model_predictors), timed alike:
+    # "NAME/latency_first_s", "NAME/latency_p50_s", ..., "NAME/throughput_per_s", "NAME/latency_calls".
+    inference_paths: dict[str, float] | None = None
     # The model's shape (0.4): stacked layers and whether each is bidirectional (null in older files: 1, false).
     layers: int | None = None
     bidirectional: bool | None = None
@@ -181,7 +188,7 @@ ADDED_COLUMNS = frozenset({"machine", "task_params", "dtype", "attempt", "cold",
                            "other_cpu_s", "experiment", "metrics", "primary_metric", "higher_is_better", "baseline",
                            "flops", "gflops_per_s", "peak_share", "env", "wait_s", "wait_share",
                            "clean_epochs", "meter", "latency_first_s", "latency_p50_s", "latency_p90_s",
-                           "latency_p99_s", "throughput_per_s", "inference_only", "layers",
+                           "latency_p99_s", "throughput_per_s", "inference_only", "inference_paths", "layers",
                            "bidirectional"})  # fmt: skip
 
 # The most a cell's error holds, in UTF-8 bytes: its first line and the end of what went wrong.  A plugin
@@ -301,6 +308,8 @@ class RunMeta(TypedDict, total=False):
     envs: dict[str, dict[str, Any]]  # A/B: each environment's executable, protocol, versions and git commit
     remeasured: dict[str, Any]  # what was measured again and why, and what the budget left disturbed
     adaptive: dict[str, Any]  # --seeds auto: rounds, repeats added, rows left undecided
+    missing_shards: list[int]  # a merge of shards: the first ten shards I of N it lacks (then the run is partial)
+    cluster: dict[str, Any]  # a cluster run (seqbench.cluster): the executor and each shard's jobs
 
 
 SCHEDULE = "interleaved: one fresh worker process per repeat"

@@ -48,7 +48,7 @@ from seqbench.contract import ACTIVATIONS, MODEL_KINDS, Backend, default_order, 
 from seqbench.efficiency import measure_matmul_peak, share_of_peak
 from seqbench.errors import ResultsError, SeqbenchError, UsageError
 from seqbench.harness import INFERENCE, model_spec
-from seqbench.keys import COMPLETED, RowKey, RunStatus, series_name
+from seqbench.keys import COMPLETED, RowKey, RunStatus, entrant_name
 from seqbench.machine import git_commit, machine_id, machine_info, package_versions
 from seqbench.plugins import Registry, filter_hint
 from seqbench.results import CellConfig, CellRecord, EpochRecord, RunMeta, RunWriter, run_meta
@@ -159,6 +159,12 @@ def _requested(config: RunConfig, registry: Registry) -> list[tuple[Backend, str
     return chosen
 
 
+def shard_rows(config: RunConfig, registry: Registry) -> list[tuple[str, str, str]]:
+    """The rows (backend, implementation asked for, model) that ``--shard`` splits: the requested matrix,
+    before anything is dropped as unavailable (:func:`select_shard`)."""
+    return [(b.name, i or "", m) for b, i, _ in _requested(config, registry) for m in config.models]
+
+
 def select_shard(rows: list[tuple[str, str, str]], shard: tuple[int, int] | None) -> set[tuple[str, str, str]]:
     """The rows (backend, implementation asked for, model) that shard ``(I, N)`` runs.
 
@@ -217,7 +223,7 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
                      "epoch only: no steady ms and no 'x vs fastest' (use --epochs 3 or more to compare speed)")
     rows: dict[tuple[object, ...], list[CellConfig]] = {}
     requested = _requested(config, registry)
-    owned = select_shard([(b.name, i or "", m) for b, i, _ in requested for m in config.models], config.shard)
+    owned = select_shard(shard_rows(config, registry), config.shard)
     for point in grid.expand(config):
         _plan_point(replace(config, **point.overrides()), task, requested, owned, rows, notes)
     if config.threads is not None and config.threads > thread_policy.cores():
@@ -544,7 +550,7 @@ def execute(config: RunConfig, registry: Registry, progress: Progress) -> RunRes
 
 
 def _describe_row(row: CellConfig) -> str:
-    return f"{series_name(vars(row))} {row.model}"
+    return f"{entrant_name(vars(row))} {row.model}"
 
 
 def _closing_notes(meta: dict[str, Any], config: RunConfig) -> list[str]:

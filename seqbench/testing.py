@@ -86,7 +86,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seqbench.contract import MODEL_KINDS, Backend, Model, ModelSpec, Weights, backend_trains, refusal
+from seqbench.contract import (
+    MODEL_KINDS,
+    Backend,
+    Model,
+    ModelSpec,
+    Weights,
+    backend_trains,
+    model_predictors,
+    refusal,
+)
 from seqbench.harness import initial_weights, run_cell
 from seqbench.plugins import load_registry
 from seqbench.results import CellConfig
@@ -603,6 +612,22 @@ class BackendConformance:
             assert err <= PADDING_RTOL, (
                 f"the samples of length {length} predict differently padded to {case.spec.steps} steps than alone "
                 f"(relative error {err:.2e} > {PADDING_RTOL:g}): the padding enters the model. {STACK_CAUSES}"
+            )
+
+    def test_every_inference_path_matches_reference(self, case: Case) -> None:
+        # Each of the model's other predictors (model.predict, torch.compile...) on the same weights and input.
+        if case.shape != "seed":
+            pytest.skip("checked on the seed shape: a path compiles per model, and the forward check covers shapes")
+        weights = random_weights(case.spec, 2)
+        x, _, _ = case_data(case)
+        want = reference_forward(case.spec, weights, x, case_lengths(case))
+        paths = model_predictors(_build(case.backend, case.implementation, case, weights))
+        if not paths:
+            pytest.skip(f"{case.backend}:{case.implementation} has no other inference path")
+        for name, predict in paths.items():
+            err = relative_error(np.asarray(predict(x, **lengths_kw(case))).reshape(np.shape(want)), want)
+            assert err <= FORWARD_RTOL, (
+                f"inference path {name!r} differs from the reference: relative error {err:.2e} > {FORWARD_RTOL:g}"
             )
 
     def test_three_epochs_match_reference(self, case: Case) -> None:

@@ -55,7 +55,7 @@ SUMMARY_COLUMNS = [
     "metric", "score", "score_min", "score_max", "baseline", "gflops_per_s", "peak_share",
     "first_epoch_ms", "first_epoch_min_ms", "first_epoch_max_ms",
     "steady_epoch_ms", "steady_min_ms", "steady_max_ms", "vs_fastest", "processes", "disturbed",
-    "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "path", "machine",
+    "cpu_ms", "gpu_ms", "samples_per_s", "peak_rss_mb", "steady_cal", "implementation_path", "machine",
     # the inference phase (seqbench.harness.measure_inference): p50 median (min-max) over processes, the first
     # call over cold processes, p90/p99 and throughput medians over processes
     "latency_first_ms", "latency_p50_ms", "latency_min_ms", "latency_max_ms", "latency_p90_ms", "latency_p99_ms",
@@ -421,7 +421,7 @@ def summary(cells: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
                                over(samples, ok, "median") / over(steady, ok, "median"), math.nan).tolist(),
         peak_rss_mb=over("peak_rss_mb", ok, "max").tolist(),
         steady_cal=over(normalised, ok, "median").tolist(),
-        path=joined(cells["implementation_path"], ok),
+        implementation_path=joined(cells["implementation_path"], ok),
         machine=joined(cells["machine"], everyone) if "machine" in cells else [""] * len(firsts),
         **_inference_columns(cells, over, ok, cold, n_ok),
     )

@@ -75,7 +75,7 @@ def _write_run(root, name):
 
 
 def test_every_reader_tells_the_same_story(tmp_path):
-    from seqbench.compare import compare_runs, geometric_mean_ratio
+    from seqbench.comparison import compare_runs, geometric_mean_ratio
     from seqbench.export import pytest_benchmark_json
     from seqbench.history import gather
     from seqbench.plots import loss_agreement

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from seqbench.chart import BACKEND_COLORS, decades, plottable, series_colors
+from seqbench.chart import BACKEND_COLORS, decades, entrant_colors, plottable
 
 
 def _distance(a: str, b: str) -> float:
@@ -15,14 +15,14 @@ def _distance(a: str, b: str) -> float:
 
 
 def test_a_backend_has_its_colour_whatever_else_is_drawn():
-    alone = series_colors(["numpy:reference/cpu"])
-    crowded = series_colors(["jax:scan/cpu", "keras:graph/cpu", "numpy:reference/cpu", "torch:loop/cpu", "zz:x/cpu"])
+    alone = entrant_colors(["numpy:reference/cpu"])
+    crowded = entrant_colors(["jax:scan/cpu", "keras:graph/cpu", "numpy:reference/cpu", "torch:loop/cpu", "zz:x/cpu"])
     assert alone["numpy:reference/cpu"] == crowded["numpy:reference/cpu"] == BACKEND_COLORS["numpy"]
     assert len(set(crowded.values())) == len(crowded)
 
 
 def test_backends_that_were_confused_are_far_apart():
-    colors = series_colors([f"{b}:x/cpu" for b in BACKEND_COLORS])
+    colors = entrant_colors([f"{b}:x/cpu" for b in BACKEND_COLORS])
     for a in colors:
         for b in colors:
             if a != b:
@@ -31,13 +31,13 @@ def test_backends_that_were_confused_are_far_apart():
 
 
 def test_another_backend_keeps_a_colour_of_its_own_from_page_to_page():
-    one = series_colors(["mine:fast/cpu"])["mine:fast/cpu"]
-    assert one == series_colors(["mine:fast/cpu", "numpy:reference/cpu", "other:x/cpu"])["mine:fast/cpu"]
+    one = entrant_colors(["mine:fast/cpu"])["mine:fast/cpu"]
+    assert one == entrant_colors(["mine:fast/cpu", "numpy:reference/cpu", "other:x/cpu"])["mine:fast/cpu"]
     assert one not in BACKEND_COLORS.values()
 
 
 def test_series_of_one_backend_are_shades_of_its_colour():
-    colors = series_colors(["torch:loop/cpu", "torch:cudnn/cuda", "numpy:reference/cpu"])
+    colors = entrant_colors(["torch:loop/cpu", "torch:cudnn/cuda", "numpy:reference/cpu"])
     assert colors["torch:cudnn/cuda"] == BACKEND_COLORS["torch"]  # the first in sorted order
     assert colors["torch:loop/cpu"] != colors["torch:cudnn/cuda"]
     assert _distance(colors["torch:loop/cpu"], BACKEND_COLORS["torch"]) < _distance(

@@ -95,7 +95,7 @@ def test_a_bug_is_one_line_and_never_exit_1(monkeypatch, tmp_path):
     def boom(*args, **kwargs):
         raise KeyError("surprise")
 
-    monkeypatch.setattr("seqbench.compare.compare_runs", boom)
+    monkeypatch.setattr("seqbench.comparison.compare_runs", boom)
     result = invoke("compare", str(run), str(run))
     assert result.returncode == EXIT_BUG != 1  # compare's 1 means "regression" alone
     assert result.stderr.startswith("seqbench: internal error") and len(result.stderr.splitlines()) == 1

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import seqbench
-from seqbench.compare import compare_runs
 from seqbench.compare_report import render
+from seqbench.comparison import compare_runs
 from seqbench.errors import ResultsError
 from seqbench.stats import DISTURBED, FASTER, FEW, SAME, SLOWER, UNDECIDED, judge, t_ppf, t_sf
 from tests.runfactory import MACHINE, PACKAGES, Row, invoke, make_run
@@ -271,7 +271,7 @@ def test_pr_comment_leads_with_a_compact_table_verdict_first_every_column_named(
 
 
 def test_pr_comment_sums_up_with_the_geometric_mean_of_the_ratios(tmp_path):
-    from seqbench.compare import geometric_mean_ratio
+    from seqbench.comparison import geometric_mean_ratio
 
     c, md = _pr_comment(tmp_path)
     g, n = geometric_mean_ratio(c)

@@ -94,3 +94,14 @@ def test_device_auto_with_keras_on_a_machine_without_a_gpu_plans_the_cpu(monkeyp
     registry = Registry(backends={"keras": backend}, tasks={"arithmetic": ArithmeticTask()})
     cells = plan(RunConfig(backends=("keras",), models=("rnn",), seeds=1, device="auto"), registry).cells
     assert {c.device for c in cells} == {"cpu"}
+
+
+def test_the_machine_records_its_gpu_models_and_a_cpu_machine_keeps_its_id(tmp_path, monkeypatch):
+    from seqbench.machine import machine_info
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi: no driver, and no "gpus" key
+    assert "gpus" not in machine_info()
+    smi = tmp_path / "nvidia-smi"  # a driver's tool that answers as on a node with two GPUs
+    smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3'\necho 'NVIDIA H100 80GB HBM3'\n")
+    smi.chmod(0o755)
+    assert machine_info()["gpus"] == ["NVIDIA H100 80GB HBM3"] * 2

@@ -112,8 +112,8 @@ def test_a_cell_records_the_inference_columns_after_training_and_none_when_off()
 
 
 def test_compare_judges_latency_over_processes_as_it_judges_epochs(tmp_path):
-    from seqbench.compare import compare_runs
     from seqbench.compare_report import render
+    from seqbench.comparison import compare_runs
     from seqbench.loader import load_run
     from seqbench.stats import SAME, SLOWER
     from tests.runfactory import Row, make_run
@@ -168,3 +168,43 @@ def test_report_summary_history_and_exports_carry_the_latency(tmp_path):
     done = invoke("export", str(path), "--format", "github-action-benchmark", "--measure", "latency")
     assert done.returncode == 0 and "latency p50" in done.stdout
     assert invoke("compare", str(path), str(path), "--measure", "latency").returncode == 0
+
+
+class TwoPathModel(FakeModel):
+    """A model with two other predictors: one that works (and counts its calls), one that fails."""
+
+    def __init__(self) -> None:
+        super().__init__(FakeClock(), [])
+        self.other_calls = 0
+
+    def predictors(self) -> dict:
+        def other(x: np.ndarray) -> np.ndarray:
+            self.other_calls += 1
+            return np.ones(len(x), np.float32)
+
+        def broken(x: np.ndarray) -> np.ndarray:
+            raise RuntimeError("graph break: Dynamo does not support RNN")
+
+        return {"other": other, "broken": broken}
+
+
+def test_full_inference_times_each_other_path_and_records_one_that_fails_without_failing_the_cell():
+    from seqbench.harness import inference_phase
+
+    model = TwoPathModel()
+    fields, details = inference_phase(model, np.zeros((10, 3, 1), np.float32), "full")
+    paths = fields["inference_paths"]
+    assert {k.split("/")[1] for k in paths if k.startswith("other/")} == {
+        "latency_first_s", "latency_p50_s", "latency_p90_s", "latency_p99_s", "throughput_per_s", "latency_calls"}
+    assert model.other_calls >= 20 and paths["other/latency_calls"] >= 20
+    assert not any(k.startswith("broken/") for k in paths)
+    assert details["inference_path:broken"].startswith("failed: RuntimeError: graph break")
+    assert fields["latency_p50_s"] is not None  # predict itself is measured as before
+
+
+def test_quick_inference_times_predict_alone():
+    from seqbench.harness import inference_phase
+
+    model = TwoPathModel()
+    fields, details = inference_phase(model, np.zeros((10, 3, 1), np.float32), "quick")
+    assert model.other_calls == 0 and "inference_paths" not in fields and not any("path" in k for k in details)

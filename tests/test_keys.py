@@ -62,7 +62,7 @@ def test_a_cell_key_is_the_same_from_a_record_a_view_and_a_summary_row(tmp_path)
     assert key == RowKey.of(summary(cells).iloc[0].to_dict()) == RowKey.of(run.epochs.iloc[0].to_dict())
     raw = run.cells.iloc[0].to_dict() | {"dtype": "float32"}  # as a worker writes it; no experiment column
     assert RowKey.of(raw) == key and key.experiment == experiment_label(raw)
-    assert key.series == "numpy:reference/cpu"
+    assert key.entrant == "numpy:reference/cpu"
     assert key.slug() == "arithmetic-lstm-numpy-reference-cpu"
 
 
@@ -100,7 +100,7 @@ def test_views_compute_and_renderers_render():
     assert not _imports("views", top_level_only=False) & {"report", "tables", "formatting", "escape", "plots",
                                                           "compare_report", "history"}  # fmt: skip
     # Statistics and matching do not render; renderers do not compute a verdict.
-    assert not _imports("compare", top_level_only=False) & {"tables", "formatting", "escape", "report"}
+    assert not _imports("comparison", top_level_only=False) & {"tables", "formatting", "escape", "report"}
     assert not _imports("stats", top_level_only=False) & {"views", "tables", "formatting"}
     # Nothing reaches into another renderer for its helpers: shared ones live in tables and formatting.
     for renderer in ("report", "compare_report", "history", "plots", "export", "dashboard"):

@@ -63,6 +63,27 @@ def test_a_round_trip_failure_names_the_gate_and_a_wrong_count_gives_both_number
     kit.check_round_trip(spec, weights, weights)
 
 
+class StaleCompiled(NumpyBackend):
+    """The NumPy reference with another inference path that runs the weights it was built with, not the
+    current ones: like a compiled graph that captured its weights before they were loaded."""
+
+    name = "stale"
+
+    def build(self, implementation, spec, weights, device):
+        model = NumpyModel(spec, weights)
+        stale = NumpyModel(spec, initial_weights(spec, 0))
+        model.predictors = lambda: {"compiled": stale.predict}  # type: ignore[method-assign]
+        return model
+
+
+def test_the_kit_checks_every_other_inference_path_against_the_reference(monkeypatch):
+    monkeypatch.setattr(kit, "backend_for", lambda name, device="cpu": StaleCompiled())
+    case, suite = _case("lstm"), kit.BackendConformance()
+    suite.test_forward_matches_reference(case)  # predict itself is right
+    with pytest.raises(AssertionError, match="inference path 'compiled' differs from the reference"):
+        suite.test_every_inference_path_matches_reference(case)
+
+
 # ---- stacked, bidirectional and variable-length models: four bugs the kit must catch (issue 20)
 
 

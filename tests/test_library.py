@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -60,11 +61,11 @@ def test_importing_seqbench_loads_no_pandas():
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_seqbench_compare_is_callable_and_still_the_module(results):
-    import seqbench.compare  # noqa: F401 - the package attribute is the module, whichever came first
+def test_seqbench_compare_is_a_function_that_importing_the_module_does_not_replace(results):
+    import seqbench.comparison  # noqa: F401 - a submodule named like the function would replace it here
 
-    assert "compare" in seqbench.__all__ and callable(seqbench.compare)
-    assert seqbench.compare.compare_runs  # the module's names stay reachable (monkeypatch paths, imports)
+    assert "compare" in seqbench.__all__ and inspect.isfunction(seqbench.compare)
+    assert seqbench.comparison.compare_runs
 
     c = seqbench.compare(results / "20260101-old", results / "20260102-new", threshold=0.5)
     assert c.exit_code == 1 and c.threshold == 0.5

@@ -226,3 +226,24 @@ def test_sharded_real_runs_merge_into_one_report_and_compare_clean(tmp_path):
     assert "rnn" in report.stdout and "lstm" in report.stdout and "PARTIAL" not in report.stdout
     compare = cli("compare", str(tmp_path / "merged"), str(tmp_path / "merged"))
     assert compare.returncode == 0 and "2 matched rows" in compare.stdout
+
+
+def _reseed(run, seed: int) -> None:
+    """Give the run's one repeat another seed (as if it were another repeat of the same row)."""
+    cells = run / "cells.jsonl"
+    rows = [json.loads(line) | {"seed": seed} for line in cells.read_text().splitlines()]
+    cells.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_gpu_row_is_never_merged_across_gpu_models(tmp_path):
+    gpu = Row(backend="torch", implementation="fused", device="gpu", gpu_s=0.001)
+    a100 = make_run(tmp_path, "a100", [gpu], seeds=1, machine={**MACHINE, "gpus": ["NVIDIA A100-SXM4-80GB"]})
+    h100 = make_run(tmp_path, "h100", [gpu], seeds=1, machine={**MACHINE, "hostname": "box-b",
+                                                              "gpus": ["NVIDIA H100 80GB HBM3"]})  # fmt: skip
+    _reseed(h100, 1)
+    with pytest.raises(ResultsError, match="ran on different GPUs.*A100.*H100"):
+        merge_runs([a100, h100], tmp_path / "out")
+    twin = make_run(tmp_path, "twin", [gpu], seeds=1, machine={**MACHINE, "hostname": "box-c",
+                                                               "gpus": ["NVIDIA A100-SXM4-80GB"]})  # fmt: skip
+    _reseed(twin, 1)
+    assert merge_runs([a100, twin], tmp_path / "ok").cells == 2  # another node of the same GPU model

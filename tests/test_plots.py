@@ -44,7 +44,7 @@ def test_steady_time_is_dots_with_min_max_whiskers_on_a_fixed_log_axis(run):
 
 def test_every_figure_gives_a_backend_the_same_colour(run):
     figures = plots.run_figures(run)
-    colors = plots.series_colors(["numpy:reference/cpu", "torch:loop/cpu"])
+    colors = plots.entrant_colors(["numpy:reference/cpu", "torch:loop/cpu"])
     for name in ("steady_time", "accuracy", "loss_curves"):
         fig = figures[name]
         legend = fig.axes[0].get_legend()

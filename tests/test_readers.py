@@ -135,7 +135,7 @@ def _summary_by_group(cells: pd.DataFrame) -> pd.DataFrame:
             disturbed=int(ok["disturbed"].sum()), cpu_ms=med(ok["cpu_s"]) * 1e3, gpu_ms=med(ok["gpu_s"]) * 1e3,
             samples_per_s=med(samples) / med(steady) if len(samples) else math.nan,
             peak_rss_mb=agg(ok["peak_rss_mb"], "max"), steady_cal=med(ok["steady_epoch_s"] / ok["calibration_s"]),
-            path=",".join(sorted({str(p) for p in ok["implementation_path"].dropna()})),
+            implementation_path=",".join(sorted({str(p) for p in ok["implementation_path"].dropna()})),
             machine=",".join(sorted({str(m) for m in group["machine"].dropna()})),
             latency_first_ms=med(cold["latency_first_s"]) * 1e3, latency_p50_ms=med(ok["latency_p50_s"]) * 1e3,
             latency_min_ms=agg(ok["latency_p50_s"], "min") * 1e3, latency_max_ms=agg(ok["latency_p50_s"], "max") * 1e3,
@@ -171,7 +171,7 @@ def test_history_in_one_pass_is_each_runs_own_summary(history):
     h = gather([history])
     assert len(h.runs) == 6
     for path in h.runs["path"]:
-        alone = summary(cell_view(load_run(path))).drop(columns=["path"])
+        alone = summary(cell_view(load_run(path))).drop(columns=["implementation_path"])
         mine = h.long[h.long["run_id"] == os.path.basename(path)][alone.columns]
         pd.testing.assert_frame_equal(mine.sort_values(KEYS).reset_index(drop=True),
                                       alone.sort_values(KEYS).reset_index(drop=True))  # fmt: skip

@@ -317,9 +317,20 @@ class JaxModel:
         raise NotImplementedError  # each implementation below compiles its own program
 
     def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """The jitted forward pass (a new input shape compiles once: the first call at it holds the compile)."""
         out = self._predict(self.params, jax.device_put(np.asarray(x, np.float32), self.device),
                             self._lengths(lengths))  # fmt: skip
         return np.asarray(out, np.float32)
+
+    def predictors(self) -> dict[str, Callable[..., np.ndarray]]:
+        """The same forward pass without jit, op by op: what jit saves a call."""
+
+        def eager(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            with jax.disable_jit():
+                return np.asarray(self.net.forward(self.params, jax.device_put(np.asarray(x, np.float32), self.device),
+                                                   self._lengths(lengths)), np.float32)  # fmt: skip
+
+        return {"no jit": eager}
 
     def get_weights(self) -> Weights:
         return Weights.from_arrays({k: np.array(v, np.float32) for k, v in self.params.items()})  # np.array copies

@@ -176,9 +176,29 @@ class EngineModel:
         return None  # neither jax nor Keras offers a device-event timer that does not perturb the epoch
 
     def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-        inputs = network_inputs(np.asarray(x, np.float32), length_mask(lengths, self.spec.steps))
-        out = np.asarray(keras.ops.convert_to_numpy(self.network(inputs, training=False)))
-        return out.astype(np.float32) if self.spec.classification else out.astype(np.float32).reshape(-1)
+        return self._shaped(keras.ops.convert_to_numpy(self.network(self._inputs(x, lengths), training=False)))
+
+    def _inputs(self, x: np.ndarray, lengths: np.ndarray | None) -> object:
+        return network_inputs(np.asarray(x, np.float32), length_mask(lengths, self.spec.steps))
+
+    def _shaped(self, out: object) -> np.ndarray:
+        out = np.asarray(out).astype(np.float32)
+        return out if self.spec.classification else out.reshape(-1)
+
+    def predictors(self) -> dict[str, Callable[..., np.ndarray]]:
+        """Keras's own inference entry points, next to :meth:`predict`'s direct call: ``model.predict`` (what
+        the tutorial calls: batches of 32 through a data adapter, callbacks and a compiled predict step) and
+        ``predict_on_batch`` (the compiled step on one batch), so that their per-call overhead shows.  Each
+        takes ``lengths=`` as :meth:`predict` does."""
+        network = self.network
+
+        def keras_predict(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            return self._shaped(network.predict(self._inputs(x, lengths), verbose=0))
+
+        def on_batch(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            return self._shaped(network.predict_on_batch(self._inputs(x, lengths)))
+
+        return {"model.predict": keras_predict, "predict_on_batch": on_batch}
 
     def describe(self) -> dict[str, str]:
         return {"keras": keras.__version__, "keras_engine": keras.backend.backend(), **self.engine_facts}

@@ -13,6 +13,7 @@ the short last batch masked out of the loss.  Its cost next to the plain
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -66,6 +67,10 @@ class JaxEpochModel(EngineModel):
     def get_weights(self) -> Weights:
         self._sync()
         return super().get_weights()
+
+    def predictors(self) -> dict[str, Callable[..., np.ndarray]]:
+        self._sync()  # Keras's own entry points read the Keras variables, which lag behind the trained state
+        return super().predictors()
 
     def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """The network's stateless call on the trained state, jitted as Keras's jax trainer jits its

@@ -40,7 +40,9 @@ class OnnxRuntimeBackend(BackendBase):
         return reason
 
     def configure(self, device: str, threads: int) -> None:
-        import onnxruntime  # noqa: F401 - the import belongs to the worker's start-up, not to the first cell
+        # The imports (onnx, which builds the graph, takes most of a second) belong to the worker's start-up,
+        # which the runner overlaps with the cell before, not to the first cell.
+        import seqbench_onnxruntime.model  # noqa: F401 - imports onnxruntime and onnx
 
         self.threads = threads
 

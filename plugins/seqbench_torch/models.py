@@ -384,6 +384,7 @@ class TorchModel:
         # CUDA events bracket each epoch on the stream: device time, without host overhead.
         self._events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if self._cuda else []
         self._timed = False
+        self._facts: dict[str, str] = {}  # what the compiled predictors found (graph breaks), for describe()
 
     def _to_device(self, x: np.ndarray) -> Tensor:
         """``x (n, steps, features)`` as a time-major float32 tensor on the device."""
@@ -447,6 +448,46 @@ class TorchModel:
             self.net.train()
         return _array(out)
 
+    def predictors(self) -> dict[str, Callable[..., np.ndarray]]:
+        """``torch.compile`` of the network in eval mode (Inductor, the defaults), next to :meth:`predict`'s
+        eager module.  For the fused layers also with Dynamo's experimental ``allow_rnn``: by default Dynamo
+        does not trace ``nn.RNN``/``nn.LSTM``/``nn.GRU``, breaks the graph there and runs the layer eagerly,
+        which only the graph-break count in :meth:`describe` shows."""
+        paths = {"torch.compile": self._compiled("torch.compile", allow_rnn=False)}
+        if isinstance(self.net, FusedNet):
+            paths["torch.compile(allow_rnn)"] = self._compiled("torch.compile(allow_rnn)", allow_rnn=True)
+        return paths
+
+    def _compiled(self, name: str, allow_rnn: bool) -> Callable[..., np.ndarray]:
+        compiled: Callable[..., Tensor] | None = None
+
+        def predict(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            nonlocal compiled
+            import torch._dynamo  # noqa: PLC0415 - only --inference full compiles
+            from torch._dynamo.utils import counters
+
+            torch._dynamo.config.allow_rnn = allow_rnn  # read whenever a new shape is traced
+            self.net.eval()  # a guard of the compiled graph: predict() sets train mode again after its call
+            with torch.no_grad():
+                if compiled is not None:
+                    return _array(compiled(self._to_device(x), self._host_lengths(lengths)))
+                torch._dynamo.reset()  # the counters below are global: count this compile alone
+                counters.clear()
+                torch._inductor.config.compile_threads = 1  # no pool of compile workers to outlive the cell
+                compiled = torch.compile(self.net, dynamic=False)
+                out = _array(compiled(self._to_device(x), self._host_lengths(lengths)))
+            graphs = counters["stats"]["unique_graphs"]
+            breaks = {**counters["graph_break"], **counters["unimplemented"]}
+            self._facts[f"{name} graphs"] = str(graphs)
+            self._facts[f"{name} graph breaks"] = str(sum(counters["graph_break"].values()))
+            if breaks:
+                self._facts[f"{name} break"] = str(next(iter(breaks))).strip().splitlines()[0][:200]
+            if not graphs:
+                self._facts[f"{name} break"] = "ran eagerly, nothing compiled: " + self._facts.get(f"{name} break", "")
+            return out
+
+        return predict
+
     def get_weights(self) -> Weights:
         return self.net.canonical()
 
@@ -471,7 +512,7 @@ class TorchModel:
         else:
             facts["device"] = f"cpu ({torch.backends.cpu.get_cpu_capability()})"
             facts["onednn"] = str(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
-        return facts
+        return {**facts, **self._facts}
 
 
 NETS: dict[str, type[FusedNet] | type[LoopNet]] = {"fused": FusedNet, "loop": LoopNet}

@@ -11,6 +11,8 @@ Each wraps the NumPy reference model and breaks it in one way:
   framework's import does (for the start-up allowance);
 * ``loud``: an LSTM writes ``SEQBENCH_TEST_LOUD_BYTES`` (default 8 MiB) to stderr, then exits with code 5;
 * ``killed``: an LSTM prints a warning line, then is killed by SIGKILL (as by the OOM killer);
+* ``fatal``: an LSTM kills the ``seqbench run`` that started it with SIGKILL (a cluster job lost with its
+  node); with ``SEQBENCH_TEST_FATAL_ONCE=FILE`` only while FILE does not exist (the first kill makes it);
 * ``absent``: never available, with an install hint.
 """
 
@@ -51,6 +53,13 @@ class _Faulty(NumpyModel):
             print("RuntimeWarning: overflow encountered in exp\n  error: np.exp(out, out=out)", file=sys.stderr,
                   flush=True)  # fmt: skip
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.fault == "fatal" and lstm:
+            once = os.environ.get("SEQBENCH_TEST_FATAL_ONCE")
+            if not once or not os.path.exists(once):
+                if once:
+                    open(once, "w").close()
+                os.kill(os.getppid(), signal.SIGKILL)
+                time.sleep(60)  # the parent's death kills this worker (PR_SET_PDEATHSIG)
         if self.fault == "hangy" and lstm:
             while True:
                 time.sleep(1)
@@ -85,5 +94,5 @@ class FaultyBackend(NumpyBackend):
 
 @seqbench.hookimpl
 def seqbench_register_backends(register):
-    for fault in ("crashy", "dying", "hangy", "nanny", "sleepy", "slowstart", "loud", "killed", "absent"):
+    for fault in ("crashy", "dying", "hangy", "nanny", "sleepy", "slowstart", "loud", "killed", "fatal", "absent"):
         register(FaultyBackend(fault))

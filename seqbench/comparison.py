@@ -36,8 +36,6 @@ Markdown (a PR comment) or JSON.
 from __future__ import annotations
 
 import math
-import sys
-import types
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,7 +50,7 @@ from seqbench.results import Run
 from seqbench.stats import DISTURBED, FEW, MIN_PROCESSES, NA, SLOWER, UNDECIDED, Judgement, judge, judge_paired
 from seqbench.views import by_key, cell_view, status_text
 
-HARDWARE_FIELDS = ("cpu", "cores", "memory_gb", "machine", "os", "python", "python_implementation")
+HARDWARE_FIELDS = ("cpu", "cores", "memory_gb", "gpus", "machine", "os", "python", "python_implementation")
 UNJUDGED = (UNDECIDED, DISTURBED, FEW)  # said in words; a failure only with --strict
 COLUMNS = [*KEY_FIELDS, "match", "base_median", "new_median", "ratio", "ratio_low", "ratio_high", "p_value",
            "n_base", "n_new", "base_disturbed", "new_disturbed", "verdict", "verdict_text", "base_accuracy",
@@ -333,30 +331,4 @@ def geometric_mean_ratio(c: Comparison) -> tuple[float, int]:
     return float(np.exp(np.log(ratios.to_numpy(float)).mean())), len(ratios)
 
 
-def compare_public(base: Any, new: Any, threshold: float = 0.10, accuracy_tolerance: float = 0.05,
-                   normalize: bool = False, strict: bool = False, measure: str = "epoch") -> Comparison:  # fmt: skip
-    """:func:`compare_runs` on runs or anything :func:`seqbench.load_run` takes (``seqbench.compare``)."""
-    from seqbench.loader import load_run
-
-    def run(value: Any) -> Run:
-        return value if isinstance(value, Run) else load_run(value)
-
-    return compare_runs(run(base), run(new), threshold=threshold, accuracy_tolerance=accuracy_tolerance,
-                        normalize=normalize, strict=strict, measure=measure)  # fmt: skip
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`compare_public`.
-
-    Why: ``seqbench.compare(base, new)`` is the public function, but importing this module makes Python set
-    the package attribute ``seqbench.compare`` to the module, replacing the function.  A callable module
-    keeps ``seqbench.compare(base, new)`` working whichever happened last.
-    """
-
-    def __call__(self, base: Any, new: Any, **options: Any) -> Comparison:
-        return compare_public(base, new, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-__all__ = ["Comparison", "compare_envs", "compare_public", "compare_runs", "env_names", "geometric_mean_ratio"]
+__all__ = ["Comparison", "compare_envs", "compare_runs", "env_names", "geometric_mean_ratio"]
