@@ -19,7 +19,8 @@ epoch time, GFLOP/s, share of the matmul peak and peak memory of every backend a
 own figures of each run (``seqbench report RUN --plots``: the log-log ``scaling`` figure among them).
 
 On 2 CPU cores the sweeps take hours (the largest cells, 512 units or 500 steps with 2 bidirectional layers, run
-minutes per epoch on the loop-based paths); ``--dry-run`` prints the commands.  Run it on a quiet machine: the
+minutes per epoch on the loop-based paths); ``--dry-run`` prints the commands and ``--sweeps units,steps`` runs
+some of them (``table`` reads whatever is there).  Run it on a quiet machine: the
 runs record interference, and disturbed repeats are measured again (``--retries``).
 """
 
@@ -51,8 +52,10 @@ def commands(out: Path, device: str) -> dict[str, list[str]]:
             for name, extra in SWEEPS.items()}  # fmt: skip
 
 
-def run(out: Path, device: str, dry_run: bool) -> None:
+def run(out: Path, device: str, dry_run: bool, only: list[str]) -> None:
     for name, command in commands(out, device).items():
+        if only and name not in only:
+            continue
         print(f"# {name}: {shlex.join(command)}", flush=True)
         if not dry_run:
             subprocess.run(command, check=False)  # a failed cell is recorded in its run; go on with the next
@@ -96,12 +99,17 @@ def main() -> None:
     r.add_argument("--out", type=Path, default=Path("results/model-shapes"))
     r.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     r.add_argument("--dry-run", action="store_true", help="print the commands only")
+    r.add_argument("--sweeps", default="", help=f"a comma list of {', '.join(SWEEPS)} (default: all)")
     t = sub.add_parser("table", help="print the tables of the runs under OUT and draw their figures")
     t.add_argument("out", type=Path)
     t.add_argument("--plots", type=Path, default=None)
     args = parser.parse_args()
     if args.command == "run":
-        run(args.out, args.device, args.dry_run)
+        only = [s for s in args.sweeps.split(",") if s]
+        unknown = sorted(set(only) - set(SWEEPS))
+        if unknown:
+            parser.error(f"unknown sweep {unknown[0]!r}; valid: {', '.join(SWEEPS)}")
+        run(args.out, args.device, args.dry_run, only)
     else:
         table(args.out, args.plots)
 
