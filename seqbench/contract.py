@@ -616,8 +616,9 @@ def model_predictors(model: Model) -> dict[str, Callable[[np.ndarray], np.ndarra
     :meth:`Model.predict` is the path a backend measures by default.  A framework often has others that
     people deploy with, each with its own per-call cost: Keras's ``model.predict`` and ``predict_on_batch``
     next to a direct call, ``torch.compile`` next to the eager module.  Each predictor takes and returns
-    what ``predict`` does (``lengths=`` too, for a ``variable_length`` spec), on the model's current weights.  The harness times each one like ``predict``
-    under ``--inference full`` (its first call apart: a compile happens there) and the conformance kit
+    what ``predict`` does (``lengths=`` too, for a ``variable_length`` spec), on the model's current
+    weights.  The harness times each one like ``predict`` under ``--inference full`` (its first call apart:
+    a compile happens there) and the conformance kit
     checks each against the NumPy reference.  A path that fails, or that silently does not do what it
     says (a compile that falls back to eager), raises, or records why in ``describe()``.
 

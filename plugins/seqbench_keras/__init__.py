@@ -37,7 +37,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import seqbench
 from seqbench.compiled import restrict_affinity
@@ -64,6 +65,26 @@ KERAS_OPTIONAL = ("sklearn", "pandas", "matplotlib", "PIL")
 ENGINE_MODULES = {"tensorflow": ("tensorflow",), "jax": ("jax", "scipy"), "torch": ("torch",)}
 # The Keras layer of each model kind (seqbench_keras.models.LAYERS builds them).
 KERAS_LAYERS = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU(reset_after=True)"}
+
+
+@contextmanager
+def hidden_modules(modules: Iterable[str]) -> Iterator[None]:
+    """Hide ``modules`` that are not imported yet for the duration: Python's own convention, a ``None`` in
+    ``sys.modules`` is a module that is absent, which Keras checks for.  Visible again afterwards."""
+    hidden = [m for m in dict.fromkeys(modules) if m not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))  # type: ignore[arg-type]  # None: "absent", by convention
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+def other_engines(engine: str) -> list[str]:
+    """The modules of every engine but ``engine`` (and none that ``engine`` needs itself)."""
+    return [m for name, modules in ENGINE_MODULES.items() if name != engine for m in modules
+            if m not in ENGINE_MODULES[engine]]  # fmt: skip
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -142,15 +163,8 @@ class KerasBackend(BackendBase):
         is absent, which Keras checks for) and visible again after it, so a task that needs one still has it.
         """
         os.environ["KERAS_BACKEND"] = self.engine
-        every = [*KERAS_OPTIONAL, *(m for modules in ENGINE_MODULES.values() for m in modules)]
-        hidden = [m for m in dict.fromkeys(every) if m not in ENGINE_MODULES[self.engine] and m not in sys.modules]
-        sys.modules.update(dict.fromkeys(hidden))  # type: ignore[arg-type]  # None: "absent", by convention
-        try:
+        with hidden_modules([*KERAS_OPTIONAL, *other_engines(self.engine)]):
             import keras
-        finally:
-            for name in hidden:
-                if sys.modules.get(name, 0) is None:
-                    del sys.modules[name]
 
         if keras.backend.backend() != self.engine:
             raise seqbench.SeqbenchError(

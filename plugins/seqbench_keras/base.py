@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from seqbench.contract import ModelSpec, Weights
+from seqbench_keras import hidden_modules, other_engines
 
 
 def _simple_rnn(spec: ModelSpec, allow_cudnn: bool, **common: object) -> keras.layers.Layer:
@@ -79,7 +80,10 @@ def build_network(spec: ModelSpec, *, allow_cudnn: bool = True) -> keras.Model:
     for layer_number in range(1, spec.layers + 1):
         layer = LAYERS[spec.kind](spec, allow_cudnn, return_sequences=layer_number < spec.layers, **recurrent)
         if spec.bidirectional:
-            layer = keras.layers.Bidirectional(layer, merge_mode="concat")
+            # Bidirectional copies the layer through Keras's serialization, which asks whether TensorFlow is
+            # installed by importing it: on the jax and torch engines that would bring it into the worker.
+            with hidden_modules(other_engines(keras.backend.backend())):
+                layer = keras.layers.Bidirectional(layer, merge_mode="concat")
         h = layer(h) if mask is None else layer(h, mask=mask)
     out = keras.layers.Dense(spec.outputs, **zeros)(h)
     return keras.Model(x if mask is None else [x, mask], out)
