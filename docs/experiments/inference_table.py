@@ -13,13 +13,16 @@ import seqbench
 
 run = seqbench.load_run(sys.argv[1])
 table = seqbench.summary(run)
-table = table[table["latency_p50_ms"].notna()].sort_values(["model", "latency_p50_ms"])
+table = table[table["latency_p50_ms"].notna()]
+table["activation"] = table["experiment"].str.extract(r"activation=(\w+)", expand=False)
+table = table.sort_values(["model", "activation", "latency_p50_ms"])
 print("| model | backend:implementation | latency p50 ms (min-max over seeds) | p99 ms | 1st call ms "
       "| samples/s at a large batch | status |")
 print("|---|---|---:|---:|---:|---:|---|")
 for r in table.to_dict("records"):
     p50 = f"{r['latency_p50_ms']:.3g} ({r['latency_min_ms']:.3g}-{r['latency_max_ms']:.3g})"
-    print(f"| {r['model']} | {r['backend']}:{r['implementation']} | {p50} | {r['latency_p99_ms']:.3g} "
+    print(f"| {r['model']} {r['activation']} | {r['backend']}:{r['implementation']} | {p50} "
+          f"| {r['latency_p99_ms']:.3g} "
           f"| {r['latency_first_ms']:.3g} | {r['throughput_per_s']:,.0f} | {r['status']} |")
 
 cells = run.cells[run.cells["status"] == "ok"]
