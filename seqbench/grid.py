@@ -64,11 +64,6 @@ class Point:
     task_params: dict[str, int] = field(default_factory=dict)
     layers: int = 1
 
-    def overrides(self) -> dict[str, Any]:
-        """The RunConfig fields this point fixes (for ``dataclasses.replace``)."""
-        return {"units": self.units, "batch_size": self.batch_size, "activation": self.activation,
-                "task_params": dict(self.task_params), "layers": self.layers}  # fmt: skip
-
 
 def expand(config: Any) -> list[Point]:
     """Every combination of ``config``'s grid values, task parameters outermost, in the order given.

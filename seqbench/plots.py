@@ -452,7 +452,7 @@ def scaling_figure(cells: pd.DataFrame, varied: dict[str, pd.Series], colors: di
     ok = _drawable(cells[cells["status"].isin(COMPLETED)], ["steady_epoch_s"], "time", notes)
     ok = ok[ok["steady_epoch_s"].notna()].copy()
     colors = _colors_for(ok, colors)
-    fig = _new_figure(5.0 * max(1, len(varied)), 4.0)
+    fig = _new_figure(max(7.5, 5.0 * len(varied)), 4.0)  # one panel: wide enough for the title
     axes = fig.subplots(1, max(1, len(varied)), squeeze=False)[0]
     ok["entrant"] = ok.apply(entrant_name, axis=1)
     for ax, (name, values) in zip(axes, varied.items(), strict=False):

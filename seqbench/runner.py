@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import seqbench
 from seqbench import grid
@@ -225,7 +225,7 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
     requested = _requested(config, registry)
     owned = select_shard(shard_rows(config, registry), config.shard)
     for point in grid.expand(config):
-        _plan_point(replace(config, **point.overrides()), task, requested, owned, rows, notes)
+        _plan_point(config, point, task, requested, owned, rows, notes)
     if config.threads is not None and config.threads > thread_policy.cores():
         notes.append(f"--threads {config.threads} is more than the {thread_policy.cores()} core(s) this process may "
                      "use: threads will wait for a CPU, and the times measure that wait")  # fmt: skip
@@ -239,18 +239,19 @@ def plan(config: RunConfig, registry: Registry) -> Plan:
 
 def _plan_point(
     config: RunConfig,
+    point: grid.Point,
     task: Task,
     requested: list[tuple[Backend, str | None, bool]],
     owned: set[tuple[str, str, str]],
     rows: dict[tuple[object, ...], list[CellConfig]],
     notes: list[str],
 ) -> None:
-    """Add the rows of one grid point (``config`` holds single values) to ``rows``."""
-    units, batch_size, activation = cast(int, config.units), cast(int, config.batch_size), str(config.activation)
-    point_params = cast(dict[str, int], config.task_params)  # one grid point: single values
-    blocks = cast(int, config.layers) * (2 if config.bidirectional else 1)
-    check_memory(task, point_params, units, batch_size, config.models, blocks=blocks)  # before make()
-    task_params = {**task.defaults, **point_params}  # a cell records its whole experiment
+    """Add the rows of one grid ``point`` of ``config`` (the whole grid: its gridded fields may be lists) to
+    ``rows``."""
+    units, batch_size, activation, layers = point.units, point.batch_size, point.activation, point.layers
+    blocks = layers * (2 if config.bidirectional else 1)
+    check_memory(task, point.task_params, units, batch_size, config.models, blocks=blocks)  # before make()
+    task_params = {**task.defaults, **point.task_params}  # a cell records its whole experiment
     try:
         data = data_shape(task, task_params)  # the workers make the data; the plan needs only its shape
     except ValueError as e:
@@ -269,7 +270,7 @@ def _plan_point(
                                seed=0, units=units, activation=activation, epochs=config.epochs,
                                batch_size=batch_size, threads=config.threads or available,
                                task_params=task_params, inference=config.inference,
-                               layers=cast(int, config.layers), bidirectional=config.bidirectional)  # fmt: skip
+                               layers=layers, bidirectional=config.bidirectional)  # fmt: skip
             spec = model_spec(probe, data)
             if config.threads is None:
                 probe = replace(probe, threads=thread_policy.choose(spec, batch_size, available))
@@ -297,7 +298,7 @@ def _plan_point(
                 notes.append(message + ": skipped")
                 continue
             key = (backend.name, *choice, model, units, batch_size, activation, tuple(sorted(task_params.items())),
-                   config.layers, config.bidirectional)
+                   layers, config.bidirectional)
             if key in rows:  # the same row asked for twice (e.g. "torch,torch:fused")
                 continue
             rows[key] = [replace(probe, implementation=choice[0], device=choice[1], seed=seed)

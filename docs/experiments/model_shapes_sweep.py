@@ -42,18 +42,32 @@ SWEEPS: dict[str, list[str]] = {
     "layers-bi": ["--units", "256", "--layers", "1,2,4", "--bidirectional", "-P", "steps=100"],
     "layers-uni": ["--units", "256", "--layers", "1,2,4", "-P", "steps=100"],
 }  # fmt: skip
+# --size small: the same sweeps at half the size, LSTM alone, one seed: minutes rather than hours on 2 cores.
+SMALL_BASE = ["--task", "adding", "--models", "lstm", "--activation", "tanh", "--batch-size", "64",
+              "--epochs", "3", "--seeds", "1", "-P", "samples=256", "-P", "test_samples=128",
+              "--inference", "off"]  # fmt: skip
+SMALL_SWEEPS: dict[str, list[str]] = {
+    "units": ["--units", "64,128,256", "--layers", "2", "--bidirectional", "-P", "steps=50"],
+    "steps": ["--units", "128", "--layers", "2", "--bidirectional", "-P", "steps=25,50,100"],
+    "steps-varlen": ["--units", "128", "--layers", "2", "--bidirectional", "-P", "steps=25,50,100",
+                     "-P", "min_steps=5"],
+    "layers-bi": ["--units", "128", "--layers", "1,2,4", "--bidirectional", "-P", "steps=50"],
+    "layers-uni": ["--units", "128", "--layers", "1,2,4", "-P", "steps=50"],
+}  # fmt: skip
+SIZES = {"full": (BASE, SWEEPS), "small": (SMALL_BASE, SMALL_SWEEPS)}
 
 
-def commands(out: Path, device: str) -> dict[str, list[str]]:
+def commands(out: Path, device: str, size: str = "full") -> dict[str, list[str]]:
     """The ``seqbench run`` command of every sweep."""
     threads = ["--threads", "2"] if device == "cpu" else []
+    base, sweeps = SIZES[size]
     return {name: [sys.executable, "-m", "seqbench", "run", "--backends", "all", "--device", device, *threads,
-                   "--results-dir", str(out / f"{name}-{device}"), "--quiet", *BASE, *extra]
-            for name, extra in SWEEPS.items()}  # fmt: skip
+                   "--results-dir", str(out / f"{name}-{device}"), "--quiet", *base, *extra]
+            for name, extra in sweeps.items()}  # fmt: skip
 
 
-def run(out: Path, device: str, dry_run: bool, only: list[str]) -> None:
-    for name, command in commands(out, device).items():
+def run(out: Path, device: str, dry_run: bool, only: list[str], size: str = "full") -> None:
+    for name, command in commands(out, device, size).items():
         if only and name not in only:
             continue
         print(f"# {name}: {shlex.join(command)}", flush=True)
@@ -84,7 +98,8 @@ def table(out: Path, plots: Path | None) -> None:
                 print(f"| {r['model']} | {p.get('units')} | {p.get('steps')} | {p.get('min_steps', '')} "
                       f"| {p.get('layers', 1)} | {2 if p.get('bidirectional') == 'True' else 1} "
                       f"| {r['backend']}:{r['implementation']} | {r['steady_epoch_ms']:,.0f} "
-                      f"| {r['gflops_per_s']:.1f} | {share} | {r['peak_rss_mb']:,.0f} | {r['path']} |")
+                      f"| {r['gflops_per_s']:.1f} | {share} | {r['peak_rss_mb']:,.0f} "
+                      f"| {r['implementation_path']} |")
             if plots is not None:
                 target = plots / folder.name
                 subprocess.run([sys.executable, "-m", "seqbench", "report", str(run_dir), "--plots", str(target)],
@@ -99,6 +114,8 @@ def main() -> None:
     r.add_argument("--out", type=Path, default=Path("results/model-shapes"))
     r.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     r.add_argument("--dry-run", action="store_true", help="print the commands only")
+    r.add_argument("--size", choices=tuple(SIZES), default="full",
+                   help="small: the same sweeps at half the size, LSTM alone, one seed (minutes on 2 cores)")
     r.add_argument("--sweeps", default="", help=f"a comma list of {', '.join(SWEEPS)} (default: all)")
     t = sub.add_parser("table", help="print the tables of the runs under OUT and draw their figures")
     t.add_argument("out", type=Path)
@@ -109,7 +126,7 @@ def main() -> None:
         unknown = sorted(set(only) - set(SWEEPS))
         if unknown:
             parser.error(f"unknown sweep {unknown[0]!r}; valid: {', '.join(SWEEPS)}")
-        run(args.out, args.device, args.dry_run, only)
+        run(args.out, args.device, args.dry_run, only, args.size)
     else:
         table(args.out, args.plots)
 
