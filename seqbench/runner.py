@@ -89,7 +89,11 @@ class RunResult:
         return 0 if all(c.status in COMPLETED for c in self.cells) else 1
 
 
-START_AHEAD = 2  # workers started ahead of their turn (seqbench.worker.Ahead)
+# Workers started ahead of their turn (seqbench.worker.Ahead), all at once while no cell is measured.  Three
+# rather than two: three start-ups share 2 cores with less idle time than two of unequal length (the default
+# run, quiet: 63.4 s with 2, 57.0 s with 3, 56.8 s with 4, the same times measured); each idle worker holds its
+# framework's memory (Keras on TensorFlow: about 0.6 GB).
+START_AHEAD = 3
 
 
 def _check_choices(kind: str, values: tuple[str, ...], valid: tuple[str, ...]) -> None:
