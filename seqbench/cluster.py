@@ -32,7 +32,6 @@ submitit is imported here only, when a cluster run starts: the core install does
 from __future__ import annotations
 
 import collections
-import ctypes
 import json
 import os
 import signal
@@ -52,9 +51,11 @@ from seqbench.escape import one_line
 from seqbench.keys import RunStatus
 from seqbench.loader import read_meta
 from seqbench.merge import merge_runs
+from seqbench.output import replace_file, writing
 from seqbench.plugins import Registry
 from seqbench.results import CELLS_FILE, CLUSTER_FILE, EPOCHS_FILE, JOBS_DIR, LOGS_DIR, RUN_FILE, new_run_id
 from seqbench.runner import STOP_SIGNALS, select_shard, shard_rows, validate
+from seqbench.worker import signal_when_parent_dies
 
 EXECUTORS = ("none", "local", "slurm")
 INSTALL_HINT = "pip install 'seqbench[cluster]'"
@@ -183,15 +184,10 @@ def run_arguments(config: RunConfig) -> list[str]:
 # ------------------------------------------------------------------ a job
 
 
-_PR_SET_PDEATHSIG = 1
-
-
 def _stop_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    """Linux: SIGTERM this `seqbench run` when the job process that started it dies, however it dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: a cancel still stops the run through its job process
-        pass
+    """Linux: SIGTERM this `seqbench run` when the job process that started it dies, however it dies (not
+    Linux: a cancel still stops the run through its job process)."""
+    signal_when_parent_dies(signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -257,12 +253,8 @@ def _submitit() -> Any:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        raise ResultsError(f"cannot write {path}: {e.strerror or e}") from e
+    with writing(path):
+        replace_file(path, json.dumps(data, indent=2) + "\n")
 
 
 def _alive(pid: int) -> bool:

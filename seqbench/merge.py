@@ -31,6 +31,7 @@ from seqbench.calibration import machines
 from seqbench.errors import ResultsError
 from seqbench.keys import EXPERIMENT_FIELDS, SHAPE_FIELDS, RowKey, RunStatus
 from seqbench.loader import read_run, resolve_run
+from seqbench.output import replace_file
 from seqbench.results import CELL_COLUMNS, CELLS_FILE, EPOCHS_FILE, LOGS_DIR, RUN_FILE, MachineEntry, RunMeta, run_meta
 
 
@@ -269,9 +270,7 @@ def _write(out: Path, parts: list[_Part], meta: RunMeta, warnings: list[str]) ->
             else:
                 left_out = [logs] if logs.is_symlink() else []
             warnings += [f"{p} is not a regular file (a link?): not copied" for p in left_out]
-        tmp = out / (RUN_FILE + ".tmp")  # run.json last and whole: a reader never sees a half-merged run
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out / RUN_FILE)
+        replace_file(out / RUN_FILE, json.dumps(meta, indent=2) + "\n")  # last and whole: never half-merged
     except OSError as e:
         raise ResultsError(f"cannot write {out}: {e.strerror or e}") from e
 

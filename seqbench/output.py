@@ -47,6 +47,17 @@ def write_file(path: str | os.PathLike[str], data: str | bytes) -> Path:
     return path
 
 
+def replace_file(path: str | os.PathLike[str], text: str) -> None:
+    """Replace ``path`` with ``text`` whole (a file beside it, then a rename): a reader never sees half of it.
+
+    ``OSError`` propagates, for the caller to name what it was writing.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def write_stdout(text: str) -> None:
     """Write ``text`` to standard output and flush it, so a full disk behind it shows here."""
     with writing(STDOUT):

@@ -384,13 +384,18 @@ def run_in_worker(cell: CellConfig, plugins: tuple[str, ...], timeout: float, st
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int) -> None:
-    """Make sure this child never outlives the parent that started it."""
-    try:  # Linux: the kernel sends SIGKILL when the parent exits, however it exits
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def signal_when_parent_dies(sig: int) -> None:
+    """Linux: have the kernel send ``sig`` to this process when its parent exits, however it exits (nothing
+    elsewhere)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         pass
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make sure this child never outlives the parent that started it."""
+    signal_when_parent_dies(signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(70)
 

@@ -459,13 +459,13 @@ class TorchModel:
         return paths
 
     def _compiled(self, name: str, allow_rnn: bool) -> Callable[..., np.ndarray]:
+        import torch._dynamo  # noqa: PLC0415 - only --inference full and the kit compile; not in a timed call
+        from torch._dynamo.utils import counters
+
         compiled: Callable[..., Tensor] | None = None
 
         def predict(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
             nonlocal compiled
-            import torch._dynamo  # noqa: PLC0415 - only --inference full compiles
-            from torch._dynamo.utils import counters
-
             torch._dynamo.config.allow_rnn = allow_rnn  # read whenever a new shape is traced
             self.net.eval()  # a guard of the compiled graph: predict() sets train mode again after its call
             with torch.no_grad():
